@@ -1,0 +1,47 @@
+# Two commands for a newcomer: `make demo` and `make test`. Everything else is a helper.
+SHELL := /bin/bash
+PYTHON ?= python3
+UV_VERSION := 0.13.9
+TOOLS := $(CURDIR)/.tools
+UV := $(TOOLS)/bin/uv
+VENV := $(CURDIR)/.venv
+STAMP := $(VENV)/.synced-stamp
+export UV_PYTHON_DOWNLOADS := never
+
+.PHONY: setup lint format test test-fast demo emulator clean
+
+$(UV):
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+$(STAMP): pyproject.toml uv.lock | $(UV)
+	$(UV) sync --locked --python $(PYTHON)
+	@touch $@
+
+## setup: install uv (pinned) and the locked environment into .venv
+setup: $(STAMP)
+
+## lint: ruff check (with Airflow AIR rules) and format check
+lint: setup
+	$(VENV)/bin/ruff check --no-fix .
+	$(VENV)/bin/ruff format --check .
+
+## format: apply ruff fixes and formatting
+format: setup
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+## test: lint, then the whole test suite
+test: lint
+	$(VENV)/bin/pytest
+
+## demo: generate a demo store and run the main job end to end
+demo: setup
+	$(VENV)/bin/python -m talklog.demo
+
+## emulator: run the local Salesforce API emulator in the foreground
+emulator: setup
+	$(VENV)/bin/python -m talklog.emulator serve --port $${PORT:-8443}
+
+clean:
+	rm -rf $(VENV) $(TOOLS) .pytest_cache .ruff_cache build

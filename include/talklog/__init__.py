@@ -1,0 +1,1 @@
+"""LINE WORKS talk logs into Salesforce: the domain, free of Airflow."""
