@@ -1,0 +1,36 @@
+"""One way to reach the message store: a SQLAlchemy URL."""
+
+from __future__ import annotations
+
+import functools
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session, sessionmaker
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.close()
+
+
+def make_engine(url: str | sa.URL, **kwargs) -> sa.Engine:
+    """An engine for the store at `url`; SQLite gets foreign keys, WAL and a busy timeout."""
+    engine = sa.create_engine(url, **kwargs)
+    if engine.dialect.name == "sqlite":
+        sa.event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+@functools.cache
+def cached_engine(url: str) -> sa.Engine:
+    """A process-wide engine per URL (tasks in one worker share the pool)."""
+    return make_engine(url, pool_pre_ping=True)
+
+
+def make_session_factory(url: str | sa.URL) -> sessionmaker[Session]:
+    """A session factory bound to the store at `url`."""
+    engine = cached_engine(url) if isinstance(url, str) else make_engine(url)
+    return sessionmaker(engine, expire_on_commit=False)
