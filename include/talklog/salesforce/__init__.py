@@ -1,0 +1,1 @@
+"""Salesforce metadata (SFDX source) and the field contract the pipeline writes."""
