@@ -1,0 +1,150 @@
+"""Readable transcripts: one line per message, non-text messages as placeholders,
+split into numbered parts that fit Salesforce's field limits.
+
+Lengths are counted in UTF-16 code units, as Salesforce counts them (an emoji is two),
+so a part that fits here fits there.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import unicodedata
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from zoneinfo import ZoneInfo
+
+TALKLOG_LIMIT = 131_072  # TalkLog__c.Transcript__c (long text area)
+TASK_DESCRIPTION_LIMIT = 32_000  # Task.Description
+
+SPEAKER_TAGS = {"lw": "[LW]", "line": "[LINE]"}
+PLACEHOLDERS = {
+    "image": "画像",
+    "file": "ファイル",
+    "sticker": "スタンプ",
+    "location": "位置情報",
+    "audio": "音声",
+    "video": "動画",
+}
+CONTINUATION_INDENT = "    "
+
+
+@dataclass(frozen=True, slots=True)
+class TalkLine:
+    """One message as the transcript needs it."""
+
+    message_id: int
+    sent_at: dt.datetime
+    speaker_kind: str  # "lw" or "line"
+    speaker_name: str
+    message_type: str
+    text: str | None = None
+    file_name: str | None = None
+    file_size: int | None = None
+
+
+def utf16_len(text: str) -> int:
+    """Length as Salesforce counts it: UTF-16 code units."""
+    return len(text) + sum(1 for ch in text if ord(ch) > 0xFFFF)
+
+
+def _human_size(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "KB", "MB", "GB"):
+        if value < 1024 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")
+
+
+def message_content(line: TalkLine) -> str:
+    """The message's text, or a readable placeholder for a non-text message."""
+    if line.message_type == "text":
+        return _clean(line.text or "")
+    label = PLACEHOLDERS.get(line.message_type)
+    if label is None:
+        label = f"未対応のメッセージ種別: {_clean(line.message_type)}"
+    details = [_clean(part) for part in (line.file_name, line.text) if part]
+    if line.file_size is not None and line.file_name:
+        details.append(_human_size(line.file_size))
+    return f"[{label}]" + (" " + " / ".join(details) if details else "")
+
+
+def _clean(text: str) -> str:
+    """Drop control characters other than newline and tab; normalise line ends."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    return "".join(ch for ch in text if ch in "\n\t" or unicodedata.category(ch) != "Cc")
+
+
+def render_line(line: TalkLine, zone: ZoneInfo) -> str:
+    """`2026-01-09 00:05 [LINE] 山田 太郎: text`, continuation lines indented."""
+    stamp = line.sent_at.astimezone(zone).strftime("%Y-%m-%d %H:%M")
+    tag = SPEAKER_TAGS.get(line.speaker_kind, "[?]")
+    content = message_content(line).replace("\n", "\n" + CONTINUATION_INDENT)
+    return f"{stamp} {tag} {_clean(line.speaker_name).replace(chr(10), ' ')}: {content}"
+
+
+def render_transcript(header: Sequence[str], lines: Iterable[TalkLine], zone: ZoneInfo) -> str:
+    """The whole transcript: header lines, then the messages in time order."""
+    ordered = sorted(lines, key=lambda line: (line.sent_at, line.message_id))
+    return "\n".join([*header, *(render_line(line, zone) for line in ordered)])
+
+
+def split_transcript(text: str, limit: int) -> list[str]:
+    """Split `text` into parts of at most `limit` UTF-16 units.
+
+    Parts break at line ends; a single line longer than `limit` is cut inside, but never
+    inside a surrogate pair or between a character and its combining marks. Joining the
+    parts with "\\n" where a line end was cut (or "" inside a line) gives `text` back;
+    see `join_parts`.
+    """
+    if limit < 2:
+        raise ValueError("limit must leave room for at least one character")
+    parts: list[str] = []
+    current: list[str] = []
+    size = 0
+    for piece in _pieces(text, limit):
+        piece_len = utf16_len(piece)
+        if current and size + piece_len > limit:
+            parts.append("".join(current))
+            current, size = [], 0
+        current.append(piece)
+        size += piece_len
+    parts.append("".join(current))
+    return parts
+
+
+def join_parts(parts: Sequence[str]) -> str:
+    """Inverse of `split_transcript`."""
+    return "".join(parts)
+
+
+def _pieces(text: str, limit: int) -> Iterable[str]:
+    """Lines with their line end attached, long lines cut to `limit` at safe points."""
+    for line in text.splitlines(keepends=True):
+        while utf16_len(line) > limit:
+            cut = _safe_cut(line, limit)
+            yield line[:cut]
+            line = line[cut:]
+        if line:
+            yield line
+
+
+def _safe_cut(line: str, limit: int) -> int:
+    """The largest index <= limit units that cuts neither a pair nor a combining sequence.
+
+    Only a combining sequence longer than `limit` itself is cut inside (nothing else fits).
+    """
+    hard, units = 0, 0
+    for ch in line:
+        units += 2 if ord(ch) > 0xFFFF else 1
+        if units > limit:
+            break
+        hard += 1
+    cut = hard
+    while 0 < cut < len(line) and _joins_previous(line[cut]):
+        cut -= 1
+    return cut or hard
+
+
+def _joins_previous(ch: str) -> bool:
+    return unicodedata.combining(ch) != 0 or ch in "\u200d\ufe0e\ufe0f"

@@ -1,0 +1,96 @@
+"""Talk windows: every talk is written by the run that starts 24 hours after it.
+
+A run with the data interval [start, end) writes the talks of [start - 24h, end - 24h).
+Windows are derived from the data interval only, never from the logical date or "now",
+so scheduled runs, manual runs, clears and backfills agree.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from enum import StrEnum
+
+DEFAULT_TIMEZONE = "Asia/Tokyo"
+TALK_DELAY = dt.timedelta(hours=24)
+
+
+class ScheduleChoice(StrEnum):
+    """The schedules a Salesforce admin can pick, each a cron in the configured time zone."""
+
+    HOURLY = "hourly"
+    EVERY_6_HOURS = "every_6_hours"
+    DAILY = "daily"
+
+    @property
+    def cron(self) -> str:
+        return _CRONS[self]
+
+
+_CRONS = {
+    ScheduleChoice.HOURLY: "0 * * * *",
+    ScheduleChoice.EVERY_6_HOURS: "0 1,7,13,19 * * *",
+    ScheduleChoice.DAILY: "0 1 * * *",
+}
+
+
+@dataclass(frozen=True)
+class TalkWindow:
+    """A half-open span [start, end) of talk time, in UTC."""
+
+    start: dt.datetime
+    end: dt.datetime
+
+    def __post_init__(self) -> None:
+        for value in (self.start, self.end):
+            if value.tzinfo is None or value.utcoffset() is None:
+                raise ValueError(f"talk window bounds must be timezone-aware, got {value!r}")
+        if self.end <= self.start:
+            raise ValueError(f"talk window is empty or reversed: {self.start} .. {self.end}")
+        object.__setattr__(self, "start", as_utc(self.start))
+        object.__setattr__(self, "end", as_utc(self.end))
+
+    def contains(self, moment: dt.datetime) -> bool:
+        return self.start <= moment < self.end
+
+    def label(self, timezone: str = DEFAULT_TIMEZONE) -> str:
+        """Human-readable bounds in `timezone`, e.g. `2026-01-09 00:00 – 00:59 (Asia/Tokyo)`."""
+        zone = _zone(timezone)
+        start = self.start.astimezone(zone)
+        last = (self.end - dt.timedelta(minutes=1)).astimezone(zone)
+        last_fmt = "%H:%M" if last.date() == start.date() else "%Y-%m-%d %H:%M"
+        return f"{start:%Y-%m-%d %H:%M} – {last.strftime(last_fmt)} ({timezone})"
+
+    def key(self) -> str:
+        """A compact, deterministic identifier of the window (UTC, minute precision)."""
+        return f"{self.start:%Y%m%dT%H%MZ}-{self.end:%Y%m%dT%H%MZ}"
+
+    def day(self, timezone: str = DEFAULT_TIMEZONE) -> dt.date:
+        """The day of the window in `timezone`: the day it starts on (a Task's ActivityDate)."""
+        return self.start.astimezone(_zone(timezone)).date()
+
+
+def talk_window(
+    data_interval_start: dt.datetime,
+    data_interval_end: dt.datetime,
+    delay: dt.timedelta = TALK_DELAY,
+) -> TalkWindow:
+    """The talk window written by a run with the data interval [start, end)."""
+    if data_interval_end <= data_interval_start:
+        raise ValueError(
+            "the run has an empty data interval: schedule it with a data-interval timetable "
+            f"(CronDataIntervalTimetable), got {data_interval_start} .. {data_interval_end}"
+        )
+    return TalkWindow(data_interval_start - delay, data_interval_end - delay)
+
+
+def as_utc(moment: dt.datetime) -> dt.datetime:
+    """A plain stdlib UTC datetime (pendulum and other tz-aware subclasses normalised)."""
+    utc = moment.astimezone(dt.UTC)
+    return dt.datetime(*utc.timetuple()[:6], utc.microsecond, tzinfo=dt.UTC)
+
+
+def _zone(name: str) -> dt.tzinfo:
+    from zoneinfo import ZoneInfo
+
+    return ZoneInfo(name)
