@@ -1,0 +1,137 @@
+"""Dead letters: records Salesforce rejected, kept with their error until a load succeeds.
+
+Errors that pass by themselves (row locks, timeouts, a lookup target not synced yet) are
+retried by later runs automatically; the others wait for an operator's replay after the
+cause is fixed. Payloads are kept in the store, never logged.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from talklog.store.models import DeadLetter, DeadLetterStatus
+
+RETRYABLE_CODES = frozenset(
+    {
+        "UNABLE_TO_LOCK_ROW",
+        "SERVER_UNAVAILABLE",
+        "REQUEST_RUNNING_TOO_LONG",
+        "QUERY_TIMEOUT",
+        "INVALID_SESSION_ID",
+        "UNPROCESSED",  # the job ended before the row was processed
+    }
+)
+_NOT_SYNCED_YET = "Foreign key external ID"
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """One rejected record: which, why, and what was sent."""
+
+    object_name: str
+    record_key: str
+    error_code: str
+    error_message: str
+    error_fields: str | None
+    payload: dict[str, Any]
+
+    @property
+    def retryable(self) -> bool:
+        return self.error_code in RETRYABLE_CODES or _NOT_SYNCED_YET in self.error_message
+
+
+def parse_bulk_error(text: str) -> tuple[str, str, str | None]:
+    """`CODE:message:fields --` (Bulk API 2.0 sf__Error) -> (code, message, fields)."""
+    code, _, rest = text.partition(":")
+    message, _, fields = rest.rpartition(":")
+    if not message:  # no fields part
+        message, fields = rest, ""
+    fields = fields.removesuffix("--").strip()
+    return code.strip(), message.strip(), fields or None
+
+
+def record(
+    session: Session,
+    rejections: Iterable[Rejection],
+    when: dt.datetime,
+    *,
+    dag_id: str | None,
+    run_id: str | None,
+) -> int:
+    """Keep each rejection: one row per (object, key), updated when rejected again."""
+    count = 0
+    for rejection in rejections:
+        letter = session.scalar(
+            sa.select(DeadLetter).where(
+                DeadLetter.object_name == rejection.object_name,
+                DeadLetter.record_key == rejection.record_key,
+            )
+        )
+        if letter is None:
+            letter = DeadLetter(
+                object_name=rejection.object_name,
+                record_key=rejection.record_key,
+                first_failed_at=when,
+                attempts=0,
+            )
+            session.add(letter)
+        letter.payload = rejection.payload
+        letter.error_code = rejection.error_code
+        letter.error_message = rejection.error_message
+        letter.error_fields = rejection.error_fields
+        letter.retryable = rejection.retryable
+        letter.status = DeadLetterStatus.OPEN.value
+        letter.attempts = (letter.attempts or 0) + 1
+        letter.last_failed_at = when
+        letter.resolved_at = None
+        letter.dag_id, letter.run_id = dag_id, run_id
+        count += 1
+    session.flush()
+    return count
+
+
+def resolve(
+    session: Session, object_name: str, record_keys: Sequence[str], when: dt.datetime
+) -> int:
+    """Close the open letters of records that Salesforce has now accepted."""
+    closed = 0
+    for start in range(0, len(record_keys), 500):
+        result = session.execute(
+            sa.update(DeadLetter)
+            .where(
+                DeadLetter.object_name == object_name,
+                DeadLetter.record_key.in_(record_keys[start : start + 500]),
+                DeadLetter.status == DeadLetterStatus.OPEN.value,
+            )
+            .values(status=DeadLetterStatus.RESOLVED.value, resolved_at=when)
+        )
+        closed += result.rowcount
+    return closed
+
+
+def open_letters(
+    session: Session, *, retryable_only: bool, object_name: str | None = None
+) -> list[DeadLetter]:
+    """Open letters, oldest first: the automatic retry takes the retryable ones only."""
+    query = sa.select(DeadLetter).where(DeadLetter.status == DeadLetterStatus.OPEN.value)
+    if retryable_only:
+        query = query.where(DeadLetter.retryable.is_(True))
+    if object_name:
+        query = query.where(DeadLetter.object_name == object_name)
+    return list(session.scalars(query.order_by(DeadLetter.first_failed_at, DeadLetter.id)))
+
+
+def count_open(session: Session) -> dict[str, int]:
+    """Open letters by error code (what the "dead letters present" check reports)."""
+    rows = session.execute(
+        sa.select(DeadLetter.error_code, sa.func.count())
+        .where(DeadLetter.status == DeadLetterStatus.OPEN.value)
+        .group_by(DeadLetter.error_code)
+    )
+    return dict(rows.all())

@@ -1,0 +1,209 @@
+"""From a room's messages to TalkLog__c and Task rows: recipients, claims, parts, fields.
+
+A transcript is per (room, window, customer record): the record the customer lives on now.
+Two links that reach the same record give one transcript; in a group, the lines of unlinked
+members are part of every linked customer's transcript.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from talklog.extract import LinkInForce, RoomContext
+from talklog.ledger import Claim
+from talklog.targets import CustomerRecord
+from talklog.transcripts import (
+    TALKLOG_LIMIT,
+    TASK_DESCRIPTION_LIMIT,
+    TalkLine,
+    render_transcript,
+    split_transcript,
+)
+from talklog.windows import DEFAULT_TIMEZONE, TalkWindow
+
+TALKLOG_SUBJECT = "LINE WORKSログ"
+PART_HEADER_RESERVE = 32
+ROOM_TYPE_LABELS = {"one_to_one": ("OneToOne", "1:1"), "group": ("Group", "グループ")}
+
+
+class TaskCopy(StrEnum):
+    """What the `LINE WORKSログ` Task carries."""
+
+    FULL = "full"  # the transcript, split into parts of 32,000 characters
+    NO_CONTENT = "no_content"  # one Task per TalkLog, without the talk content
+    OFF = "off"  # no Task
+
+
+@dataclass(frozen=True)
+class TalkLogSettings:
+    timezone: str = DEFAULT_TIMEZONE
+    task_copy: TaskCopy = TaskCopy.FULL
+
+
+@dataclass
+class TalkLogDraft:
+    """One transcript to write: its key, where it goes and the messages in it."""
+
+    key: str
+    room: RoomContext
+    window: TalkWindow
+    customer: CustomerRecord
+    link: LinkInForce
+    owner_id: str | None
+    lines: list[TalkLine]
+
+
+def talklog_key(room_id: str, window: TalkWindow, record_id: str) -> str:
+    """The deterministic key of a (room, window, record) transcript."""
+    return f"{window_prefix(room_id, window)}{record_id}"
+
+
+def window_prefix(room_id: str, window: TalkWindow) -> str:
+    """Keys of the transcripts a window owns for a room start with this."""
+    return f"{room_id}|{window.key()}|"
+
+
+def room_claims(
+    room: RoomContext,
+    lines: Sequence[TalkLine],
+    placed: Mapping[str, CustomerRecord],
+    window: TalkWindow,
+) -> list[Claim]:
+    """The (message, customer) pairs this window would deliver for one room."""
+    claims = []
+    for line in lines:
+        for link in room.recipients(line.sent_at):
+            customer = placed.get(link.target_id)
+            if customer is None:
+                continue  # unresolved targets are reported by the caller
+            key = talklog_key(room.room_id, window, customer.record_id)
+            claims.append(Claim(line.message_id, link.target_id, key, customer.record_id))
+    return claims
+
+
+def room_drafts(
+    room: RoomContext,
+    lines: Sequence[TalkLine],
+    owners: Mapping[tuple[int, str], str],
+    placed: Mapping[str, CustomerRecord],
+    staff_users: Mapping[str, str | None],
+    window: TalkWindow,
+) -> tuple[list[TalkLogDraft], int]:
+    """The drafts this window owns for one room, and how many pairs other windows own."""
+    prefix = window_prefix(room.room_id, window)
+    by_key: dict[str, dict[int, TalkLine]] = defaultdict(dict)
+    customers_of: dict[str, set[str]] = defaultdict(set)
+    foreign = 0
+    lines_by_id = {line.message_id: line for line in lines}
+    for (message_id, customer_key), key in owners.items():
+        line = lines_by_id.get(message_id)
+        if line is None:
+            continue
+        if not key.startswith(prefix):
+            foreign += 1
+            continue
+        by_key[key][message_id] = line
+        customers_of[key].add(customer_key)
+    drafts = []
+    for key in sorted(by_key):
+        link = _link_for(room, customers_of[key])
+        customer = _customer_for(customers_of[key], placed)
+        if link is None or customer is None:
+            continue
+        drafts.append(
+            TalkLogDraft(
+                key,
+                room,
+                window,
+                customer,
+                link,
+                staff_users.get(link.lw_user_id),
+                list(by_key[key].values()),
+            )
+        )
+    return drafts, foreign
+
+
+def _link_for(room: RoomContext, customer_keys: set[str]) -> LinkInForce | None:
+    """The link whose LineWorks__c record the TalkLog hangs on (lowest key: deterministic)."""
+    candidates = [link for link in room.links if link.target_id in customer_keys]
+    return min(candidates, key=lambda link: link.link_key, default=None)
+
+
+def _customer_for(
+    customer_keys: set[str], placed: Mapping[str, CustomerRecord]
+) -> CustomerRecord | None:
+    records = [placed[key] for key in sorted(customer_keys) if key in placed]
+    return records[0] if records else None
+
+
+def transcript_parts(draft: TalkLogDraft, settings: TalkLogSettings, limit: int) -> list[str]:
+    """The transcript in parts of at most `limit` characters, each with a part header."""
+    zone = ZoneInfo(settings.timezone)
+    type_label = ROOM_TYPE_LABELS.get(draft.room.room_type, (draft.room.room_type,) * 2)[1]
+    header = [
+        f"LINE WORKS トーク: {draft.room.title or draft.room.room_id} ({type_label})",
+        f"期間: {draft.window.label(settings.timezone)}",
+    ]
+    text = render_transcript(header, draft.lines, zone)
+    parts = split_transcript(text, limit - PART_HEADER_RESERVE)
+    if len(parts) == 1:
+        return parts
+    return [f"({n}/{len(parts)})\n{part}" for n, part in enumerate(parts, start=1)]
+
+
+def talklog_rows(draft: TalkLogDraft, settings: TalkLogSettings) -> Iterator[dict[str, Any]]:
+    """`TalkLog__c` rows (one per part), keyed by `TalkLogKey__c`."""
+    parts = transcript_parts(draft, settings, TALKLOG_LIMIT)
+    zone = ZoneInfo(settings.timezone)
+    first = min(line.sent_at for line in draft.lines).astimezone(zone)
+    for number, text in enumerate(parts, start=1):
+        suffix = f" ({number}/{len(parts)})" if len(parts) > 1 else ""
+        yield {
+            "TalkLogKey__c": f"{draft.key}|{number}",
+            "Name": f"LINE WORKS {first:%Y-%m-%d %H:%M}{suffix}",
+            "Transcript__c": text,
+            "RoomId__c": draft.room.room_id,
+            "RoomType__c": ROOM_TYPE_LABELS.get(draft.room.room_type, ("Group",))[0],
+            "WindowStart__c": _iso(draft.window.start),
+            "WindowEnd__c": _iso(draft.window.end),
+            "MessageCount__c": len(draft.lines),
+            "Part__c": number,
+            "LineWorks__r.LinkKey__c": draft.link.link_key,
+            **draft.customer.parent_lookups(),
+        }
+
+
+def task_rows(draft: TalkLogDraft, settings: TalkLogSettings) -> Iterator[dict[str, Any]]:
+    """`LINE WORKSログ` Task rows, keyed by `LineWorksKey__c`, per the Task-copy setting."""
+    if settings.task_copy is TaskCopy.OFF:
+        return
+    if settings.task_copy is TaskCopy.FULL:
+        parts = transcript_parts(draft, settings, TASK_DESCRIPTION_LIMIT)
+    else:
+        parts = [f"{len(draft.lines)}件のメッセージ (TalkLog {draft.key}|1)"]
+    who_id, what_id = draft.customer.task_parents()
+    for number, description in enumerate(parts, start=1):
+        suffix = f" ({number}/{len(parts)})" if len(parts) > 1 else ""
+        yield {
+            "LineWorksKey__c": f"log|{draft.key}|{number}",
+            "Subject": TALKLOG_SUBJECT + suffix,
+            "Description": description,
+            "Status": "Completed",
+            "ActivityDate": draft.window.day(settings.timezone).isoformat(),
+            "OwnerId": draft.owner_id,
+            "WhoId": who_id,
+            "WhatId": what_id,
+            "LineWorksRoomId__c": draft.room.room_id,
+            "TalkLogKey__c": f"{draft.key}|1",
+            "LineWorksKind__c": "TalkLog",
+        }
+
+
+def _iso(moment) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.000Z")

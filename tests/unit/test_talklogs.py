@@ -1,0 +1,228 @@
+"""Who receives which transcript: the spec's section 5 table at the domain level."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from talklog.deadletters import parse_bulk_error
+from talklog.extract import LinkInForce, RoomContext, Span
+from talklog.ledger import Claim
+from talklog.talklogs import (
+    TalkLogSettings,
+    TaskCopy,
+    room_claims,
+    room_drafts,
+    talklog_rows,
+    task_rows,
+)
+from talklog.targets import CustomerRecord, Placement
+from talklog.transcripts import TASK_DESCRIPTION_LIMIT, TalkLine, utf16_len
+from talklog.windows import TalkWindow
+
+UTC = dt.UTC
+WINDOW = TalkWindow(
+    dt.datetime(2026, 1, 8, 15, tzinfo=UTC), dt.datetime(2026, 1, 8, 16, tzinfo=UTC)
+)
+BEFORE = dt.datetime(2026, 1, 1, tzinfo=UTC)
+YAMADA_SF, SATO_SF = "a00000000000001AAA", "a00000000000002AAA"
+SPAN = Span(BEFORE, None)
+
+
+def at(minute: int) -> dt.datetime:
+    return WINDOW.start + dt.timedelta(minutes=minute)
+
+
+def link(staff: str, customer: str, target: str) -> LinkInForce:
+    return LinkInForce(f"{staff}:{customer}", staff, customer, "external_contact", target, (SPAN,))
+
+
+def room(
+    kind: str, staff: list[str], customers: list[str], links: list[LinkInForce]
+) -> RoomContext:
+    return RoomContext(
+        "room-1",
+        kind,
+        None,
+        lw_members={s: [SPAN] for s in staff},
+        line_members={c: [SPAN] for c in customers},
+        links=links,
+    )
+
+
+def lines_from(speakers: list[tuple[str, str, str]]) -> list[TalkLine]:
+    return [
+        TalkLine(n, at(n), kind, name, "text", text)
+        for n, (kind, name, text) in enumerate(speakers, start=1)
+    ]
+
+
+PLACED = {
+    target: CustomerRecord(target, Placement.EXTERNAL_CONTACT, external_contact_id=target)
+    for target in (YAMADA_SF, SATO_SF)
+}
+GROUP_TALK = [
+    ("lw", "鈴木", "皆さんこんにちは"),
+    ("line", "山田", "山田です"),
+    ("line", "佐藤", "佐藤です"),
+    ("lw", "高橋", "高橋です"),
+]
+
+
+def deliver(context: RoomContext, talk: list[tuple[str, str, str]]):
+    """Plan one room as a fresh window would: claim, then build drafts."""
+    lines = lines_from(talk)
+    claims = room_claims(context, lines, PLACED, WINDOW)
+    owners = {(c.message_id, c.customer_key): c.talklog_key for c in claims}
+    drafts, foreign = room_drafts(context, lines, owners, PLACED, {}, WINDOW)
+    assert foreign == 0
+    return {draft.customer.record_id: sorted(line.text for line in draft.lines) for draft in drafts}
+
+
+# (case, room type, staff, customers, links, talk, expected: record -> the lines it receives)
+SECTION_5 = [
+    (
+        "1:1, Yamada linked by Suzuki",
+        "one_to_one",
+        ["suzuki"],
+        ["yamada"],
+        [link("suzuki", "yamada", YAMADA_SF)],
+        [("line", "山田", "こんにちは"), ("lw", "鈴木", "どうも")],
+        {YAMADA_SF: ["こんにちは", "どうも"]},
+    ),
+    (
+        "1:1, Sato not linked",
+        "one_to_one",
+        ["suzuki"],
+        ["sato"],
+        [],
+        [("line", "佐藤", "こんにちは")],
+        {},
+    ),
+    (
+        "group, both linked",
+        "group",
+        ["suzuki", "takahashi"],
+        ["yamada", "sato"],
+        [link("suzuki", "yamada", YAMADA_SF), link("suzuki", "sato", SATO_SF)],
+        GROUP_TALK,
+        {YAMADA_SF: sorted(t for *_, t in GROUP_TALK), SATO_SF: sorted(t for *_, t in GROUP_TALK)},
+    ),
+    (
+        "group, only Yamada linked: Sato's lines included",
+        "group",
+        ["suzuki", "takahashi"],
+        ["yamada", "sato"],
+        [link("suzuki", "yamada", YAMADA_SF)],
+        GROUP_TALK,
+        {YAMADA_SF: sorted(t for *_, t in GROUP_TALK)},
+    ),
+    (
+        "group, Yamada linked by both staff to one record: once",
+        "group",
+        ["suzuki", "takahashi"],
+        ["yamada"],
+        [link("suzuki", "yamada", YAMADA_SF), link("takahashi", "yamada", YAMADA_SF)],
+        GROUP_TALK[:2] + GROUP_TALK[3:],
+        {YAMADA_SF: sorted(t for _, n, t in GROUP_TALK if n != "佐藤")},
+    ),
+    (
+        "group, Yamada linked by Suzuki only: Takahashi's lines included",
+        "group",
+        ["suzuki", "takahashi"],
+        ["yamada"],
+        [link("suzuki", "yamada", YAMADA_SF)],
+        GROUP_TALK[:2] + GROUP_TALK[3:],
+        {YAMADA_SF: sorted(t for _, n, t in GROUP_TALK if n != "佐藤")},
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("kind", "staff", "customers", "links", "talk", "expected"),
+    [case[1:] for case in SECTION_5],
+    ids=[case[0] for case in SECTION_5],
+)
+def test_section_5(kind, staff, customers, links, talk, expected):
+    assert deliver(room(kind, staff, customers, links), talk) == expected
+
+
+def test_messages_outside_the_link_period_or_membership_are_not_delivered():
+    unlinked = LinkInForce(
+        "s:y", "suzuki", "yamada", "external_contact", YAMADA_SF, (Span(BEFORE, at(2)),)
+    )
+    context = room("one_to_one", ["suzuki"], ["yamada"], [unlinked])
+    context.line_members["yamada"] = [Span(BEFORE, at(3))]
+    talk = [
+        ("line", "山田", "linked"),
+        ("line", "山田", "after unlink"),
+        ("line", "山田", "after leaving"),
+    ]
+    assert deliver(context, talk) == {YAMADA_SF: ["linked"]}
+
+
+def test_pairs_owned_by_another_window_are_skipped_and_counted():
+    context = room("one_to_one", ["suzuki"], ["yamada"], [link("suzuki", "yamada", YAMADA_SF)])
+    lines = lines_from([("line", "山田", "a"), ("line", "山田", "b")])
+    owners = {
+        (1, YAMADA_SF): "room-1|other-window|x",
+        (2, YAMADA_SF): f"room-1|{WINDOW.key()}|{YAMADA_SF}",
+    }
+    drafts, foreign = room_drafts(context, lines, owners, PLACED, {}, WINDOW)
+    assert foreign == 1
+    assert [line.text for line in drafts[0].lines] == ["b"]
+
+
+def _draft(text_size: int, task_copy: TaskCopy = TaskCopy.FULL):
+    context = room("one_to_one", ["suzuki"], ["yamada"], [link("suzuki", "yamada", YAMADA_SF)])
+    lines = [TalkLine(n, at(n % 50), "line", "山田", "text", "あ" * 1000) for n in range(text_size)]
+    claims = [
+        Claim(line.message_id, YAMADA_SF, f"room-1|{WINDOW.key()}|{YAMADA_SF}", YAMADA_SF)
+        for line in lines
+    ]
+    owners = {(c.message_id, c.customer_key): c.talklog_key for c in claims}
+    drafts, _ = room_drafts(
+        context, lines, owners, PLACED, {"suzuki": "005000000000001AAA"}, WINDOW
+    )
+    return drafts[0], TalkLogSettings(task_copy=task_copy)
+
+
+def test_long_transcripts_split_into_numbered_parts_with_deterministic_keys():
+    draft, settings = _draft(300)
+    talklogs = list(talklog_rows(draft, settings))
+    tasks = list(task_rows(draft, settings))
+    assert [row["Part__c"] for row in talklogs] == [1, 2, 3]
+    assert all(utf16_len(row["Transcript__c"]) <= 131_072 for row in talklogs)
+    assert all(utf16_len(row["Description"]) <= TASK_DESCRIPTION_LIMIT for row in tasks)
+    assert len(tasks) == 10 and tasks[0]["Subject"] == "LINE WORKSログ (1/10)"
+    assert [row["TalkLogKey__c"] for row in talklogs] == [
+        row["TalkLogKey__c"] for row in talklog_rows(draft, settings)
+    ]
+    assert tasks[0]["OwnerId"] == "005000000000001AAA" and tasks[0]["WhatId"] == YAMADA_SF
+    assert tasks[0]["ActivityDate"] == "2026-01-09"
+
+
+def test_task_copy_settings():
+    draft, settings = _draft(3, TaskCopy.NO_CONTENT)
+    (task,) = task_rows(draft, settings)
+    assert "あ" not in task["Description"] and task["Subject"] == "LINE WORKSログ"
+    draft, settings = _draft(3, TaskCopy.OFF)
+    assert list(task_rows(draft, settings)) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "parsed"),
+    [
+        (
+            "UNABLE_TO_LOCK_ROW:unable to obtain exclusive access to this record:--",
+            ("UNABLE_TO_LOCK_ROW", "unable to obtain exclusive access to this record", None),
+        ),
+        (
+            "REQUIRED_FIELD_MISSING:Required fields are missing: [Name]:Name --",
+            ("REQUIRED_FIELD_MISSING", "Required fields are missing: [Name]", "Name"),
+        ),
+    ],
+)
+def test_bulk_errors_are_parsed(text, parsed):
+    assert parse_bulk_error(text) == parsed
