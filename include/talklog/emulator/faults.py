@@ -1,0 +1,101 @@
+"""Fault injection and API usage accounting: what a run can switch on, and what it has used."""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+DEFAULT_DAILY_API_LIMIT = 100_000
+
+
+@dataclass
+class Faults:
+    """The faults of the current run (``PUT /__emulator__/faults``, ``--fault`` at start)."""
+
+    lock_failure_rate: float = 0.0
+    """Fraction of Bulk ingest rows that fail with UNABLE_TO_LOCK_ROW."""
+    lock_seed: int = 0
+    """Seed that makes the choice of locked rows repeatable."""
+    http_5xx_status: int = 503
+    http_5xx_count: int = 0
+    """The next N API calls answer with ``http_5xx_status``."""
+    http_5xx_rate: float = 0.0
+    """Fraction of API calls that answer with ``http_5xx_status`` (seeded by ``lock_seed``)."""
+    session_expire_after_calls: int | None = None
+    """A session expires (401 INVALID_SESSION_ID) after this many API calls."""
+    daily_api_budget: int | None = None
+    """Daily API request limit; beyond it every call gets 403 REQUEST_LIMIT_EXCEEDED."""
+    bulk_polls_in_progress: int = 1
+    """Job info polls that still see InProgress before a Bulk job completes (slow jobs)."""
+
+    def update(self, changes: dict[str, Any]) -> None:
+        """Apply a partial update; unknown names raise ``KeyError``."""
+        known = {f.name for f in fields(self)}
+        unknown = set(changes) - known
+        if unknown:
+            raise KeyError(", ".join(sorted(unknown)))
+        for name, value in changes.items():
+            setattr(self, name, value)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def parse_fault_option(text: str) -> dict[str, Any]:
+    """``name=value`` from the command line, with the value typed like the field."""
+    name, sep, raw = text.partition("=")
+    if not sep:
+        raise ValueError(f"--fault expects name=value, got {text!r}")
+    types = {f.name: f.type for f in fields(Faults)}
+    if name not in types:
+        raise ValueError(f"unknown fault {name!r}; known: {', '.join(sorted(types))}")
+    kind = str(types[name])
+    if raw.lower() in ("none", "null", ""):
+        return {name: None}
+    value: Any = float(raw) if "float" in kind else int(raw)
+    return {name: value}
+
+
+@dataclass
+class Usage:
+    """API calls counted per endpoint, and the daily total that ``/limits`` reports."""
+
+    daily_limit: int = DEFAULT_DAILY_API_LIMIT
+    calls: Counter[str] = field(default_factory=Counter)
+    daily_used: int = 0
+
+    def count(self, endpoint: str) -> None:
+        self.calls[endpoint] += 1
+        self.daily_used += 1
+
+    def limit(self, faults: Faults) -> int:
+        return faults.daily_api_budget if faults.daily_api_budget is not None else self.daily_limit
+
+    def header(self, faults: Faults) -> str:
+        return f"api-usage={self.daily_used}/{self.limit(faults)}"
+
+    def reset(self) -> None:
+        self.calls.clear()
+        self.daily_used = 0
+
+    def as_dict(self, faults: Faults) -> dict[str, Any]:
+        return {
+            "api_calls": dict(sorted(self.calls.items())),
+            "total_api_calls": sum(self.calls.values()),
+            "daily_api_requests": {"used": self.daily_used, "max": self.limit(faults)},
+        }
+
+
+class FaultDice:
+    """Seeded random choices for rate-based faults."""
+
+    def __init__(self, seed: int = 0) -> None:
+        self._rng = random.Random(seed)
+
+    def reseed(self, seed: int) -> None:
+        self._rng = random.Random(seed)
+
+    def roll(self, rate: float) -> bool:
+        return rate > 0 and self._rng.random() < rate
