@@ -141,7 +141,8 @@ async def api_call(request: Request, version: str) -> Ctx:  # ruff: ignore[unuse
         raise _error(401, "INVALID_SESSION_ID", "Session expired or invalid")
     session.calls += 1
     route = request.scope.get("route")
-    state.usage.count(f"{request.method} {getattr(route, 'path', request.url.path)}")
+    path = str(getattr(route, "path", request.url.path)).rstrip("/")
+    state.usage.count(f"{request.method} {path}")
     if faults.http_5xx_count > 0 or state.dice.roll(faults.http_5xx_rate):
         faults.http_5xx_count = max(0, faults.http_5xx_count - 1)
         raise _server_error(faults.http_5xx_status)
@@ -853,8 +854,10 @@ def _admin_router() -> APIRouter:
         if obj is None:
             raise _error(404, "NOT_FOUND", f"unknown object {sobject}")
         body = await _json_body(request) or {}
+        if isinstance(body, list):
+            ids = [state.store.insert(obj.name, values, None) for values in body]
+            return JSONResponse({"ids": ids, "success": True}, status_code=201)
         record_id = state.store.insert(obj.name, body, None)
-        state.store.flush()
         return JSONResponse({"id": record_id, "success": True, "errors": []}, status_code=201)
 
     @router.get("/records/{sobject}")

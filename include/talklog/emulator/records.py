@@ -284,7 +284,10 @@ class RecordStore:
         return normalized
 
     def _defaults(self, obj: SObject) -> Record:
-        return {f.name: f.default for f in obj.fields.values()}
+        return {
+            f.name: False if f.default is None and f.type == "boolean" else f.default
+            for f in obj.fields.values()
+        }
 
     def _stamp(
         self, record: Record, record_id: str, user_id: str | None, *, creating: bool

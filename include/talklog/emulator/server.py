@@ -99,6 +99,7 @@ def serve(
         access_log=False,  # query strings carry SOQL with data values: never log them
         log_level="warning",
         timeout_keep_alive=30,
+        timeout_graceful_shutdown=0.5,
         h11_max_incomplete_event_size=1024 * 1024,
     )
     server = _Server(config, announce)
