@@ -9,7 +9,7 @@ import json
 import secrets
 import time
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -74,6 +74,7 @@ class EmulatorState:
         self.store = RecordStore(self.schema, state_path)
         self.bulk = BulkEngine(self.store)
         self.faults = faults or Faults()
+        self.initial_faults = replace(self.faults)
         self.usage = Usage(daily_limit=self.config.daily_api_limit)
         self.dice = FaultDice(self.faults.lock_seed)
         self.sessions: dict[str, SessionInfo] = {}
@@ -805,7 +806,7 @@ def _admin_router() -> APIRouter:
         if body.get("counters", True):
             state.usage.reset()
         if body.get("faults", True):
-            state.faults = Faults()
+            state.faults = replace(state.initial_faults)
             state.apply_faults()
         if body.get("sessions", False):
             state.sessions.clear()

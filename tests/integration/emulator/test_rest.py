@@ -125,11 +125,19 @@ def test_references_checked_for_type_and_existence(sf_emulator, sf):
 
 def test_soql_relationships_filters_order_and_paging(sf_emulator, sf):
     lead = sf.Lead.create({"LastName": "Lead", "Company": "C"})["id"]
-    sf_emulator.create_records("TalkLog__c", [
-        {"Name": f"log {i:04d}", "TalkLogKey__c": f"k{i}", "Lead__c": lead,
-         "MessageCount__c": i, "WindowStart__c": "2024-01-09T00:00:00+09:00"}
-        for i in range(2500)
-    ])  # fmt: skip
+    sf_emulator.create_records(
+        "TalkLog__c",
+        [
+            {
+                "Name": f"log {i:04d}",
+                "TalkLogKey__c": f"k{i}",
+                "Lead__c": lead,
+                "MessageCount__c": i,
+                "WindowStart__c": "2024-01-09T00:00:00+09:00",
+            }
+            for i in range(2500)
+        ],
+    )
     result = sf.query(
         "SELECT Id, Name, Lead__r.LastName, Lead__r.ConvertedContactId FROM TalkLog__c "
         "WHERE Lead__r.IsConverted = false AND MessageCount__c >= 100 "
@@ -223,14 +231,23 @@ def test_collection_all_or_none_rolls_back(sf):
 def test_password_flow_and_bad_credentials(sf_emulator):
     session = sf_emulator.session()
     token_url = f"{sf_emulator.instance_url}/services/oauth2/token"
-    good = session.post(token_url, data={
-        "grant_type": "password", "client_id": sf_emulator.client_id,
-        "client_secret": sf_emulator.client_secret, "username": sf_emulator.username,
-        "password": sf_emulator.password,
-    })  # fmt: skip
+    good = session.post(
+        token_url,
+        data={
+            "grant_type": "password",
+            "client_id": sf_emulator.client_id,
+            "client_secret": sf_emulator.client_secret,
+            "username": sf_emulator.username,
+            "password": sf_emulator.password,
+        },
+    )
     assert good.status_code == 200 and good.json()["instance_url"] == sf_emulator.instance_url
-    bad = session.post(token_url, data={
-        "grant_type": "client_credentials", "client_id": sf_emulator.client_id,
-        "client_secret": "wrong",
-    })  # fmt: skip
+    bad = session.post(
+        token_url,
+        data={
+            "grant_type": "client_credentials",
+            "client_id": sf_emulator.client_id,
+            "client_secret": "wrong",
+        },
+    )
     assert bad.status_code == 400 and bad.json()["error"] == "invalid_client"
