@@ -1,0 +1,1 @@
+"""Airflow side of talklog: hooks and operators around the Airflow-free ``talklog`` package."""
