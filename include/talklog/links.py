@@ -1,0 +1,151 @@
+"""Link sync: mirror the store's links into `LineWorks__c` and add one `LINE WORKS交換` Task
+per new link. Driven by a watermark on `links.updated_at`, kept by the project."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session, sessionmaker
+
+from talklog.loading import BulkLoader
+from talklog.salesforce.fields import UPSERT_KEYS
+from talklog.store.models import LineUser, LineWorksUser, Link, Watermark
+from talklog.targets import CustomerRecord, QueryAll, resolve_customers
+from talklog.windows import DEFAULT_TIMEZONE
+
+EXCHANGE_SUBJECT = "LINE WORKS交換"
+WATERMARK = "link_sync"
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
+@dataclass(frozen=True)
+class LinkState:
+    """A link as Salesforce should show it."""
+
+    link: Link
+    line_name: str
+    owner_id: str | None
+
+
+def linkworks_row(state: LinkState, customer: CustomerRecord) -> dict[str, Any]:
+    """The `LineWorks__c` row of a link; an unlinked link keeps its record, cleared."""
+    link = state.link
+    return {
+        "LinkKey__c": link.link_key,
+        "Name": (link.nickname or state.line_name)[:80],
+        "LineUserId__c": link.line_user_id,
+        "LineWorksUserId__c": link.lw_user_id,
+        "Nickname__c": link.nickname if link.linked else None,
+        "AppLink__c": link.app_link if link.linked else None,
+        "Linked__c": "true" if link.linked else "false",
+        **customer.parent_lookups(),
+    }
+
+
+def exchange_task_row(state: LinkState, customer: CustomerRecord, timezone: str) -> dict[str, Any]:
+    """The `LINE WORKS交換` Task of a link (one per time it was linked: keyed by that time)."""
+    link = state.link
+    who_id, what_id = customer.task_parents()
+    linked_at = link.linked_at.astimezone(ZoneInfo(timezone))
+    return {
+        "LineWorksKey__c": f"exchange|{link.link_key}|{link.linked_at:%Y%m%dT%H%M%SZ}",
+        "Subject": EXCHANGE_SUBJECT,
+        "Description": (
+            f"LINE WORKSで{state.line_name}さんと連絡先を交換しました ({linked_at:%Y-%m-%d %H:%M})"
+        ),
+        "Status": "Completed",
+        "ActivityDate": linked_at.date().isoformat(),
+        "OwnerId": state.owner_id,
+        "WhoId": who_id,
+        "WhatId": what_id,
+        "LineWorksKind__c": "Exchange",
+    }
+
+
+@dataclass
+class LinkSyncSummary:
+    since: str
+    until: str | None = None
+    links: int = 0
+    linked: int = 0
+    unlinked: int = 0
+    unresolved_targets: dict[str, int] = field(default_factory=dict)
+    linkworks: dict[str, Any] = field(default_factory=dict)
+    exchange_tasks: dict[str, Any] = field(default_factory=dict)
+
+
+def changed_links(session: Session, since: dt.datetime) -> Iterator[LinkState]:
+    """Links changed after `since`, oldest change first."""
+    rows = session.execute(
+        sa.select(Link, LineUser.display_name, LineWorksUser.salesforce_user_id)
+        .join(LineUser, LineUser.id == Link.line_user_id)
+        .join(LineWorksUser, LineWorksUser.id == Link.lw_user_id)
+        .where(Link.updated_at > since)
+        .order_by(Link.updated_at, Link.link_key)
+    )
+    for link, line_name, owner_id in rows:
+        yield LinkState(link, line_name, owner_id)
+
+
+def sync_links(
+    *,
+    sessions: sessionmaker[Session],
+    query_all: QueryAll,
+    loader: BulkLoader,
+    timezone: str = DEFAULT_TIMEZONE,
+) -> LinkSyncSummary:
+    """Push link changes since the last successful sync; move the watermark only on success."""
+    with sessions() as session:
+        mark = session.get(Watermark, WATERMARK)
+        since = mark.value if mark else EPOCH
+        states = list(changed_links(session, since))
+    summary = LinkSyncSummary(since=since.isoformat())
+    placed, unresolved = resolve_customers(
+        query_all, sorted({(s.link.target_type, s.link.target_id) for s in states})
+    )
+    summary.unresolved_targets = dict(Counter(item.reason.split(":")[0] for item in unresolved))
+    rows, tasks = _rows(states, placed, timezone, summary)
+    summary.linkworks = loader.upsert("LineWorks__c", UPSERT_KEYS["LineWorks__c"], rows).summary()
+    summary.exchange_tasks = loader.upsert("Task", UPSERT_KEYS["Task"], tasks).summary()
+    if states:
+        until = max(state.link.updated_at for state in states)
+        summary.until = until.isoformat()
+        _advance(sessions, until)
+    return summary
+
+
+def _rows(
+    states: list[LinkState],
+    placed: Mapping[str, CustomerRecord],
+    timezone: str,
+    summary: LinkSyncSummary,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    rows, tasks = [], []
+    for state in states:
+        customer = placed.get(state.link.target_id)
+        if customer is None:
+            continue
+        summary.links += 1
+        rows.append(linkworks_row(state, customer))
+        if state.link.linked:
+            summary.linked += 1
+            tasks.append(exchange_task_row(state, customer, timezone))
+        else:
+            summary.unlinked += 1
+    return rows, tasks
+
+
+def _advance(sessions: sessionmaker[Session], until: dt.datetime) -> None:
+    now = dt.datetime.now(dt.UTC)
+    with sessions.begin() as session:
+        mark = session.get(Watermark, WATERMARK)
+        if mark is None:
+            session.add(Watermark(name=WATERMARK, value=until, updated_at=now))
+        elif mark.value < until:
+            mark.value, mark.updated_at = until, now

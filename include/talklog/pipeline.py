@@ -1,0 +1,130 @@
+"""One talk window, end to end: extract -> plan (ledger claims) -> transcripts -> load."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session, sessionmaker
+
+from talklog import ledger
+from talklog.extract import room_contexts, window_lines
+from talklog.loading import BulkLoader, RowSpool
+from talklog.salesforce.fields import UPSERT_KEYS
+from talklog.store.models import LineWorksUser
+from talklog.talklogs import TalkLogSettings, room_claims, room_drafts, talklog_rows, task_rows
+from talklog.targets import QueryAll, resolve_customers
+from talklog.windows import TalkWindow
+
+
+@dataclass
+class RunSummary:
+    """What a talk-log run wrote: small and JSON-able, shown in the Airflow UI."""
+
+    window: str
+    window_label: str
+    rooms: int = 0
+    messages: int = 0
+    transcripts: int = 0
+    pairs_owned_by_other_windows: int = 0
+    unresolved_targets: dict[str, int] = field(default_factory=dict)
+    talklogs: dict[str, Any] = field(default_factory=dict)
+    tasks: dict[str, Any] = field(default_factory=dict)
+    api_calls: int | None = None
+
+    @property
+    def rejected(self) -> int:
+        return int(self.talklogs.get("rejected", 0)) + int(self.tasks.get("rejected", 0))
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "rejected": self.rejected}
+
+
+@dataclass
+class _Staged:
+    talklogs: RowSpool = field(default_factory=RowSpool)
+    tasks: RowSpool = field(default_factory=RowSpool)
+    first_task_key: dict[str, str | None] = field(default_factory=dict)
+
+    def close(self) -> None:
+        self.talklogs.close()
+        self.tasks.close()
+
+
+def write_talk_logs(
+    *,
+    sessions: sessionmaker[Session],
+    query_all: QueryAll,
+    loader: BulkLoader,
+    window: TalkWindow,
+    settings: TalkLogSettings,
+    run_id: str | None = None,
+    api_calls: Callable[[], int] | None = None,
+) -> RunSummary:
+    """Write the transcripts of `window` to Salesforce; safe to repeat for the same window."""
+    summary = RunSummary(window.key(), window.label(settings.timezone))
+    staged = _Staged()
+    try:
+        _stage(sessions, query_all, window, settings, run_id, summary, staged)
+        talklogs = loader.upsert("TalkLog__c", UPSERT_KEYS["TalkLog__c"], staged.talklogs)
+        summary.talklogs = talklogs.summary()
+        _mark_delivered(sessions, staged.first_task_key, talklogs.accepted_keys, talklogs.rejected)
+        summary.tasks = loader.upsert("Task", UPSERT_KEYS["Task"], staged.tasks).summary()
+    finally:
+        staged.close()
+    summary.api_calls = api_calls() if api_calls else None
+    return summary
+
+
+def _stage(
+    sessions: sessionmaker[Session],
+    query_all: QueryAll,
+    window: TalkWindow,
+    settings: TalkLogSettings,
+    run_id: str | None,
+    summary: RunSummary,
+    staged: _Staged,
+) -> None:
+    """Claim this window's (message, customer) pairs and park its TalkLog and Task rows."""
+    with sessions.begin() as session:
+        contexts = room_contexts(session, window)
+        linked = {(link.target_type, link.target_id) for c in contexts.values() for link in c.links}
+        placed, unresolved = resolve_customers(query_all, sorted(linked))
+        summary.unresolved_targets = dict(Counter(item.reason.split(":")[0] for item in unresolved))
+        staff = dict(
+            session.execute(sa.select(LineWorksUser.id, LineWorksUser.salesforce_user_id)).all()
+        )
+        for room_id, lines in window_lines(session, window):
+            room = contexts[room_id]
+            summary.rooms += 1
+            summary.messages += len(lines)
+            owners = ledger.claim(session, room_claims(room, lines, placed, window), window, run_id)
+            drafts, foreign = room_drafts(room, lines, owners, placed, staff, window)
+            summary.pairs_owned_by_other_windows += foreign
+            for draft in drafts:
+                summary.transcripts += 1
+                for row in talklog_rows(draft, settings):
+                    staged.talklogs.add(row)
+                first_task = None
+                for row in task_rows(draft, settings):
+                    first_task = first_task or row["LineWorksKey__c"]
+                    staged.tasks.add(row)
+                staged.first_task_key[draft.key] = first_task
+
+
+def _mark_delivered(
+    sessions: sessionmaker[Session],
+    first_task_key: dict[str, str | None],
+    accepted: set[str],
+    rejected: dict[str, Any],
+) -> None:
+    """A transcript is delivered when every part of it was accepted."""
+    refused = {key.rsplit("|", 1)[0] for key in rejected}
+    accepted_bases = {key.rsplit("|", 1)[0] for key in accepted}
+    delivered = {base: first_task_key.get(base) for base in accepted_bases - refused}
+    with sessions.begin() as session:
+        ledger.mark_delivered(session, delivered, dt.datetime.now(dt.UTC))

@@ -1,0 +1,93 @@
+"""The talk-log pipeline against a real store and the running Salesforce emulator."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from talklog.links import sync_links
+from talklog.loading import BulkLoader
+from talklog.pipeline import write_talk_logs
+from talklog.salesforce.bulk import BulkClient
+from talklog.salesforce.calls import ApiCallCounter
+from talklog.store import make_session_factory, upgrade
+from talklog.synth.examples import write_examples
+from talklog.talklogs import TalkLogSettings
+from talklog.windows import TalkWindow
+
+DAY = dt.date(2026, 1, 9)
+
+
+@pytest.fixture
+def world(sf_emulator, sqlite_url):
+    """A migrated store holding the six section-5 examples, linked to records in the emulator."""
+    upgrade(sqlite_url)
+    targets = {
+        name: sf_emulator.create_record("ExternalContact__c", Name=label)
+        for name, label in (("yamada", "山田 太郎"), ("sato", "佐藤 花子"))
+    }
+    examples = write_examples(sqlite_url, DAY, targets)
+    session = sf_emulator.session()
+    counter = ApiCallCounter(session)
+    sf = sf_emulator.salesforce()
+    bulk = BulkClient(session, sf_emulator.instance_url, sf_emulator.token(), poll_interval=0.05)
+    sessions = make_session_factory(sqlite_url)
+    loader = BulkLoader(bulk, sessions, sleep=lambda _: None)
+    return {
+        "examples": examples,
+        "targets": targets,
+        "sessions": sessions,
+        "query_all": sf.query_all_iter,
+        "loader": loader,
+        "counter": counter,
+    }
+
+
+def run_window(world, window: TalkWindow):
+    return write_talk_logs(
+        sessions=world["sessions"],
+        query_all=world["query_all"],
+        loader=world["loader"],
+        window=window,
+        settings=TalkLogSettings(),
+        run_id="test",
+        api_calls=lambda: world["counter"].total,
+    )
+
+
+def day_window(examples) -> TalkWindow:
+    example = next(iter(examples.values()))
+    return TalkWindow(example.window_start, example.window_end)
+
+
+def test_section_5_examples_end_to_end_and_idempotent(world, sf_emulator):
+    links = sync_links(
+        sessions=world["sessions"], query_all=world["query_all"], loader=world["loader"]
+    )
+    assert links.linkworks["rejected"] == 0 and links.linkworks["created"] == links.links
+    window = day_window(world["examples"])
+    first = run_window(world, window)
+    assert first.rejected == 0, first.as_dict()
+
+    talklogs = sf_emulator.records("TalkLog__c")
+    for name, example in world["examples"].items():
+        written = {
+            row["ExternalContact__c"]: int(float(row["MessageCount__c"]))
+            for row in talklogs
+            if row["RoomId__c"] == example.room_id
+        }
+        expected = {t.target_id: t.message_count for t in example.transcripts}
+        assert written == expected, name
+
+    tasks = [t for t in sf_emulator.records("Task") if t["Subject"].startswith("LINE WORKSログ")]
+    assert len(tasks) == len(talklogs)
+    assert all(task["WhatId"] in world["targets"].values() for task in tasks)
+
+    all_tasks = len(sf_emulator.records("Task"))
+    second = run_window(world, window)
+    assert second.talklogs["created"] == 0 and second.tasks["created"] == 0
+    assert second.talklogs["updated"] == len(talklogs)
+    assert len(sf_emulator.records("TalkLog__c")) == len(talklogs)
+    assert len(sf_emulator.records("Task")) == all_tasks
+    print(first.as_dict())
