@@ -63,6 +63,8 @@ class IngestJob:
     unprocessed: list[list[str]] = field(default_factory=list)
     processing_ms: int = 0
     error_message: str | None = None
+    seq: int = 0
+    """Number of the job since the last reset: with the lock seed it fixes which rows lock."""
 
     def info(self) -> dict[str, Any]:
         """The job info JSON, field for field as Salesforce answers."""
@@ -146,6 +148,7 @@ class BulkEngine:
         self.lock_failure_rate = 0.0
         self.lock_seed = 0
         self.polls_in_progress = 1
+        self._ingest_seq = 0
 
     # -- ingest --------------------------------------------------------------------------
     def create_ingest(self, body: dict[str, Any], user_id: str, api_version: str) -> IngestJob:
@@ -183,7 +186,9 @@ class BulkEngine:
             external_id_field=ext,
             line_ending=line_ending,
             column_delimiter=delimiter,
+            seq=self._ingest_seq,
         )
+        self._ingest_seq += 1
         self.ingest_jobs[job.id] = job
         return job
 
@@ -283,7 +288,7 @@ class BulkEngine:
             job.error_message = exc.error.message
             job.unprocessed = self._all_rows(job) if job.data else []
             return
-        rng = random.Random(f"{self.lock_seed}:{job.id}")
+        rng = random.Random(f"{self.lock_seed}:{job.seq}")
         for start in range(0, len(rows), INTERNAL_BATCH):
             self._run_batch(job, plan, rows[start : start + INTERNAL_BATCH], rng)
         self.store.flush()
@@ -491,6 +496,7 @@ class BulkEngine:
         return text, next_locator, len(page)
 
     def reset(self) -> None:
+        self._ingest_seq = 0
         self.ingest_jobs.clear()
         self.query_jobs.clear()
 
