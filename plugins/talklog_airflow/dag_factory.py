@@ -1,0 +1,132 @@
+"""The project's DAGs, built by factories so that the three talk-log DAGs differ only by schedule.
+
+Nothing here does I/O at parse time: settings come from environment variables with defaults,
+connections are read when a task runs.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from typing import Any
+
+import pendulum
+from airflow.sdk import DAG, CronDataIntervalTimetable, Param, task
+from airflow.sdk.exceptions import AirflowFailException
+
+from talklog import deadletters
+from talklog.talklogs import TaskCopy
+from talklog.windows import DEFAULT_TIMEZONE, ScheduleChoice, talk_window
+from talklog_airflow.hooks.store import MessageStoreHook
+from talklog_airflow.operators.talklog import SyncLinksOperator, WriteTalkLogsOperator
+
+TIMEZONE = os.environ.get("TALKLOG_TIMEZONE", DEFAULT_TIMEZONE)
+TASK_COPY = os.environ.get("TALKLOG_TASK_COPY", TaskCopy.FULL.value)
+STORE_CONN_ID = os.environ.get("TALKLOG_STORE_CONN_ID", MessageStoreHook.default_conn_name)
+SALESFORCE_CONN_ID = os.environ.get("TALKLOG_SALESFORCE_CONN_ID", "salesforce_default")
+LINK_SYNC_CRON = os.environ.get("TALKLOG_LINK_SYNC_CRON", "*/10 * * * *")
+START_DATE = pendulum.datetime(2026, 1, 1, tz=TIMEZONE)
+
+DEFAULT_ARGS: dict[str, Any] = {
+    "owner": "talklog",
+    "retries": 3,
+    "retry_delay": dt.timedelta(minutes=2),
+    "retry_exponential_backoff": True,
+    "max_retry_delay": dt.timedelta(minutes=30),
+    "execution_timeout": dt.timedelta(hours=2),
+}
+
+
+def window_label(data_interval_start: Any, data_interval_end: Any) -> str:
+    """The run's talk window for the UI (rendered template of the write task)."""
+    return talk_window(data_interval_start, data_interval_end).label(TIMEZONE)
+
+
+@task(task_id="check_dead_letters", multiple_outputs=False)
+def check_dead_letters(
+    summary: dict[str, Any], store_conn_id: str = STORE_CONN_ID
+) -> dict[str, int]:
+    """Fail (without retrying) while Salesforce-rejected rows wait as dead letters."""
+    with MessageStoreHook(store_conn_id).get_conn()() as session:
+        open_by_code = deadletters.count_open(session)
+    if open_by_code:
+        raise AirflowFailException(
+            f"dead letters present: {sum(open_by_code.values())} rows rejected by Salesforce "
+            f"({open_by_code}); retryable ones are retried by the next run, "
+            "the others wait for a replay"
+        )
+    return {"this_run_rejected": int(summary.get("rejected", 0))}
+
+
+def build_talklog_dag(choice: ScheduleChoice) -> DAG:
+    """The talk-log DAG of one admin setting (hourly, every 6 hours, daily)."""
+    with DAG(
+        dag_id=f"talklog_{choice.value}",
+        description=f"LINE WORKS talks -> Salesforce TalkLog__c and Tasks, {choice.value}",
+        schedule=CronDataIntervalTimetable(choice.cron, timezone=TIMEZONE),
+        start_date=START_DATE,
+        catchup=False,
+        is_paused_upon_creation=True,
+        max_active_runs=1,
+        default_args=DEFAULT_ARGS,
+        tags=["talklog", "salesforce", "line-works", choice.value],
+        params={
+            "task_copy": Param(
+                TASK_COPY,
+                enum=[mode.value for mode in TaskCopy],
+                description=(
+                    "full: transcript in the Task; no_content: Task without talk; off: no Task"
+                ),
+            )
+        },
+        user_defined_macros={"talk_window_label": window_label},
+        doc_md=_TALKLOG_DOC.format(cron=choice.cron, timezone=TIMEZONE),
+    ) as dag:
+        summary = WriteTalkLogsOperator(
+            task_id="write_talk_logs",
+            store_conn_id=STORE_CONN_ID,
+            salesforce_conn_id=SALESFORCE_CONN_ID,
+            timezone=TIMEZONE,
+            task_copy="{{ params.task_copy }}",
+            window_label="{{ talk_window_label(data_interval_start, data_interval_end) }}",
+        )
+        check_dead_letters(summary.output)
+    return dag
+
+
+def build_link_sync_dag() -> DAG:
+    """Links and unlinks into LineWorks__c and `LINE WORKS交換` Tasks, every 10 minutes."""
+    with DAG(
+        dag_id="talklog_link_sync",
+        description="LINE WORKS links -> Salesforce LineWorks__c and exchange Tasks",
+        schedule=CronDataIntervalTimetable(LINK_SYNC_CRON, timezone=TIMEZONE),
+        start_date=START_DATE,
+        catchup=False,
+        is_paused_upon_creation=True,
+        max_active_runs=1,
+        default_args={**DEFAULT_ARGS, "execution_timeout": dt.timedelta(minutes=30)},
+        tags=["talklog", "salesforce", "line-works", "links"],
+        doc_md="Pushes link changes since the last successful sync (a watermark in the store).",
+    ) as dag:
+        summary = SyncLinksOperator(
+            task_id="sync_links",
+            store_conn_id=STORE_CONN_ID,
+            salesforce_conn_id=SALESFORCE_CONN_ID,
+            timezone=TIMEZONE,
+        )
+        check_dead_letters(summary.output)
+    return dag
+
+
+_TALKLOG_DOC = """
+### LINE WORKS talk logs → Salesforce (`{cron}`, {timezone})
+
+Each run writes the talks of its data interval shifted back by 24 hours: the run at 01:00
+writes the talks of the day before's 00:00–00:59 (hourly). The window is shown in the
+*Rendered Template* of `write_talk_logs` and in its return value (XCom), with what was
+written: TalkLogs and Tasks created, updated, rejected, and the API calls used.
+
+`check_dead_letters` turns red while rows rejected by Salesforce wait in the dead-letter
+table. Unpause exactly one of the three talk-log DAGs; the delivery ledger keeps every
+message on every record once, even across a schedule switch.
+"""

@@ -1,0 +1,106 @@
+"""Operators that run the domain's jobs with the project's hooks."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from airflow.sdk import BaseOperator, Context
+
+from talklog.links import sync_links
+from talklog.loading import BulkLoader
+from talklog.pipeline import write_talk_logs
+from talklog.salesforce.calls import ApiCallCounter
+from talklog.talklogs import TalkLogSettings, TaskCopy
+from talklog.windows import DEFAULT_TIMEZONE, talk_window
+from talklog_airflow.hooks.salesforce import TalkLogSalesforceHook
+from talklog_airflow.hooks.store import MessageStoreHook
+
+
+class _SalesforceJobOperator(BaseOperator):
+    """Shared wiring: the store and Salesforce hooks, a loader and an API call counter."""
+
+    def __init__(
+        self,
+        *,
+        store_conn_id: str = MessageStoreHook.default_conn_name,
+        salesforce_conn_id: str = TalkLogSalesforceHook.default_conn_name,
+        timezone: str = DEFAULT_TIMEZONE,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.store_conn_id = store_conn_id
+        self.salesforce_conn_id = salesforce_conn_id
+        self.timezone = timezone
+
+    def _clients(
+        self, context: Context
+    ) -> tuple[Any, TalkLogSalesforceHook, BulkLoader, ApiCallCounter]:
+        sessions = MessageStoreHook(self.store_conn_id).get_conn()
+        salesforce = TalkLogSalesforceHook(salesforce_conn_id=self.salesforce_conn_id)
+        counter = ApiCallCounter(salesforce.http_session)
+        loader = BulkLoader(
+            salesforce.bulk_client(),
+            sessions,
+            dag_id=context["dag"].dag_id,
+            run_id=context["run_id"],
+        )
+        return sessions, salesforce, loader, counter
+
+
+class WriteTalkLogsOperator(_SalesforceJobOperator):
+    """Write the transcripts of the run's talk window (its data interval shifted by 24 h).
+
+    Returns the run's summary (window, messages, transcripts, TalkLogs and Tasks created,
+    updated and rejected, API calls). Rejected rows are dead letters, never a silent success.
+    """
+
+    template_fields: Sequence[str] = ("task_copy", "timezone", "window_label")
+    ui_color = "#e8f4fd"
+
+    def __init__(
+        self, *, task_copy: str = TaskCopy.FULL.value, window_label: str = "", **kwargs: Any
+    ) -> None:
+        super().__init__(**kwargs)
+        self.task_copy = task_copy
+        self.window_label = window_label
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        window = talk_window(context["data_interval_start"], context["data_interval_end"])
+        self.log.info("Talk window %s", window.label(self.timezone))
+        sessions, salesforce, loader, counter = self._clients(context)
+        summary = write_talk_logs(
+            sessions=sessions,
+            query_all=salesforce.conn.query_all_iter,
+            loader=loader,
+            window=window,
+            settings=TalkLogSettings(self.timezone, TaskCopy(self.task_copy)),
+            run_id=context["run_id"],
+            api_calls=lambda: counter.total,
+        )
+        result = summary.as_dict()
+        self.log.info("Summary: %s", result)
+        if summary.rejected:
+            self.log.warning(
+                "Salesforce rejected %d rows; they are kept as dead letters: %s / %s",
+                summary.rejected,
+                summary.talklogs.get("rejected_by_code"),
+                summary.tasks.get("rejected_by_code"),
+            )
+        return result
+
+
+class SyncLinksOperator(_SalesforceJobOperator):
+    """Mirror link changes since the last successful sync into LineWorks__c and exchange Tasks."""
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        sessions, salesforce, loader, counter = self._clients(context)
+        summary = sync_links(
+            sessions=sessions,
+            query_all=salesforce.conn.query_all_iter,
+            loader=loader,
+            timezone=self.timezone,
+        )
+        result = {**vars(summary), "api_calls": counter.total}
+        self.log.info("Summary: %s", result)
+        return result
