@@ -1,0 +1,62 @@
+"""The talk-log DAGs run whole through Airflow (`dag.test()`) against the store and emulator."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import pendulum
+import pytest
+from airflow.dag_processing.dagbag import DagBag
+
+from talklog.store import upgrade
+from talklog.synth.examples import write_examples
+
+DAGS_FOLDER = Path(__file__).resolve().parents[2] / "dags"
+DAY = dt.date(2026, 1, 9)
+TOKYO = "Asia/Tokyo"
+
+
+@pytest.fixture
+def connections(sf_emulator, sqlite_url, monkeypatch):
+    upgrade(sqlite_url)
+    for key, value in sf_emulator.airflow_conn_env().items():
+        monkeypatch.setenv(key, value)
+    store = {"conn_type": "talklog_store", "extra": {"sqlalchemy_url": sqlite_url}}
+    monkeypatch.setenv("AIRFLOW_CONN_TALKLOG_STORE", json.dumps(store))
+    return sqlite_url
+
+
+@pytest.fixture
+def dags():
+    return DagBag(dag_folder=str(DAGS_FOLDER)).dags
+
+
+def test_link_sync_then_hourly_run_writes_section_5_examples(
+    airflow_db, connections, sf_emulator, dags
+):
+    targets = {
+        name: sf_emulator.create_record("ExternalContact__c", Name=label)
+        for name, label in (("yamada", "山田 太郎"), ("sato", "佐藤 花子"))
+    }
+    examples = write_examples(connections, DAY, targets)
+    sync = dags["talklog_link_sync"].test(logical_date=pendulum.datetime(2026, 1, 10, tz=TOKYO))
+    assert sync.state == "success"
+    assert len(sf_emulator.records("LineWorks__c")) == sum(
+        len(e.link_keys) for e in examples.values()
+    )
+
+    # The examples talk at 10:00 local on Jan 9: the hourly run with the data interval
+    # [Jan 10 10:00, 11:00) writes them.
+    run = dags["talklog_hourly"].test(logical_date=pendulum.datetime(2026, 1, 10, 11, tz=TOKYO))
+    assert run.state == "success"
+    talklogs = sf_emulator.records("TalkLog__c")
+    for name, example in examples.items():
+        written = {
+            row["ExternalContact__c"]: int(float(row["MessageCount__c"]))
+            for row in talklogs
+            if row["RoomId__c"] == example.room_id
+        }
+        assert written == {t.target_id: t.message_count for t in example.transcripts}, name
+    assert {row["WindowStart__c"][:16] for row in talklogs} == {"2026-01-09T01:00"}
