@@ -37,7 +37,7 @@ test: lint
 
 ## demo: generate a demo store and run the main job end to end
 demo: setup
-	$(VENV)/bin/python -m talklog.demo
+	PYTHONPATH=$(CURDIR)/plugins:$(CURDIR)/dags $(VENV)/bin/python -m talklog_airflow.demo
 
 ## emulator: run the local Salesforce API emulator in the foreground
 emulator: setup

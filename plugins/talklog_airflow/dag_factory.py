@@ -25,7 +25,8 @@ TASK_COPY = os.environ.get("TALKLOG_TASK_COPY", TaskCopy.FULL.value)
 STORE_CONN_ID = os.environ.get("TALKLOG_STORE_CONN_ID", MessageStoreHook.default_conn_name)
 SALESFORCE_CONN_ID = os.environ.get("TALKLOG_SALESFORCE_CONN_ID", "salesforce_default")
 LINK_SYNC_CRON = os.environ.get("TALKLOG_LINK_SYNC_CRON", "*/10 * * * *")
-START_DATE = pendulum.datetime(2026, 1, 1, tz=TIMEZONE)
+# Earliest window a backfill may reach (catchup is off, so it schedules nothing by itself).
+START_DATE = pendulum.parse(os.environ.get("TALKLOG_START_DATE", "2024-01-01"), tz=TIMEZONE)
 
 DEFAULT_ARGS: dict[str, Any] = {
     "owner": "talklog",
