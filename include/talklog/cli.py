@@ -3,6 +3,8 @@
 talklog store upgrade --url URL
 talklog store describe --url URL [--tz Asia/Tokyo]
 talklog generate --url URL [--seed N] [--messages N] [--day YYYY-MM-DD] [--days N] ...
+talklog trace --url URL (--message KEY | --record KEY)
+talklog dead-letters --url URL
 """
 
 from __future__ import annotations
@@ -11,9 +13,11 @@ import argparse
 import datetime as dt
 from collections.abc import Sequence
 
-from talklog.store import upgrade
+from talklog import deadletters
+from talklog.store import make_session_factory, upgrade
 from talklog.synth.describe import describe_store
 from talklog.synth.generator import GeneratorConfig, generate
+from talklog.trace import trace_message, trace_record
 
 DEFAULTS = GeneratorConfig()
 
@@ -45,6 +49,29 @@ def _generate(args: argparse.Namespace) -> None:
     )
 
 
+def _trace(args: argparse.Namespace) -> None:
+    with make_session_factory(args.url)() as session:
+        if args.message:
+            lines = trace_message(session, args.message)
+        else:
+            lines = trace_record(session, args.record)
+    print("\n".join(lines))
+
+
+def _dead_letters(args: argparse.Namespace) -> None:
+    with make_session_factory(args.url)() as session:
+        letters = deadletters.open_letters(session, retryable_only=False)
+    if not letters:
+        print("no open dead letters")
+    for letter in letters:
+        kind = "retried automatically" if letter.retryable else "waits for a replay"
+        print(
+            f"{letter.object_name} {letter.record_key}: {letter.error_code}"
+            f" ({kind}; attempts {letter.attempts};"
+            f" since {letter.first_failed_at:%Y-%m-%d %H:%M} UTC)"
+        )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="talklog", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -72,6 +99,17 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--rooms", type=int, default=DEFAULTS.n_rooms)
     gen.add_argument("--upgrade", action="store_true", help="migrate the store first")
     gen.set_defaults(func=_generate)
+
+    trace = commands.add_parser("trace", help="where a message or record went, or why not")
+    trace.add_argument("--url", required=True)
+    which = trace.add_mutually_exclusive_group(required=True)
+    which.add_argument("--message", help="a message key")
+    which.add_argument("--record", help="a TalkLogKey__c, LineWorksKey__c or LinkKey__c value")
+    trace.set_defaults(func=_trace)
+
+    letters = commands.add_parser("dead-letters", help="open dead letters, oldest first")
+    letters.add_argument("--url", required=True)
+    letters.set_defaults(func=_dead_letters)
     return parser
 
 

@@ -69,19 +69,29 @@ def owners(session: Session, message_ids: Iterable[int]) -> dict[tuple[int, str]
 
 
 def mark_delivered(session: Session, task_keys: dict[str, str | None], when: dt.datetime) -> None:
-    """Record that Salesforce accepted these TalkLogs (key -> the key of their first Task)."""
+    """Record that Salesforce accepted these TalkLogs (key -> the key of their first Task,
+    or None to keep the one recorded)."""
     if not task_keys:
         return
     table = Delivery.__table__
     statement = (
         sa.update(table)
         .where(table.c.talklog_key == sa.bindparam("key"))
-        .values(delivered_at=sa.bindparam("when"), task_key=sa.bindparam("task_key"))
+        .values(
+            delivered_at=sa.bindparam("when"),
+            task_key=sa.func.coalesce(sa.bindparam("task_key"), table.c.task_key),
+        )
     )
     params = [
         {"key": key, "when": when, "task_key": task_key} for key, task_key in task_keys.items()
     ]
     session.connection().execute(statement, params)
+
+
+def completed_talklogs(accepted_parts: Iterable[str], rejected_parts: Iterable[str]) -> set[str]:
+    """TalkLog keys all of whose parts (`<key>|<part>`) were accepted."""
+    refused = {part.rsplit("|", 1)[0] for part in rejected_parts}
+    return {part.rsplit("|", 1)[0] for part in accepted_parts} - refused
 
 
 def _insert_ignoring_conflicts(session: Session):

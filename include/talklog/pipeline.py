@@ -123,8 +123,8 @@ def _mark_delivered(
     rejected: dict[str, Any],
 ) -> None:
     """A transcript is delivered when every part of it was accepted."""
-    refused = {key.rsplit("|", 1)[0] for key in rejected}
-    accepted_bases = {key.rsplit("|", 1)[0] for key in accepted}
-    delivered = {base: first_task_key.get(base) for base in accepted_bases - refused}
+    delivered = {
+        key: first_task_key.get(key) for key in ledger.completed_talklogs(accepted, rejected)
+    }
     with sessions.begin() as session:
         ledger.mark_delivered(session, delivered, dt.datetime.now(dt.UTC))

@@ -18,7 +18,11 @@ from talklog import deadletters
 from talklog.talklogs import TaskCopy
 from talklog.windows import DEFAULT_TIMEZONE, ScheduleChoice, talk_window
 from talklog_airflow.hooks.store import MessageStoreHook
-from talklog_airflow.operators.talklog import SyncLinksOperator, WriteTalkLogsOperator
+from talklog_airflow.operators.talklog import (
+    ReplayDeadLettersOperator,
+    SyncLinksOperator,
+    WriteTalkLogsOperator,
+)
 
 TIMEZONE = os.environ.get("TALKLOG_TIMEZONE", DEFAULT_TIMEZONE)
 TASK_COPY = os.environ.get("TALKLOG_TASK_COPY", TaskCopy.FULL.value)
@@ -114,6 +118,40 @@ def build_link_sync_dag() -> DAG:
             store_conn_id=STORE_CONN_ID,
             salesforce_conn_id=SALESFORCE_CONN_ID,
             timezone=TIMEZONE,
+        )
+        check_dead_letters(summary.output)
+    return dag
+
+
+def build_replay_dag() -> DAG:
+    """Manual: resubmit dead letters once their cause is fixed (all, one object or one code)."""
+    with DAG(
+        dag_id="talklog_replay_dead_letters",
+        description="Resubmit rows Salesforce rejected, after the cause was fixed",
+        schedule=None,
+        start_date=START_DATE,
+        catchup=False,
+        is_paused_upon_creation=True,
+        max_active_runs=1,
+        default_args={**DEFAULT_ARGS, "retries": 1},
+        tags=["talklog", "salesforce", "dead-letters"],
+        params={
+            "object_name": Param("", enum=["", "LineWorks__c", "TalkLog__c", "Task"]),
+            "error_code": Param("", type="string", description="only letters with this code"),
+        },
+        doc_md=(
+            "Trigger after fixing the cause of rejections (`talklog dead-letters --url ...` lists"
+            " them). Empty params replay every open letter: LineWorks__c, then TalkLog__c, then"
+            " Task."
+        ),
+    ) as dag:
+        summary = ReplayDeadLettersOperator(
+            task_id="replay_dead_letters",
+            store_conn_id=STORE_CONN_ID,
+            salesforce_conn_id=SALESFORCE_CONN_ID,
+            timezone=TIMEZONE,
+            object_name="{{ params.object_name }}",
+            error_code="{{ params.error_code }}",
         )
         check_dead_letters(summary.output)
     return dag

@@ -23,10 +23,16 @@ def dagbag() -> DagBag:
 
 def test_every_dag_imports_without_errors(dagbag):
     assert dagbag.import_errors == {}
-    assert set(dagbag.dag_ids) == {*TALKLOG_DAGS, "talklog_link_sync"}
+    assert set(dagbag.dag_ids) == {
+        *TALKLOG_DAGS,
+        "talklog_link_sync",
+        "talklog_replay_dead_letters",
+    }
 
 
-@pytest.mark.parametrize("dag_id", [*TALKLOG_DAGS, "talklog_link_sync"])
+@pytest.mark.parametrize(
+    "dag_id", [*TALKLOG_DAGS, "talklog_link_sync", "talklog_replay_dead_letters"]
+)
 def test_conventions(dagbag, dag_id):
     dag = dagbag.dags[dag_id]
     assert dag.owner == "talklog"

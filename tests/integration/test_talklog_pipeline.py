@@ -6,14 +6,18 @@ import datetime as dt
 
 import pytest
 
+from talklog import deadletters
 from talklog.links import sync_links
 from talklog.loading import BulkLoader
 from talklog.pipeline import write_talk_logs
+from talklog.replay import replay_dead_letters
 from talklog.salesforce.bulk import BulkClient
 from talklog.salesforce.calls import ApiCallCounter
 from talklog.store import make_session_factory, upgrade
+from talklog.store.models import Delivery
 from talklog.synth.examples import write_examples
 from talklog.talklogs import TalkLogSettings
+from talklog.trace import trace_record
 from talklog.windows import TalkWindow
 
 DAY = dt.date(2026, 1, 9)
@@ -91,3 +95,26 @@ def test_section_5_examples_end_to_end_and_idempotent(world, sf_emulator):
     assert len(sf_emulator.records("TalkLog__c")) == len(talklogs)
     assert len(sf_emulator.records("Task")) == all_tasks
     print(first.as_dict())
+
+
+def test_rejected_rows_become_dead_letters_that_a_replay_delivers(world, sf_emulator):
+    sync_links(sessions=world["sessions"], query_all=world["query_all"], loader=world["loader"])
+    sf_emulator.set_faults(lock_failure_rate=1.0)
+    summary = run_window(world, day_window(world["examples"]))
+    assert summary.rejected == 12 and summary.talklogs["rejected_by_code"] == {
+        "UNABLE_TO_LOCK_ROW": 6
+    }
+    assert sf_emulator.records("TalkLog__c") == []
+    with world["sessions"]() as session:
+        assert deadletters.count_open(session) == {"UNABLE_TO_LOCK_ROW": 12}
+        assert session.query(Delivery).filter(Delivery.delivered_at.is_not(None)).count() == 0
+        letter = deadletters.open_letters(session, retryable_only=True, object_name="TalkLog__c")[0]
+        assert "UNABLE_TO_LOCK_ROW" in "\n".join(trace_record(session, letter.record_key))
+
+    sf_emulator.set_faults(lock_failure_rate=0.0)
+    replayed = replay_dead_letters(sessions=world["sessions"], loader=world["loader"])
+    assert replayed.still_rejected == 0
+    assert len(sf_emulator.records("TalkLog__c")) == 6
+    with world["sessions"]() as session:
+        assert deadletters.count_open(session) == {}
+        assert session.query(Delivery).filter(Delivery.delivered_at.is_(None)).count() == 0

@@ -10,6 +10,7 @@ from airflow.sdk import BaseOperator, Context
 from talklog.links import sync_links
 from talklog.loading import BulkLoader
 from talklog.pipeline import write_talk_logs
+from talklog.replay import replay_dead_letters
 from talklog.salesforce.calls import ApiCallCounter
 from talklog.talklogs import TalkLogSettings, TaskCopy
 from talklog.windows import DEFAULT_TIMEZONE, talk_window
@@ -102,5 +103,29 @@ class SyncLinksOperator(_SalesforceJobOperator):
             timezone=self.timezone,
         )
         result = {**vars(summary), "api_calls": counter.total}
+        self.log.info("Summary: %s", result)
+        return result
+
+
+class ReplayDeadLettersOperator(_SalesforceJobOperator):
+    """Resubmit open dead letters (after their cause was fixed); returns what passed now."""
+
+    template_fields: Sequence[str] = ("object_name", "error_code")
+
+    def __init__(self, *, object_name: str = "", error_code: str = "", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.object_name = object_name
+        self.error_code = error_code
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        sessions, _salesforce, loader, counter = self._clients(context)
+        summary = replay_dead_letters(
+            sessions=sessions,
+            loader=loader,
+            object_name=self.object_name or None,
+            error_code=self.error_code or None,
+        )
+        result = {**summary.by_object, "still_rejected": summary.still_rejected}
+        result["api_calls"] = counter.total
         self.log.info("Summary: %s", result)
         return result

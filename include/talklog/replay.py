@@ -1,0 +1,50 @@
+"""Replaying dead letters after their cause was fixed (an operator's action)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from talklog import deadletters, ledger
+from talklog.loading import BulkLoader
+from talklog.salesforce.fields import UPSERT_KEYS
+
+REPLAY_ORDER = ("LineWorks__c", "TalkLog__c", "Task")  # parents before the rows that use them
+
+
+@dataclass
+class ReplaySummary:
+    by_object: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def still_rejected(self) -> int:
+        return sum(int(item.get("rejected", 0)) for item in self.by_object.values())
+
+
+def replay_dead_letters(
+    *,
+    sessions: sessionmaker[Session],
+    loader: BulkLoader,
+    object_name: str | None = None,
+    error_code: str | None = None,
+) -> ReplaySummary:
+    """Resubmit every open dead letter (optionally one object / one error code)."""
+    summary = ReplaySummary()
+    for name in REPLAY_ORDER:
+        if object_name and name != object_name:
+            continue
+        with sessions() as session:
+            letters = deadletters.open_letters(session, retryable_only=False, object_name=name)
+            payloads = [x.payload for x in letters if not error_code or x.error_code == error_code]
+        if not payloads:
+            continue
+        outcome = loader.upsert(name, UPSERT_KEYS[name], payloads)
+        summary.by_object[name] = outcome.summary()
+        if name == "TalkLog__c":
+            completed = ledger.completed_talklogs(outcome.accepted_keys, outcome.rejected)
+            with sessions.begin() as session:
+                ledger.mark_delivered(session, dict.fromkeys(completed), dt.datetime.now(dt.UTC))
+    return summary
