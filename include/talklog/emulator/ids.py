@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import re
 
-_BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 _SUFFIX_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"
 _ID_RE = re.compile(r"^[a-zA-Z0-9]{15}$")
 # The two characters after the key prefix name the pod in real orgs; the emulator uses "Em".
@@ -69,11 +69,12 @@ def key_prefix(record_id: str) -> str:
     return record_id[:3]
 
 
-def _base62(number: int, width: int) -> str:
+def base62(number: int, width: int) -> str:
+    """`number` in base 62, zero-padded to `width` digits (the id alphabet)."""
     digits = ""
     while number:
         number, rem = divmod(number, 62)
-        digits = _BASE62[rem] + digits
+        digits = BASE62[rem] + digits
     return digits.rjust(width, "0")
 
 
@@ -85,7 +86,7 @@ class IdFactory:
 
     def new_id(self, prefix: str) -> str:
         """A new id for an object with this key prefix."""
-        id15 = f"{prefix}{POD}0{_base62(next(self._counter), 9)}"
+        id15 = f"{prefix}{POD}0{base62(next(self._counter), 9)}"
         return id15 + case_safe_suffix(id15)
 
     def advance_past(self, record_id: str) -> None:
@@ -93,11 +94,11 @@ class IdFactory:
         tail = record_id[6:15]
         number = 0
         for char in tail:
-            number = number * 62 + _BASE62.index(char)
+            number = number * 62 + BASE62.index(char)
         current = next(self._counter)
         self._counter = itertools.count(max(current, number + 1))
 
 
 def custom_prefixes(names: list[str]) -> dict[str, str]:
     """Key prefixes a00, a01, ... for custom objects, assigned by sorted name."""
-    return {name: f"a0{_BASE62[i]}" for i, name in enumerate(sorted(names))}
+    return {name: f"a0{BASE62[i]}" for i, name in enumerate(sorted(names))}

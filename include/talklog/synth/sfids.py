@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import random
 
-from talklog.emulator.ids import case_safe_suffix
+from talklog.emulator.ids import BASE62, base62, case_safe_suffix
 from talklog.store.models import TargetType
 
 __all__ = [
@@ -19,7 +19,6 @@ __all__ = [
     "random_id",
 ]
 
-_BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 POD = "5g"  # the two characters after the key prefix name the pod in real orgs
 
 LEAD_PREFIX = "00Q"
@@ -41,22 +40,14 @@ def is_case_safe_id(value: str) -> bool:
     """True for an 18-character id whose suffix matches its first 15 characters."""
     return (
         len(value) == 18
-        and all(c in _BASE62 for c in value[:15])
+        and all(c in BASE62 for c in value[:15])
         and value[15:] == case_safe_suffix(value[:15])
     )
 
 
-def _base62(number: int, width: int) -> str:
-    digits = ""
-    while number:
-        number, rem = divmod(number, 62)
-        digits = _BASE62[rem] + digits
-    return digits.rjust(width, "0")
-
-
 def make_id(prefix: str, number: int) -> str:
     """The 18-character id of record `number` of the object with this key prefix."""
-    id15 = f"{prefix}{POD}0{_base62(number % 62**9, 9)}"
+    id15 = f"{prefix}{POD}0{base62(number % 62**9, 9)}"
     return id15 + case_safe_suffix(id15)
 
 
