@@ -13,7 +13,8 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
-from talklog.loading import BulkLoader
+from talklog.loading import BulkLoader, patient_queries
+from talklog.salesforce.bulk import UNCHANGED
 from talklog.salesforce.fields import UPSERT_KEYS
 from talklog.store.models import LineUser, LineWorksUser, Link, Watermark
 from talklog.targets import CustomerRecord, QueryAll, resolve_customers
@@ -61,7 +62,7 @@ def exchange_task_row(state: LinkState, customer: CustomerRecord, timezone: str)
         ),
         "Status": "Completed",
         "ActivityDate": linked_at.date().isoformat(),
-        "OwnerId": state.owner_id,
+        "OwnerId": state.owner_id or UNCHANGED,  # unknown staff user: the default owner
         "WhoId": who_id,
         "WhatId": what_id,
         "LineWorksKind__c": "Exchange",
@@ -106,9 +107,8 @@ def sync_links(
         since = mark.value if mark else EPOCH
         states = list(changed_links(session, since))
     summary = LinkSyncSummary(since=since.isoformat())
-    placed, unresolved = resolve_customers(
-        query_all, sorted({(s.link.target_type, s.link.target_id) for s in states})
-    )
+    linked = sorted({(s.link.target_type, s.link.target_id) for s in states})
+    placed, unresolved = resolve_customers(patient_queries(query_all, sleep=loader.sleep), linked)
     summary.unresolved_targets = dict(Counter(item.reason.split(":")[0] for item in unresolved))
     rows, tasks = _rows(states, placed, timezone, summary)
     summary.linkworks = loader.upsert("LineWorks__c", UPSERT_KEYS["LineWorks__c"], rows).summary()

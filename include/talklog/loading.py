@@ -2,7 +2,9 @@
 
 Every row ends accepted or as a dead letter with Salesforce's error; transient row errors
 (row locks) are retried inside the load with a backoff first, and open retryable dead letters
-of the same object ride along with the next load, so they pass by themselves.
+of the same object ride along with the next load, so they pass by themselves. The SOQL
+queries of a run get the same patience (`patient_queries`): 5xx answers are retried, the
+daily API budget stops the run with `RequestLimitExceededError`.
 """
 
 from __future__ import annotations
@@ -20,11 +22,19 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from talklog import deadletters
 from talklog.deadletters import Rejection, parse_bulk_error
-from talklog.salesforce.bulk import BulkClient
+from talklog.salesforce.bulk import (
+    RETRY_STATUSES,
+    BulkClient,
+    RequestLimitExceededError,
+    SessionExpiredError,
+)
+from talklog.targets import QueryAll
 
 IN_LOAD_RETRIES = 3
 IN_LOAD_BACKOFF_S = 2.0
 TRANSIENT_ROW_ERRORS = frozenset({"UNABLE_TO_LOCK_ROW", "UNPROCESSED"})
+QUERY_RETRIES = 3
+QUERY_BACKOFF_S = 1.0
 
 
 class RowSpool:
@@ -174,3 +184,46 @@ class BulkLoader:
 def _payload(result_row: Mapping[str, str]) -> dict[str, Any]:
     """The row as sent, from a Bulk result row (which echoes the columns after sf__ ones)."""
     return {key: value for key, value in result_row.items() if not key.startswith("sf__")}
+
+
+def patient_queries(
+    query_all: QueryAll,
+    *,
+    retries: int = QUERY_RETRIES,
+    backoff_s: float = QUERY_BACKOFF_S,
+    sleep: Callable[[float], None] = time.sleep,
+) -> QueryAll:
+    """`query_all` that retries 5xx answers with a backoff and says clearly when to stop.
+
+    Works with any client whose errors carry the HTTP `status` and the REST error `content`
+    (simple-salesforce's do). The daily API budget raises `RequestLimitExceededError`, an
+    expired session that the client could not renew raises `SessionExpiredError`.
+    """
+
+    def run(soql: str) -> list[Mapping[str, Any]]:
+        for attempt in range(retries + 1):
+            try:
+                return list(query_all(soql))
+            except Exception as exc:
+                status, code, message = _rest_error(exc)
+                if status in RETRY_STATUSES and attempt < retries:
+                    sleep(backoff_s * 2**attempt)
+                    continue
+                if status == 403 and code == "REQUEST_LIMIT_EXCEEDED":
+                    raise RequestLimitExceededError(status, code, message) from exc
+                if status == 401:
+                    raise SessionExpiredError(status, code, message) from exc
+                raise
+        raise AssertionError("unreachable")
+
+    return run
+
+
+def _rest_error(exc: Exception) -> tuple[int | None, str, str]:
+    """(HTTP status, errorCode, message) of a REST client error, when it carries them."""
+    status = getattr(exc, "status", None)
+    content = getattr(exc, "content", None)
+    first = content[0] if isinstance(content, list) and content else content
+    if isinstance(first, Mapping):
+        return status, str(first.get("errorCode", "")), str(first.get("message", ""))
+    return status, "", str(content or exc)

@@ -13,7 +13,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from talklog import ledger
 from talklog.extract import room_contexts, window_lines
-from talklog.loading import BulkLoader, RowSpool
+from talklog.loading import BulkLoader, LoadOutcome, RowSpool, patient_queries
+from talklog.salesforce.bulk import RequestLimitExceededError
 from talklog.salesforce.fields import UPSERT_KEYS
 from talklog.store.models import LineWorksUser
 from talklog.talklogs import TalkLogSettings, room_claims, room_drafts, talklog_rows, task_rows
@@ -68,12 +69,22 @@ def write_talk_logs(
     """Write the transcripts of `window` to Salesforce; safe to repeat for the same window."""
     summary = RunSummary(window.key(), window.label(settings.timezone))
     staged = _Staged()
+    query_all = patient_queries(query_all, sleep=loader.sleep)
     try:
         _stage(sessions, query_all, window, settings, run_id, summary, staged)
         talklogs = loader.upsert("TalkLog__c", UPSERT_KEYS["TalkLog__c"], staged.talklogs)
         summary.talklogs = talklogs.summary()
-        _mark_delivered(sessions, staged.first_task_key, talklogs.accepted_keys, talklogs.rejected)
-        summary.tasks = loader.upsert("Task", UPSERT_KEYS["Task"], staged.tasks).summary()
+        tasks = loader.upsert("Task", UPSERT_KEYS["Task"], staged.tasks)
+        summary.tasks = tasks.summary()
+        # Only a load that ran to the end marks claims delivered: a run stopped midway (API
+        # budget, outage) leaves them open, and the re-run of its window writes them again.
+        _mark_delivered(sessions, staged.first_task_key, talklogs, tasks.accepted_keys)
+    except RequestLimitExceededError as exc:
+        exc.add_note(
+            f"talk window {summary.window_label}: the org's daily API budget is spent; nothing"
+            " is lost: re-run this window once the budget is back"
+        )
+        raise
     finally:
         staged.close()
     summary.api_calls = api_calls() if api_calls else None
@@ -119,12 +130,14 @@ def _stage(
 def _mark_delivered(
     sessions: sessionmaker[Session],
     first_task_key: dict[str, str | None],
-    accepted: set[str],
-    rejected: dict[str, Any],
+    talklogs: LoadOutcome,
+    accepted_tasks: set[str],
 ) -> None:
-    """A transcript is delivered when every part of it was accepted."""
-    delivered = {
-        key: first_task_key.get(key) for key in ledger.completed_talklogs(accepted, rejected)
-    }
+    """A transcript is delivered when every part of it was accepted; its Task is recorded
+    when Salesforce accepted that too (a rejected Task is a dead letter of its own)."""
+    delivered = {}
+    for key in ledger.completed_talklogs(talklogs.accepted_keys, talklogs.rejected):
+        task = first_task_key.get(key)
+        delivered[key] = task if task in accepted_tasks else None
     with sessions.begin() as session:
         ledger.mark_delivered(session, delivered, dt.datetime.now(dt.UTC))

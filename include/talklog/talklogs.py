@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 
 from talklog.extract import LinkInForce, RoomContext
 from talklog.ledger import Claim
+from talklog.salesforce.bulk import UNCHANGED
 from talklog.targets import CustomerRecord
 from talklog.transcripts import (
     TALKLOG_LIMIT,
@@ -196,7 +197,7 @@ def task_rows(draft: TalkLogDraft, settings: TalkLogSettings) -> Iterator[dict[s
             "Description": description,
             "Status": "Completed",
             "ActivityDate": draft.window.day(settings.timezone).isoformat(),
-            "OwnerId": draft.owner_id,
+            "OwnerId": draft.owner_id or UNCHANGED,  # unknown staff user: the default owner
             "WhoId": who_id,
             "WhatId": what_id,
             "LineWorksRoomId__c": draft.room.room_id,

@@ -21,6 +21,8 @@ log = logging.getLogger(__name__)
 
 MAX_UPLOAD_BYTES = 100 * 1024 * 1024
 NULL = "#N/A"
+UNCHANGED = ""
+"""An empty cell: Salesforce keeps the field as it is (its default on insert), unlike NULL."""
 TERMINAL_STATES = ("JobComplete", "Failed", "Aborted")
 RETRY_STATUSES = (500, 502, 503, 504)
 
@@ -100,6 +102,16 @@ def csv_parts(
 
     Keys missing from a row are sent as empty cells, which Salesforce leaves unchanged.
     """
+    for data, _ in counted_csv_parts(rows, columns, max_bytes):
+        yield data
+
+
+def counted_csv_parts(
+    rows: Iterable[Mapping[str, Any]],
+    columns: list[str] | None = None,
+    max_bytes: int = MAX_UPLOAD_BYTES,
+) -> Iterator[tuple[bytes, int]]:
+    """`csv_parts`, each document with the number of rows in it."""
     iterator = iter(rows)
     first = next(iterator, None)
     if first is None:
@@ -113,14 +125,20 @@ def csv_parts(
             raise ValueError(f"row has columns not in the header: {sorted(unknown)}")
         line = _encode_row([csv_value(row[c]) if c in row else "" for c in header])
         if size + len(line) > max_bytes and len(part) > 1:
-            yield b"".join(part)
+            yield b"".join(part), len(part) - 1
             part, size = [head], len(head)
         if len(head) + len(line) > max_bytes:
             raise ValueError("a single row is larger than the upload limit")
         part.append(line)
         size += len(line)
     if len(part) > 1:
-        yield b"".join(part)
+        yield b"".join(part), len(part) - 1
+
+
+def csv_row_count(data: bytes) -> int:
+    """Records in a CSV document with a header line (quoted newlines stay inside a record)."""
+    reader = csv.reader(io.StringIO(data.decode("utf-8"), newline=""))
+    return max(0, sum(1 for row in reader if row) - 1)
 
 
 def _chain(first: Mapping[str, Any], rest: Iterator[Mapping[str, Any]]) -> Iterator[Mapping]:
@@ -171,11 +189,13 @@ class BulkClient:
     ) -> IngestResult:
         """Load rows (dicts) or ready CSV documents; one job per upload part of at most 100 MB."""
         result = IngestResult()
-        for part in self._parts(rows_or_csv_chunks, columns):
-            self._ingest_part(object_name, operation, part, external_id_field, result)
+        for part, rows in self._parts(rows_or_csv_chunks, columns):
+            self._ingest_part(object_name, operation, part, rows, external_id_field, result)
         return result
 
-    def _parts(self, items: Iterable[Any], columns: list[str] | None) -> Iterator[bytes]:
+    def _parts(
+        self, items: Iterable[Any], columns: list[str] | None
+    ) -> Iterator[tuple[bytes, int]]:
         iterator = iter(items)
         first = next(iterator, None)
         if first is None:
@@ -185,13 +205,48 @@ class BulkClient:
                 data = chunk.encode("utf-8") if isinstance(chunk, str) else chunk
                 if len(data) > self.max_upload_bytes:
                     raise ValueError("a CSV chunk is larger than the 100 MB upload limit")
-                yield data
+                yield data, csv_row_count(data)
             return
-        yield from csv_parts(_chain(first, iterator), columns, self.max_upload_bytes)
+        yield from counted_csv_parts(_chain(first, iterator), columns, self.max_upload_bytes)
 
     def _ingest_part(
-        self, object_name: str, operation: str, data: bytes, ext: str | None, result: IngestResult
+        self,
+        object_name: str,
+        operation: str,
+        data: bytes,
+        rows: int,
+        ext: str | None,
+        result: IngestResult,
     ) -> None:
+        """One job: create, upload, close, wait, then fetch only the results that hold rows."""
+        job_id = self._open_job(object_name, operation, ext)
+        try:
+            self._call("PUT", f"/ingest/{job_id}/batches", data=data, content_type="text/csv")
+            self._call("PATCH", f"/ingest/{job_id}", json={"state": "UploadComplete"})
+        except BulkApiError:
+            self._abort_quietly(f"/ingest/{job_id}")
+            raise
+        job = self._job_summary(job_id, self._wait(f"/ingest/{job_id}"))
+        result.jobs.append(job)
+        if job.records_processed > job.records_failed:
+            result.successful += self._results(job_id, "successfulResults")
+        if job.records_failed:
+            result.failed += self._results(job_id, "failedResults")
+        if job.records_processed < rows:
+            result.unprocessed += self._results(job_id, "unprocessedrecords")
+        log.info(
+            "Bulk job %s %s %s: %s; %d rows, %d ok, %d failed, %d unprocessed",
+            job_id,
+            operation,
+            object_name,
+            job.state,
+            rows,
+            job.records_processed - job.records_failed,
+            job.records_failed,
+            max(0, rows - job.records_processed),
+        )
+
+    def _open_job(self, object_name: str, operation: str, ext: str | None) -> str:
         body: dict[str, Any] = {
             "object": object_name,
             "operation": operation,
@@ -201,36 +256,16 @@ class BulkClient:
         }
         if ext:
             body["externalIdFieldName"] = ext
-        job = self._call("POST", "/ingest", json=body).json()
-        job_id = job["id"]
-        try:
-            self._call("PUT", f"/ingest/{job_id}/batches", data=data, content_type="text/csv")
-            self._call("PATCH", f"/ingest/{job_id}", json={"state": "UploadComplete"})
-        except BulkApiError:
-            self._abort_quietly(f"/ingest/{job_id}")
-            raise
-        info = self._wait(f"/ingest/{job_id}")
-        result.jobs.append(
-            JobSummary(
-                job_id,
-                info["state"],
-                int(info.get("numberRecordsProcessed") or 0),
-                int(info.get("numberRecordsFailed") or 0),
-                info.get("errorMessage"),
-            )
-        )
-        result.successful += self._results(job_id, "successfulResults")
-        result.failed += self._results(job_id, "failedResults")
-        result.unprocessed += self._results(job_id, "unprocessedrecords")
-        log.info(
-            "Bulk job %s %s %s: %s; %d ok, %d failed",
+        return self._call("POST", "/ingest", json=body).json()["id"]
+
+    @staticmethod
+    def _job_summary(job_id: str, info: Mapping[str, Any]) -> JobSummary:
+        return JobSummary(
             job_id,
-            operation,
-            object_name,
             info["state"],
-            int(info.get("numberRecordsProcessed") or 0)
-            - int(info.get("numberRecordsFailed") or 0),
+            int(info.get("numberRecordsProcessed") or 0),
             int(info.get("numberRecordsFailed") or 0),
+            info.get("errorMessage"),
         )
 
     def _results(self, job_id: str, kind: str) -> list[dict[str, str]]:
@@ -269,8 +304,9 @@ class BulkClient:
     # -- plumbing ------------------------------------------------------------------------
     def _wait(self, path: str) -> dict[str, Any]:
         deadline = time.monotonic() + self.timeout
-        delay = self.poll_interval
+        delay = self.poll_interval  # a short first delay: a job polled at once is never done
         while True:
+            time.sleep(delay)
             info = self._call("GET", path).json()
             if info["state"] in TERMINAL_STATES:
                 return info
@@ -278,7 +314,6 @@ class BulkClient:
                 raise BulkApiError(
                     408, "TIMEOUT", f"job still {info['state']} after {self.timeout}s"
                 )
-            time.sleep(delay)
             delay = min(delay * 1.5, self.max_poll_interval)
 
     def _call(

@@ -1,0 +1,79 @@
+"""Spec section 8: the API calls of a talk-log run do not grow with the number of records.
+
+A day of 100 messages and a day of 100,000 (the same rooms and customers, so ~5x the rows
+and ~1,000x the transcript text) cost the same Bulk API calls: one job per object, one poll,
+one result download. The SOQL queries that place the linked customers are counted apart.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+from talklog.pipeline import RunSummary
+from talklog.synth import GeneratorConfig
+
+from .talklog_world import DAY, build_world
+
+CONFIG = GeneratorConfig(
+    seed=3,
+    day=DAY,
+    n_staff=8,
+    n_customers=36,
+    n_rooms=30,
+    group_share=0.4,
+    long_message_share=0.0005,
+)
+BULK_CALLS_PER_JOB = 5  # create, upload, upload complete, one poll, successful results
+
+
+@dataclass
+class Measured:
+    summary: RunSummary
+    calls: Counter[str]  # by method and API area, as the run's own counter saw them
+    endpoints: dict[str, int]  # as the emulator counted them
+    seconds: float
+
+    @property
+    def bulk(self) -> int:
+        return sum(n for kind, n in self.calls.items() if kind.endswith(" jobs"))
+
+    @property
+    def soql(self) -> int:
+        return self.calls["GET query"]
+
+
+def _measure_a_day(emulator: Any, url: str, messages: int) -> Measured:
+    emulator.reset()
+    world = build_world(emulator, url, CONFIG.replace(messages=messages))
+    emulator.reset(records=False, faults=False, counters=True)
+    started = time.perf_counter()
+    summary = world.run(world.window())
+    seconds = time.perf_counter() - started
+    assert summary.messages == messages and summary.rejected == 0, summary.as_dict()
+    assert summary.talklogs["created"] == summary.talklogs["sent"] > 0
+    assert summary.tasks["created"] == summary.tasks["sent"] > 0
+    endpoints = emulator.stats()["api_calls"]
+    return Measured(summary, Counter(world.counter.by_kind), endpoints, seconds)
+
+
+def test_api_calls_are_the_same_for_100_and_100_000_messages(sf_emulator, tmp_path):
+    small = _measure_a_day(sf_emulator, f"sqlite:///{tmp_path / 'small.db'}", 100)
+    large = _measure_a_day(sf_emulator, f"sqlite:///{tmp_path / 'large.db'}", 100_000)
+    print(
+        f"\n100 messages: {small.summary.talklogs['sent']} TalkLogs + {small.summary.tasks['sent']}"
+        f" Tasks, {small.bulk} Bulk + {small.soql} SOQL calls, {small.seconds:.1f}s"
+        f"\n100,000 messages: {large.summary.talklogs['sent']} TalkLogs"
+        f" + {large.summary.tasks['sent']} Tasks, {large.bulk} Bulk + {large.soql} SOQL calls,"
+        f" {large.seconds:.1f}s"
+    )
+    assert large.summary.tasks["sent"] > 4 * small.summary.tasks["sent"]
+    assert large.bulk == small.bulk == 2 * BULK_CALLS_PER_JOB <= 12
+    assert large.soql <= 4 and small.soql <= 4  # one query per kind of linked record
+    assert large.summary.api_calls == large.bulk + large.soql
+    for measured in (small, large):
+        assert sum(measured.endpoints.values()) == sum(measured.calls.values())
+        downloads = [e for e in measured.endpoints if e.endswith(("Results", "records"))]
+        assert all(e.endswith("/successfulResults") for e in downloads), downloads

@@ -1,0 +1,104 @@
+"""Spec section 8: re-runs converge, and each message reaches each record once across schedules.
+
+A generated day of realistic talk (1:1 and group rooms, churn, links made and unlinked during
+the day, two leads converted) is linked to records in the emulator and written by hourly,
+6-hourly and daily windows in several orders. Salesforce's transcripts are parsed back into
+message entries and compared with an independent reading of the store.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from talklog.synth import GeneratorConfig
+from talklog.windows import TalkWindow
+
+from .talklog_world import (
+    DAY,
+    World,
+    build_world,
+    delivered_lines,
+    expected_lines,
+    hourly_windows,
+    ledger,
+    local,
+    snapshot,
+)
+
+CONFIG = GeneratorConfig(
+    seed=20260109,
+    day=DAY,
+    n_staff=8,
+    n_customers=36,
+    n_rooms=30,
+    group_share=0.4,
+    messages=1_500,
+    long_message_share=0.004,
+)
+# Spec section 4 windows (Asia/Tokyo) that overlap the hourly windows of DAY.
+DAILY = TalkWindow(local(DAY, 1), local(DAY, 25))  # run Jan 11 01:00: Jan 9 01:00 - Jan 10 00:59
+SIX_HOURLY = [
+    TalkWindow(local(DAY, -5), local(DAY, 1)),  # run Jan 10 01:00: Jan 8 19:00 - Jan 9 00:59
+    TalkWindow(local(DAY, 7), local(DAY, 13)),  # run Jan 10 13:00: Jan 9 07:00 - 12:59
+]
+
+
+@pytest.fixture
+def world(sf_emulator, sqlite_url) -> World:
+    return build_world(sf_emulator, sqlite_url, CONFIG)
+
+
+def _run_all(world: World, windows: list[TalkWindow], run_id: str) -> None:
+    for window in windows:
+        summary = world.run(window, run_id)
+        assert summary.rejected == 0, summary.as_dict()
+        assert not summary.unresolved_targets, summary.as_dict()
+
+
+def _assert_each_message_once_everywhere(world: World) -> None:
+    """Salesforce transcripts hold every message of every linked record, exactly once."""
+    expected = expected_lines(world)
+    assert sum(map(len, expected.values())) > 500, "the day must give the check something"
+    assert all(n == 1 for lines in expected.values() for n in lines.values())
+    assert delivered_lines(world.emulator) == expected
+    deliveries = ledger(world)
+    assert deliveries and all(d.delivered_at is not None for d in deliveries)
+    pairs = {(d.message_id, d.customer_key) for d in deliveries}
+    assert len(pairs) == len(deliveries)
+
+
+def test_the_same_window_twice_leaves_the_same_records(world):
+    _run_all(world, [world.window()], "first")
+    first = snapshot(world.emulator)
+    assert len(first["TalkLog__c"]) > 20 and any("|2" in key for key in first["TalkLog__c"])
+    second = world.run(world.window(), "second")
+    assert second.talklogs["created"] == 0 and second.tasks["created"] == 0
+    assert second.talklogs["updated"] == len(first["TalkLog__c"])
+    assert snapshot(world.emulator) == first
+    _assert_each_message_once_everywhere(world)
+
+
+def test_hourly_then_overlapping_daily_and_six_hourly_change_nothing(world):
+    _run_all(world, hourly_windows(), "hourly")
+    _assert_each_message_once_everywhere(world)
+    hourly_state = {obj: world.emulator.records(obj) for obj in ("TalkLog__c", "Task")}
+    hourly_ledger = {(d.message_id, d.customer_key): d.talklog_key for d in ledger(world)}
+
+    for window in [DAILY, *SIX_HOURLY]:
+        summary = world.run(window, "overlap")
+        assert summary.transcripts == 0 and summary.pairs_owned_by_other_windows > 0
+        assert summary.talklogs["sent"] == summary.tasks["sent"] == 0
+    assert {obj: world.emulator.records(obj) for obj in hourly_state} == hourly_state
+    assert {(d.message_id, d.customer_key): d.talklog_key for d in ledger(world)} == hourly_ledger
+    _assert_each_message_once_everywhere(world)
+
+
+def test_daily_first_then_hourly_delivers_the_rest_once(world):
+    _run_all(world, [DAILY], "daily")
+    daily = snapshot(world.emulator)["TalkLog__c"]
+    _run_all(world, hourly_windows(), "hourly")
+    state = snapshot(world.emulator)["TalkLog__c"]
+    assert {key: state[key] for key in daily} == daily  # the daily transcripts stay whole
+    hourly_keys = {key.split("|")[1] for key in set(state) - set(daily)}
+    assert hourly_keys == {hourly_windows()[0].key()}  # only 00:00-00:59 was left to write
+    _assert_each_message_once_everywhere(world)
