@@ -4,7 +4,7 @@
 person accounts; two leads converted), generates a store whose links point at them, syncs the
 links and returns the wiring to run talk windows. `snapshot` reads the emulator's TalkLog and
 Task records with ids replaced by stable labels, so states of two emulator resets compare.
-`delivered_lines` and `expected_lines` check "each message once on each target record".
+`delivered_lines` and `expected` check "each message once on each target record".
 """
 
 from __future__ import annotations
@@ -249,28 +249,37 @@ def _entries(transcript: str) -> list[str]:
 # -- what the store says should be there ----------------------------------------------------
 
 
-def expected_lines(world: World, window: TalkWindow | None = None) -> dict[str, Counter[str]]:
-    """Per target record, the entries of every message a linked customer received: once each.
+@dataclass
+class Expected:
+    """What the store says Salesforce must hold (an independent reading of spec section 5):
+    a message reaches a link's record when the link was in force and both its staff user and
+    its customer were room members."""
 
-    An independent reading of spec section 5: a message reaches a link's record when the
-    link was in force and both its staff user and its customer were room members.
-    """
+    pairs: set[tuple[int, str]]  # (message id, linked target id): the ledger's rows
+    lines: dict[str, Counter[str]]  # target record -> message entries, each once
+
+
+def expected(world: World, window: TalkWindow | None = None) -> Expected:
+    """The (message, customer) pairs of `window` (default: the generated span) and the
+    message entries each target record must show."""
     window = window or world.window()
+    pairs: set[tuple[int, str]] = set()
+    lines: dict[str, Counter[str]] = defaultdict(Counter)
     with world.sessions() as session:
         members = _member_spans(session)
         links = _link_spans(session)
-        found: dict[str, Counter[str]] = defaultdict(Counter)
         for room_id, line in _messages(session, window):
-            homes = {
-                world.homes[target]
+            targets = {
+                target
                 for lw, customer, target, spans in links
                 if _covers(spans, line.sent_at)
                 and _covers(members.get((room_id, lw), ()), line.sent_at)
                 and _covers(members.get((room_id, customer), ()), line.sent_at)
             }
-            for home in homes:
-                found[home][render_line(line, TOKYO)] += 1
-    return dict(found)
+            pairs.update((line.message_id, target) for target in targets)
+            for home in {world.homes[target] for target in targets}:
+                lines[home][render_line(line, TOKYO)] += 1
+    return Expected(pairs, dict(lines))
 
 
 def _covers(spans: Iterable[tuple[dt.datetime, dt.datetime | None]], moment: dt.datetime) -> bool:

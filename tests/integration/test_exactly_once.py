@@ -18,7 +18,7 @@ from .talklog_world import (
     World,
     build_world,
     delivered_lines,
-    expected_lines,
+    expected,
     hourly_windows,
     ledger,
     local,
@@ -56,15 +56,16 @@ def _run_all(world: World, windows: list[TalkWindow], run_id: str) -> None:
 
 
 def _assert_each_message_once_everywhere(world: World) -> None:
-    """Salesforce transcripts hold every message of every linked record, exactly once."""
-    expected = expected_lines(world)
-    assert sum(map(len, expected.values())) > 500, "the day must give the check something"
-    assert all(n == 1 for lines in expected.values() for n in lines.values())
-    assert delivered_lines(world.emulator) == expected
+    """Salesforce transcripts hold every message of every linked record exactly once, and
+    the ledger has exactly the expected (message, customer) pairs, all delivered."""
+    wanted = expected(world)
+    assert sum(map(len, wanted.lines.values())) > 500, "the day must give the check something"
+    assert all(n == 1 for lines in wanted.lines.values() for n in lines.values())
+    assert delivered_lines(world.emulator) == wanted.lines
     deliveries = ledger(world)
-    assert deliveries and all(d.delivered_at is not None for d in deliveries)
-    pairs = {(d.message_id, d.customer_key) for d in deliveries}
-    assert len(pairs) == len(deliveries)
+    assert {(d.message_id, d.customer_key) for d in deliveries} == wanted.pairs
+    assert all(d.delivered_at is not None for d in deliveries)
+    assert all(d.target_record_id == world.homes[d.customer_key] for d in deliveries)
 
 
 def test_the_same_window_twice_leaves_the_same_records(world):

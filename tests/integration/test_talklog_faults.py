@@ -17,7 +17,7 @@ import requests
 from talklog.salesforce.bulk import RequestLimitExceededError
 from talklog.synth import GeneratorConfig
 
-from .talklog_world import DAY, Clients, World, build_world, ledger, snapshot
+from .talklog_world import DAY, Clients, World, build_world, expected, ledger, snapshot
 
 CONFIG = GeneratorConfig(
     seed=8,
@@ -52,7 +52,8 @@ def _write_day(world: World) -> None:
 
 def _assert_all_delivered(world: World) -> None:
     deliveries = ledger(world)
-    assert deliveries and all(d.delivered_at is not None for d in deliveries)
+    assert {(d.message_id, d.customer_key) for d in deliveries} == expected(world).pairs
+    assert all(d.delivered_at is not None for d in deliveries)
 
 
 @pytest.fixture(scope="module")
