@@ -54,6 +54,8 @@ def bind(port: int) -> socket.socket:
     """A listening TCP socket on 127.0.0.1 (port 0 picks a free port)."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    # Accepted connections inherit it: no 40 ms Nagle/delayed-ACK stall per response.
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.bind((HOST, port))
     sock.listen(128)
     sock.set_inheritable(True)
