@@ -42,6 +42,19 @@ DEFAULT_ARGS: dict[str, Any] = {
 }
 
 
+PROJECT_DAG_ARGS: dict[str, Any] = {
+    "start_date": START_DATE,
+    "catchup": False,  # the past is written by Airflow's backfill, on purpose
+    "is_paused_upon_creation": True,  # the admin unpauses the schedule they chose
+    "max_active_runs": 1,
+}
+CONNECTION_ARGS: dict[str, str] = {
+    "store_conn_id": STORE_CONN_ID,
+    "salesforce_conn_id": SALESFORCE_CONN_ID,
+    "timezone": TIMEZONE,
+}
+
+
 def window_label(data_interval_start: Any, data_interval_end: Any) -> str:
     """The run's talk window for the UI (rendered template of the write task)."""
     return talk_window(data_interval_start, data_interval_end).label(TIMEZONE)
@@ -69,10 +82,7 @@ def build_talklog_dag(choice: ScheduleChoice) -> DAG:
         dag_id=f"talklog_{choice.value}",
         description=f"LINE WORKS talks -> Salesforce TalkLog__c and Tasks, {choice.value}",
         schedule=CronDataIntervalTimetable(choice.cron, timezone=TIMEZONE),
-        start_date=START_DATE,
-        catchup=False,
-        is_paused_upon_creation=True,
-        max_active_runs=1,
+        **PROJECT_DAG_ARGS,
         default_args=DEFAULT_ARGS,
         tags=["talklog", "salesforce", "line-works", choice.value],
         params={
@@ -89,9 +99,7 @@ def build_talklog_dag(choice: ScheduleChoice) -> DAG:
     ) as dag:
         summary = WriteTalkLogsOperator(
             task_id="write_talk_logs",
-            store_conn_id=STORE_CONN_ID,
-            salesforce_conn_id=SALESFORCE_CONN_ID,
-            timezone=TIMEZONE,
+            **CONNECTION_ARGS,
             task_copy="{{ params.task_copy }}",
             window_label="{{ talk_window_label(data_interval_start, data_interval_end) }}",
         )
@@ -105,19 +113,14 @@ def build_link_sync_dag() -> DAG:
         dag_id="talklog_link_sync",
         description="LINE WORKS links -> Salesforce LineWorks__c and exchange Tasks",
         schedule=CronDataIntervalTimetable(LINK_SYNC_CRON, timezone=TIMEZONE),
-        start_date=START_DATE,
-        catchup=False,
-        is_paused_upon_creation=True,
-        max_active_runs=1,
+        **PROJECT_DAG_ARGS,
         default_args={**DEFAULT_ARGS, "execution_timeout": dt.timedelta(minutes=30)},
         tags=["talklog", "salesforce", "line-works", "links"],
         doc_md="Pushes link changes since the last successful sync (a watermark in the store).",
     ) as dag:
         summary = SyncLinksOperator(
             task_id="sync_links",
-            store_conn_id=STORE_CONN_ID,
-            salesforce_conn_id=SALESFORCE_CONN_ID,
-            timezone=TIMEZONE,
+            **CONNECTION_ARGS,
         )
         check_dead_letters(summary.output)
     return dag
@@ -129,10 +132,7 @@ def build_replay_dag() -> DAG:
         dag_id="talklog_replay_dead_letters",
         description="Resubmit rows Salesforce rejected, after the cause was fixed",
         schedule=None,
-        start_date=START_DATE,
-        catchup=False,
-        is_paused_upon_creation=True,
-        max_active_runs=1,
+        **PROJECT_DAG_ARGS,
         default_args={**DEFAULT_ARGS, "retries": 1},
         tags=["talklog", "salesforce", "dead-letters"],
         params={
@@ -147,9 +147,7 @@ def build_replay_dag() -> DAG:
     ) as dag:
         summary = ReplayDeadLettersOperator(
             task_id="replay_dead_letters",
-            store_conn_id=STORE_CONN_ID,
-            salesforce_conn_id=SALESFORCE_CONN_ID,
-            timezone=TIMEZONE,
+            **CONNECTION_ARGS,
             object_name="{{ params.object_name }}",
             error_code="{{ params.error_code }}",
         )
