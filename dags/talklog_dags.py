@@ -1,10 +1,16 @@
-"""LINE WORKS talk logs into Salesforce: one DAG per schedule choice, the link sync, replay."""
+"""LINE WORKS talks into Salesforce: a DAG per schedule choice, link sync, re-link, replay."""
 
 from talklog.windows import ScheduleChoice
-from talklog_airflow.dag_factory import build_link_sync_dag, build_replay_dag, build_talklog_dag
+from talklog_airflow.dag_factory import (
+    build_link_sync_dag,
+    build_relink_dag,
+    build_replay_dag,
+    build_talklog_dag,
+)
 
 talklog_hourly = build_talklog_dag(ScheduleChoice.HOURLY)
 talklog_every_6_hours = build_talklog_dag(ScheduleChoice.EVERY_6_HOURS)
 talklog_daily = build_talklog_dag(ScheduleChoice.DAILY)
 talklog_link_sync = build_link_sync_dag()
+talklog_relink = build_relink_dag()
 talklog_replay_dead_letters = build_replay_dag()

@@ -19,6 +19,7 @@ from talklog.talklogs import TaskCopy
 from talklog.windows import DEFAULT_TIMEZONE, ScheduleChoice, talk_window
 from talklog_airflow.hooks.store import MessageStoreHook
 from talklog_airflow.operators.talklog import (
+    RelinkOperator,
     ReplayDeadLettersOperator,
     SyncLinksOperator,
     WriteTalkLogsOperator,
@@ -29,6 +30,7 @@ TASK_COPY = os.environ.get("TALKLOG_TASK_COPY", TaskCopy.FULL.value)
 STORE_CONN_ID = os.environ.get("TALKLOG_STORE_CONN_ID", MessageStoreHook.default_conn_name)
 SALESFORCE_CONN_ID = os.environ.get("TALKLOG_SALESFORCE_CONN_ID", "salesforce_default")
 LINK_SYNC_CRON = os.environ.get("TALKLOG_LINK_SYNC_CRON", "*/10 * * * *")
+RELINK_CRON = os.environ.get("TALKLOG_RELINK_CRON", "30 * * * *")
 # Earliest window a backfill may reach (catchup is off, so it schedules nothing by itself).
 START_DATE = pendulum.parse(os.environ.get("TALKLOG_START_DATE", "2024-01-01"), tz=TIMEZONE)
 
@@ -122,6 +124,27 @@ def build_link_sync_dag() -> DAG:
             task_id="sync_links",
             **CONNECTION_ARGS,
         )
+        check_dead_letters(summary.output)
+    return dag
+
+
+def build_relink_dag() -> DAG:
+    """Re-links at the admin's interval (default hourly): records follow the customer."""
+    with DAG(
+        dag_id="talklog_relink",
+        description="Move LINE WORKS records, TalkLogs and Tasks after lead links and conversions",
+        schedule=CronDataIntervalTimetable(RELINK_CRON, timezone=TIMEZONE),
+        **PROJECT_DAG_ARGS,
+        default_args=DEFAULT_ARGS,
+        tags=["talklog", "salesforce", "line-works", "relink"],
+        doc_md=(
+            "Finds external contacts that got a lead, account or person-account link and leads"
+            " that were converted since the last successful run, and moves their LineWorks__c,"
+            " TalkLog__c and LINE WORKS Tasks (spec section 7). Never creates or deletes records;"
+            " a second run moves nothing. The return value says how many of each it moved."
+        ),
+    ) as dag:
+        summary = RelinkOperator(task_id="relink", **CONNECTION_ARGS)
         check_dead_letters(summary.output)
     return dag
 

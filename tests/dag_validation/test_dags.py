@@ -26,12 +26,13 @@ def test_every_dag_imports_without_errors(dagbag):
     assert set(dagbag.dag_ids) == {
         *TALKLOG_DAGS,
         "talklog_link_sync",
+        "talklog_relink",
         "talklog_replay_dead_letters",
     }
 
 
 @pytest.mark.parametrize(
-    "dag_id", [*TALKLOG_DAGS, "talklog_link_sync", "talklog_replay_dead_letters"]
+    "dag_id", [*TALKLOG_DAGS, "talklog_link_sync", "talklog_relink", "talklog_replay_dead_letters"]
 )
 def test_conventions(dagbag, dag_id):
     dag = dagbag.dags[dag_id]

@@ -10,6 +10,7 @@ from airflow.sdk import BaseOperator, Context
 from talklog.links import sync_links
 from talklog.loading import BulkLoader
 from talklog.pipeline import write_talk_logs
+from talklog.relink import relink
 from talklog.replay import replay_dead_letters
 from talklog.salesforce.calls import ApiCallCounter
 from talklog.talklogs import TalkLogSettings, TaskCopy
@@ -127,5 +128,21 @@ class ReplayDeadLettersOperator(_SalesforceJobOperator):
         )
         result = {**summary.by_object, "still_rejected": summary.still_rejected}
         result["api_calls"] = counter.total
+        self.log.info("Summary: %s", result)
+        return result
+
+
+class RelinkOperator(_SalesforceJobOperator):
+    """Move LineWorks__c, TalkLog__c and LINE WORKS Tasks to where each customer lives now."""
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        sessions, salesforce, loader, counter = self._clients(context)
+        summary = relink(
+            sessions=sessions,
+            query_all=salesforce.conn.query_all_iter,
+            bulk_query=loader.bulk.query,
+            loader=loader,
+        )
+        result = {**vars(summary), "api_calls": counter.total}
         self.log.info("Summary: %s", result)
         return result
