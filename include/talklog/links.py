@@ -80,6 +80,10 @@ class LinkSyncSummary:
     linkworks: dict[str, Any] = field(default_factory=dict)
     exchange_tasks: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def rejected(self) -> int:
+        return int(self.linkworks.get("rejected", 0)) + int(self.exchange_tasks.get("rejected", 0))
+
 
 def changed_links(session: Session, since: dt.datetime) -> Iterator[LinkState]:
     """Links changed after `since`, oldest change first."""

@@ -43,7 +43,11 @@ class RelinkSummary:
     links: int = 0
     unresolved_targets: int = 0
     moved: dict[str, int] = field(default_factory=dict)
-    rejected: dict[str, int] = field(default_factory=dict)
+    rejected_by_object: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def rejected(self) -> int:
+        return sum(self.rejected_by_object.values())
 
 
 def relink(
@@ -76,7 +80,7 @@ def relink(
     for object_name, rows in moves.items():
         outcome = loader.upsert(object_name, UPSERT_KEYS[object_name], rows)
         summary.moved[object_name] = len(outcome.accepted_keys)
-        summary.rejected[object_name] = len(outcome.rejected)
+        summary.rejected_by_object[object_name] = len(outcome.rejected)
     _advance(sessions, started)
     return summary
 

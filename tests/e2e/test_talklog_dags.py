@@ -60,3 +60,29 @@ def test_link_sync_then_hourly_run_writes_section_5_examples(
         }
         assert written == {t.target_id: t.message_count for t in example.transcripts}, name
     assert {row["WindowStart__c"][:16] for row in talklogs} == {"2026-01-09T01:00"}
+
+
+def test_relink_dag_moves_records_after_a_lead_link_and_conversion(
+    airflow_db, connections, sf_emulator, dags
+):
+    ec = sf_emulator.create_record("ExternalContact__c", Name="山田 太郎")
+    write_examples(connections, DAY, {"yamada": ec, "sato": ec})
+    at = pendulum.datetime(2026, 1, 10, 11, tz=TOKYO)
+    assert dags["talklog_link_sync"].test(logical_date=at).state == "success"
+    assert dags["talklog_hourly"].test(logical_date=at).state == "success"
+    lead = sf_emulator.create_record("Lead", LastName="山田", Company="山田商店")
+    sf_emulator.salesforce().ExternalContact__c.update(ec, {"Lead__c": lead})
+    converted = sf_emulator.convert_lead(lead, personAccount=True)
+
+    run = dags["talklog_relink"].test(logical_date=at.add(hours=1))
+    assert run.state == "success"
+    placements = {
+        (row["Lead__c"], row["Account__c"], row["Contact__c"])
+        for sobject in ("LineWorks__c", "TalkLog__c")
+        for row in sf_emulator.records(sobject)
+    }
+    assert placements == {(None, converted["accountId"], converted["contactId"])}
+    tasks = [t for t in sf_emulator.records("Task") if t.get("LineWorksKind__c")]
+    assert {(t["WhoId"], t["WhatId"]) for t in tasks} == {
+        (converted["contactId"], converted["accountId"])
+    }

@@ -103,7 +103,7 @@ class SyncLinksOperator(_SalesforceJobOperator):
             loader=loader,
             timezone=self.timezone,
         )
-        result = {**vars(summary), "api_calls": counter.total}
+        result = {**vars(summary), "rejected": summary.rejected, "api_calls": counter.total}
         self.log.info("Summary: %s", result)
         return result
 
@@ -126,7 +126,7 @@ class ReplayDeadLettersOperator(_SalesforceJobOperator):
             object_name=self.object_name or None,
             error_code=self.error_code or None,
         )
-        result = {**summary.by_object, "still_rejected": summary.still_rejected}
+        result = {**summary.by_object, "rejected": summary.still_rejected}
         result["api_calls"] = counter.total
         self.log.info("Summary: %s", result)
         return result
@@ -143,6 +143,6 @@ class RelinkOperator(_SalesforceJobOperator):
             bulk_query=loader.bulk.query,
             loader=loader,
         )
-        result = {**vars(summary), "api_calls": counter.total}
+        result = {**vars(summary), "rejected": summary.rejected, "api_calls": counter.total}
         self.log.info("Summary: %s", result)
         return result

@@ -1,0 +1,87 @@
+"""Link, unlink and re-link reach Salesforce in one link-sync run; exchange Tasks once."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import sqlalchemy as sa
+
+from talklog.links import WATERMARK, sync_links
+from talklog.loading import BulkLoader
+from talklog.store import make_session_factory, upgrade
+from talklog.store.models import Link, LinkPeriod, Watermark
+from talklog.synth.examples import one_to_one_linked
+from tests.integration.talklog_world import direct_clients
+
+DAY = dt.date(2026, 1, 9)
+
+
+def setup(sf_emulator, sqlite_url):
+    upgrade(sqlite_url)
+    ec = sf_emulator.create_record("ExternalContact__c", Name="山田 太郎")
+    one_to_one_linked(sqlite_url, DAY, {"yamada": ec})
+    clients = direct_clients(sf_emulator)
+    sessions = make_session_factory(sqlite_url)
+    loader = BulkLoader(clients.bulk, sessions, sleep=lambda _: None)
+
+    def sync():
+        return sync_links(sessions=sessions, query_all=clients.query_all, loader=loader)
+
+    return sessions, sync
+
+
+def linkworks(sf_emulator) -> tuple:
+    (row,) = sf_emulator.records("LineWorks__c")
+    return row["Linked__c"], row.get("Nickname__c"), row.get("AppLink__c")
+
+
+def exchange_tasks(sf_emulator) -> list[dict]:
+    return [t for t in sf_emulator.records("Task") if t["Subject"] == "LINE WORKS交換"]
+
+
+def change_link(sessions, *, linked: bool, when: dt.datetime) -> None:
+    """What the LINE WORKS side writes when a user presses "do not link" or links again."""
+    with sessions.begin() as session:
+        link = session.scalars(sa.select(Link)).one()
+        link.linked, link.updated_at = linked, when
+        if linked:
+            link.linked_at, link.unlinked_at = when, None
+            session.add(LinkPeriod(link_id=link.id, started_at=when))
+        else:
+            link.unlinked_at = when
+            period = session.scalars(
+                sa.select(LinkPeriod).where(LinkPeriod.ended_at.is_(None))
+            ).one()
+            period.ended_at = when
+
+
+def test_link_unlink_and_relink_each_show_up_after_one_run(sf_emulator, sqlite_url):
+    sessions, sync = setup(sf_emulator, sqlite_url)
+    first = sync()
+    assert first.linked == 1 and first.linkworks["created"] == 1
+    linked, nickname, app_link = linkworks(sf_emulator)
+    assert linked is True and nickname and app_link.startswith("https://")
+    assert len(exchange_tasks(sf_emulator)) == 1
+
+    later = dt.datetime(2026, 1, 10, 3, tzinfo=dt.UTC)
+    change_link(sessions, linked=False, when=later)
+    assert sync().unlinked == 1
+    assert linkworks(sf_emulator) == (False, None, None)
+    assert len(exchange_tasks(sf_emulator)) == 1
+
+    change_link(sessions, linked=True, when=later + dt.timedelta(hours=1))
+    assert sync().linked == 1
+    assert linkworks(sf_emulator) == (True, nickname, app_link)
+    assert len(exchange_tasks(sf_emulator)) == 2  # a new link: one more exchange
+    assert len(sf_emulator.records("LineWorks__c")) == 1
+
+
+def test_a_retried_run_creates_the_exchange_task_once(sf_emulator, sqlite_url):
+    sessions, sync = setup(sf_emulator, sqlite_url)
+    sync()
+    with sessions.begin() as session:  # the retry of a run whose watermark was not saved
+        session.execute(sa.delete(Watermark).where(Watermark.name == WATERMARK))
+    again = sync()
+    assert again.linkworks["created"] == 0 and again.exchange_tasks["created"] == 0
+    assert len(exchange_tasks(sf_emulator)) == 1
+    assert sync().links == 0  # nothing changed since: nothing sent
