@@ -13,7 +13,7 @@ from talklog.pipeline import write_talk_logs
 from talklog.relink import relink
 from talklog.salesforce.calls import ApiCallCounter
 from talklog.store import make_session_factory, upgrade
-from talklog.store.models import TargetType
+from talklog.store.models import Link, TargetType
 from talklog.synth.examples import Target, one_to_one_linked
 from talklog.talklogs import TalkLogSettings
 from talklog.windows import TalkWindow
@@ -204,3 +204,31 @@ def test_a_new_transcript_after_conversion_lands_on_the_converted_record(externa
         (external_contact.external_contact, None, account, contact)
     }
     assert len(external_contact.sf.records("Task")) == tasks_before
+
+
+def _relink_calls(customer: Customer) -> int:
+    give_lead_link(customer)
+    before = customer.counter.total
+    customer.relink()
+    return customer.counter.total - before
+
+
+def test_api_calls_do_not_grow_with_the_number_of_talklogs(external_contact, sf_emulator):
+    calls_for_one = _relink_calls(external_contact)
+    (linkworks,) = sf_emulator.records("LineWorks__c")
+    ec = sf_emulator.create_record("ExternalContact__c", Name="佐藤 花子")
+    sf_emulator.salesforce().LineWorks__c.update(linkworks["Id"], {"ExternalContact__c": ec})
+    parents = {"LineWorks__c": linkworks["Id"], "ExternalContact__c": ec}
+    sf_emulator.create_records(
+        "TalkLog__c",
+        [
+            {"Name": f"LINE WORKS {n}", "TalkLogKey__c": f"bulk-{n}|1", **parents}
+            for n in range(2000)
+        ],
+    )
+    external_contact.external_contact = ec
+    with external_contact.sessions.begin() as session:
+        session.query(Link).update({"target_id": ec})
+    calls_for_2001 = _relink_calls(external_contact)
+    assert len([t for t in sf_emulator.records("TalkLog__c") if t["Lead__c"]]) == 2_001
+    assert calls_for_2001 == calls_for_one
