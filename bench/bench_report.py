@@ -1,0 +1,210 @@
+"""Tables, targets and the plot of `bench/pipeline.py` results (one dict per window size)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import platform
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+MIB = 2**20
+GIB = 2**30
+MAX_CALLS = 12
+MAX_FLOOR_RATIO = 3.0
+MAX_PARSE_S = 0.5
+STAGE_ORDER = (
+    "extract: rooms, members, links",
+    "extract: place customers (SOQL)",
+    "extract: messages",
+    "ledger: claims",
+    "transform: recipients",
+    "transform: drafts",
+    "transform: transcripts, rows",
+    "transform: spool",
+    "load: CSV build",
+    "load: Bulk TalkLog__c",
+    "load: Bulk Task",
+    "ledger: mark delivered",
+)
+
+
+def one_line(result: dict[str, Any]) -> str:
+    s = result["summary"]
+    return (
+        f"{result['size']:>9,} messages: {result['wall_s']:.1f} s, peak {_mib(result['peak_rss'])},"
+        f" {s['talklogs'].get('sent', 0):,} TalkLogs + {s['tasks'].get('sent', 0):,} Tasks,"
+        f" {result['bulk_calls']} Bulk + {result['api_calls'] - result['bulk_calls']} SOQL calls,"
+        f" floor {result['floor']['seconds']:.1f} s, REST {result['rest']['seconds']:.1f} s"
+    )
+
+
+def _mib(value: float) -> str:
+    return f"{value / MIB:,.0f} MiB"
+
+
+def _n(value: int) -> str:
+    return f"{value:,}"
+
+
+@dataclass
+class Report:
+    results: list[dict[str, Any]]
+    parse: dict[str, float]
+
+    def _by_size(self, size: int) -> dict[str, Any] | None:
+        return next((r for r in self.results if r["size"] == size), None)
+
+    def targets(self) -> list[tuple[str, str, str]]:
+        """(target, measured, PASS or the gap)."""
+        rows = [self._calls_target(size) for size in (1_000, 1_000_000) if self._by_size(size)]
+        largest = max(self.results, key=lambda r: r["size"])
+        label = f"{largest['size']:,} messages"
+        wall, floor = largest["wall_s"], largest["floor"]["seconds"]
+        ratio = wall / floor
+        slow = f"gap: {ratio / MAX_FLOOR_RATIO:.2f}x too slow"
+        measured = f"{ratio:.2f}x ({wall:.1f} s / {floor:.1f} s)"
+        rows.append((f"{label} end to end < 3x the floor", measured,
+                     "PASS" if ratio < MAX_FLOOR_RATIO else slow))  # fmt: skip
+        peak = largest["peak_rss"]
+        over = f"gap: {_mib(peak - GIB)} over"
+        rows.append((f"{label} peak memory < 1 GiB", _mib(peak), "PASS" if peak < GIB else over))
+        parse, empty = self.parse["project"], self.parse["empty"]
+        late = f"gap: {parse - MAX_PARSE_S:.2f} s over"
+        measured = f"{parse:.2f} s (empty DAG file {empty:.2f} s)"
+        rows.append(("parse all DAG files < 0.5 s", measured,
+                     "PASS" if parse < MAX_PARSE_S else late))  # fmt: skip
+        return rows
+
+    def _calls_target(self, size: int) -> tuple[str, str, str]:
+        calls = self._by_size(size)["bulk_calls"]
+        verdict = "PASS" if calls <= MAX_CALLS else f"gap: {calls - MAX_CALLS} calls over"
+        return f"Bulk API calls for TalkLog + Task, {size:,} messages <= 12", str(calls), verdict
+
+    def markdown(self) -> str:
+        return "\n\n".join(
+            [
+                self._summary_table(),
+                self._stage_table(),
+                self._baseline_table(),
+                self._target_table(),
+            ]
+        )
+
+    def _summary_table(self) -> str:
+        lines = [
+            "| messages | TalkLogs + Tasks | CSV | end to end | peak RSS | Bulk calls | SOQL |",
+            "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        ]
+        for r in self.results:
+            s = r["summary"]
+            lines.append(
+                f"| {_n(r['size'])} | {_n(s['talklogs'].get('sent', 0))} + "
+                f"{_n(s['tasks'].get('sent', 0))} | {_mib(r['csv_bytes'])} | {r['wall_s']:.1f} s"
+                f" | {_mib(r['peak_rss'])} | {r['bulk_calls']} |"
+                f" {r['api_calls'] - r['bulk_calls']} |"
+            )
+        return "\n".join(lines)
+
+    def _stage_table(self) -> str:
+        sizes = [r["size"] for r in self.results]
+        lines = [
+            "| stage | " + " | ".join(f"{_n(s)}: time / peak RSS / rows" for s in sizes) + " |",
+            "| --- |" + " ---: |" * len(sizes),
+        ]
+        names = [n for n in STAGE_ORDER if any(n in r["stages"] for r in self.results)]
+        names += sorted({n for r in self.results for n in r["stages"]} - set(names))
+        for name in names:
+            cells = []
+            for r in self.results:
+                st = r["stages"].get(name)
+                cells.append(f"{st['seconds']:.2f} s / {_mib(st['peak_rss'])} / {_n(st['rows'])}"
+                             if st else "-")  # fmt: skip
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        return "\n".join(lines)
+
+    def _baseline_table(self) -> str:
+        lines = [
+            "| messages | pipeline | REST per record: calls / time | REST / pipeline "
+            "(calls, time) | floor: SELECT + upload | pipeline / floor |",
+            "| ---: | ---: | ---: | ---: | ---: | ---: |",
+        ]
+        for r in self.results:
+            rest, floor = r["rest"], r["floor"]
+            note = " (extrapolated)" if rest["extrapolated"] else ""
+            lines.append(
+                f"| {_n(r['size'])} | {r['wall_s']:.1f} s, {r['bulk_calls']} calls | "
+                f"{_n(rest['api_calls'])} / {rest['seconds']:.1f} s{note} | "
+                f"{rest['api_calls'] / max(1, r['bulk_calls']):,.0f}x, "
+                f"{rest['seconds'] / r['wall_s']:.1f}x | {floor['select_s']:.1f} s + "
+                f"{floor['upload_s']:.1f} s | {r['wall_s'] / floor['seconds']:.2f}x |"
+            )
+        return "\n".join(lines)
+
+    def _target_table(self) -> str:
+        lines = ["| target | measured | result |", "| --- | --- | --- |"]
+        lines += [f"| {a} | {b} | {c} |" for a, b, c in self.targets()]
+        return "\n".join(lines)
+
+    def document(self) -> str:
+        return HEADER.format(
+            date=dt.date.today().isoformat(), machine=platform.platform(),
+            python=platform.python_version(),
+        ) + self.markdown() + "\n" + FOOTER  # fmt: skip
+
+
+HEADER = """# Performance
+
+Measured by `bench/pipeline.py` on {date} ({machine}, Python {python}, 2 cores), against the
+local Salesforce emulator (`talklog.emulator`, HTTPS on 127.0.0.1, one process). Each size is
+one talk window of generated talk (`talklog.synth`: ~250 messages per room and day, 30% group
+rooms, 0.2% long messages up to 150,000 characters) whose links point at records created in the
+emulator. Regenerate with `.venv/bin/python bench/pipeline.py` (about 10 minutes).
+
+![time and memory against message count](performance.png)
+
+"""
+
+FOOTER = """
+How to read it:
+
+- Stage times are exclusive wall time (a stage nested in another is not counted twice); peak RSS
+  per stage is the highest resident memory of the pipeline process sampled while that stage ran
+  (every 5 ms); the overall peak is `ru_maxrss` of the process (store generation runs in another
+  process; the link sync before the run is included). The emulator's memory is not counted.
+- Bulk calls are the Bulk API 2.0 calls of the TalkLog and Task loads (job create, upload, close,
+  polls, result downloads); SOQL calls place the linked customers.
+- REST per record: the same rows upserted one `PATCH sobjects/X/ExtId/value` each (as new
+  records); when there are more rows than the sample (300 per object), its time is the sample's
+  time per row times the rows (extrapolated), its calls are one per row.
+- Floor: a plain `SELECT * FROM messages` of the window plus Bulk uploads of the final CSVs the
+  pipeline built (create, upload, close, wait for completion; no result download).
+- DAG parse: `DagBag` of `dags/` in a fresh process (median of 3), against a file with one empty
+  DAG.
+"""
+
+
+def plot(results: list[dict[str, Any]], path: Path) -> None:
+    """Time (end to end, floor) and peak memory against message count, log-log."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sizes = [r["size"] for r in results]
+    figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
+    left.plot(sizes, [r["wall_s"] for r in results], "o-", label="pipeline end to end")
+    left.plot(sizes, [r["floor"]["seconds"] for r in results], "s--", label="floor")
+    left.plot(sizes, [r["rest"]["seconds"] for r in results], "^:", label="REST per record")
+    left.set(xscale="log", yscale="log", xlabel="messages in the window", ylabel="seconds",
+             title="time")  # fmt: skip
+    right.plot(sizes, [r["peak_rss"] / MIB for r in results], "o-", label="peak RSS")
+    right.axhline(GIB / MIB, color="red", linestyle=":", label="1 GiB target")
+    right.set(xscale="log", yscale="log", xlabel="messages in the window", ylabel="MiB",
+              title="memory")  # fmt: skip
+    for axes in (left, right):
+        axes.grid(True, which="both", alpha=0.3)
+        axes.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)

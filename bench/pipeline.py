@@ -1,0 +1,480 @@
+"""Benchmark: one talk window, extract -> transform -> load, against the emulator.
+
+    .venv/bin/python bench/pipeline.py [--sizes 1000,10000,100000,1000000] [--workdir var/bench]
+
+For each size a store with that many messages in ONE window is generated (in a child process,
+so that its memory is not counted), its links point at records created in the emulator through
+the admin API, the links are synced, and `write_talk_logs` runs in a fresh child process with
+every stage timed. Peak RSS per stage comes from a sampler thread (/proc/self/statm every 5 ms,
+attributed to the stage running at that moment); the process peak is `ru_maxrss`.
+
+Baselines of the same run: per-record REST upserts of the same rows (a sample, extrapolated
+when there are more rows than the sample), the floor (a plain SELECT of the window's rows plus
+Bulk uploads of the final CSVs the pipeline built) and DAG file parse time (DagBag of `dags/`
+against a file with one empty DAG). Writes `docs/performance.md` and `docs/performance.png`.
+Not a test: never run by `make test`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Generator, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/ is not a package
+
+SIZES = (1_000, 10_000, 100_000, 1_000_000)
+REST_SAMPLE = 300  # rows per object upserted one by one; more rows are extrapolated
+PAGE = os.sysconf("SC_PAGE_SIZE")
+KEYS = {"TalkLog__c": "TalkLogKey__c", "Task": "LineWorksKey__c"}
+
+
+# -- the org of each size ----------------------------------------------------------------------
+
+
+def org_config(messages: int) -> Any:
+    """Rooms grow with the volume (about 250 messages per room and day, up to 4,000 rooms)."""
+    from talklog.synth import GeneratorConfig
+
+    rooms = min(4_000, max(30, messages // 250))
+    return GeneratorConfig(
+        seed=1,
+        days=1,
+        n_staff=max(8, rooms // 20),
+        n_customers=rooms * 5 // 4,
+        n_rooms=rooms,
+        group_share=0.3,
+        messages=messages,
+    )
+
+
+def create_targets(emulator: Any, customers: int) -> dict[str, list[str]]:
+    """Link target records of every kind, created in bulk through the admin API."""
+    per_kind = customers // 2 + 10
+    numbers = range(per_kind)
+    rows = {
+        "external_contact": ("ExternalContact__c", [{"Name": f"EC{n}"} for n in numbers]),
+        "lead": ("Lead", [{"LastName": f"L{n}", "Company": f"Co{n}"} for n in numbers]),
+        "contact": ("Contact", [{"LastName": f"C{n}"} for n in numbers]),
+        "person_account": ("Account", [{"LastName": f"P{n}"} for n in numbers]),
+    }
+    return {kind: emulator.create_records(obj, values) for kind, (obj, values) in rows.items()}
+
+
+# -- child: generate a store -------------------------------------------------------------------
+
+
+def generate_store(messages: int, store: Path, targets_file: Path, user_id: str) -> None:
+    from talklog.store import upgrade
+    from talklog.synth import generate
+
+    ids = json.loads(targets_file.read_text())
+    config = org_config(messages).replace(
+        target_ids=lambda kind, n: ids[str(kind)][n % len(ids[str(kind)])],
+        salesforce_user_ids=lambda n: user_id if n % 4 else None,
+    )
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{store}{suffix}").unlink(missing_ok=True)
+    upgrade(f"sqlite:///{store}")
+    generate(f"sqlite:///{store}", config)
+
+
+# -- stage clock -------------------------------------------------------------------------------
+
+
+def _rss_bytes() -> int:
+    with open("/proc/self/statm", encoding="ascii") as statm:
+        return int(statm.read().split()[1]) * PAGE
+
+
+def _max_rss_bytes() -> int:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+@dataclass
+class StageStats:
+    seconds: float = 0.0
+    rows: int = 0
+    api_calls: int = 0
+    peak_rss: int = 0
+
+
+class StageClock:
+    """Exclusive wall time, API calls and peak RSS per stage; stages nest (innermost counts)."""
+
+    def __init__(self, calls: Callable[[], int]) -> None:
+        self.calls = calls
+        self.stats: dict[str, StageStats] = {}
+        self._stack: list[str] = ["setup"]
+        self._since = time.perf_counter()
+        self._calls_since = calls()
+        self._stop = threading.Event()
+        self._sampler = threading.Thread(target=self._sample, daemon=True)
+        self._sampler.start()
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.005):
+            stats = self.stats.setdefault(self._stack[-1], StageStats())
+            stats.peak_rss = max(stats.peak_rss, _rss_bytes())
+
+    def _account(self) -> None:
+        now, calls = time.perf_counter(), self.calls()
+        stats = self.stats.setdefault(self._stack[-1], StageStats())
+        stats.seconds += now - self._since
+        stats.api_calls += calls - self._calls_since
+        stats.peak_rss = max(stats.peak_rss, _rss_bytes())
+        self._since, self._calls_since = now, calls
+
+    @contextlib.contextmanager
+    def stage(self, name: str) -> Generator[StageStats]:
+        self._account()
+        self._stack.append(name)
+        try:
+            yield self.stats.setdefault(name, StageStats())
+        finally:
+            self._account()
+            self._stack.pop()
+
+    def close(self) -> None:
+        self._account()
+        self._stop.set()
+        self._sampler.join()
+
+    def timed(self, name: str, func: Callable, rows: Callable[[Any], int] | None = None):
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            with self.stage(name) as stats:
+                result = func(*args, **kwargs)
+                stats.rows += rows(result) if rows else 0
+            return result
+
+        return wrapper
+
+    def timed_iter(self, name: str, func: Callable, rows: Callable[[Any], int] | None = None):
+        def wrapper(*args: Any, **kwargs: Any) -> Iterator[Any]:
+            iterator = iter(func(*args, **kwargs))
+            while True:
+                with self.stage(name) as stats:
+                    item = next(iterator, _END)
+                    if item is not _END:
+                        stats.rows += rows(item) if rows else 1
+                if item is _END:
+                    return
+                yield item
+
+        return wrapper
+
+
+_END = object()
+
+
+# -- child: measure a window -------------------------------------------------------------------
+
+
+@dataclass
+class Sample:
+    """The first rows of each object, for the per-record REST baseline."""
+
+    rows: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)
+
+    def keep(self, object_name: str, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        kept = self.rows.setdefault(object_name, [])
+        kept.extend(rows[: max(0, REST_SAMPLE - len(kept))])
+        self.counts[object_name] = self.counts.get(object_name, 0) + len(rows)
+        return rows
+
+
+def instrument(clock: StageClock, sample: Sample, csv_dir: Path) -> None:
+    """Wrap the pipeline's stages (module attributes) with the clock."""
+    from talklog import ledger, loading, pipeline
+    from talklog.salesforce import bulk
+
+    pipeline.room_contexts = clock.timed("extract: rooms, members, links", pipeline.room_contexts)
+    pipeline.resolve_customers = clock.timed("extract: place customers (SOQL)",
+                                             pipeline.resolve_customers)  # fmt: skip
+    pipeline.window_lines = clock.timed_iter("extract: messages", pipeline.window_lines,
+                                             rows=lambda item: len(item[1]))  # fmt: skip
+    ledger.claim = clock.timed("ledger: claims", ledger.claim, rows=len)
+    pipeline.room_claims = clock.timed("transform: recipients", pipeline.room_claims)
+    pipeline.room_drafts = clock.timed("transform: drafts", pipeline.room_drafts)
+    for name, object_name in (("talklog_rows", "TalkLog__c"), ("task_rows", "Task")):
+        func = getattr(pipeline, name)
+        rows = _listed(func, sample, object_name)
+        setattr(pipeline, name, clock.timed("transform: transcripts, rows", rows, rows=len))
+    loading.RowSpool.add = clock.timed("transform: spool", loading.RowSpool.add)
+    pipeline._mark_delivered = clock.timed("ledger: mark delivered", pipeline._mark_delivered)
+    bulk.counted_csv_parts = clock.timed_iter("load: CSV build", bulk.counted_csv_parts,
+                                              rows=lambda item: item[1])  # fmt: skip
+    original_part = bulk.BulkClient._ingest_part
+
+    def ingest_part(self: Any, object_name: str, *args: Any, **kwargs: Any) -> None:
+        with clock.stage("(bench: CSV copy for the floor)"):
+            number = len(list(csv_dir.glob("*.csv")))
+            (csv_dir / f"{number:03d}-{object_name}.csv").write_bytes(args[1])
+        with clock.stage(f"load: Bulk {object_name}") as stats:
+            stats.rows += args[2]
+            original_part(self, object_name, *args, **kwargs)
+
+    bulk.BulkClient._ingest_part = ingest_part
+
+
+def _listed(func: Callable, sample: Sample, object_name: str) -> Callable:
+    return lambda *args, **kwargs: sample.keep(object_name, list(func(*args, **kwargs)))
+
+
+def measure(size: int, store: Path, ready_file: Path, out: Path) -> None:
+    """Sync the links, then run one window with every stage timed; then the baselines."""
+    from talklog.emulator.process import EmulatorHandle
+    from talklog.links import sync_links
+    from talklog.loading import BulkLoader
+    from talklog.pipeline import write_talk_logs
+    from talklog.salesforce.bulk import BulkClient
+    from talklog.salesforce.calls import ApiCallCounter
+    from talklog.store import make_session_factory
+    from talklog.talklogs import TalkLogSettings
+    from talklog.windows import TalkWindow
+
+    info = json.loads(ready_file.read_text())
+    emulator = EmulatorHandle(
+        **{k: info[k] for k in EmulatorHandle.__dataclass_fields__ if k in info}
+    )
+    session, token = emulator.session(), emulator.token()
+    sf = emulator.salesforce()
+    bulk = BulkClient(session, emulator.instance_url, token, refresh_token=emulator.token)
+    sessions = make_session_factory(f"sqlite:///{store}")
+    loader = BulkLoader(bulk, sessions)
+    sync_links(sessions=sessions, query_all=sf.query_all_iter, loader=loader)
+    counter = ApiCallCounter(session)
+    sf_counter = ApiCallCounter(sf.session)
+    csv_dir = out.parent / f"csv-{size}"
+    shutil.rmtree(csv_dir, ignore_errors=True)
+    csv_dir.mkdir(parents=True)
+    window = TalkWindow(*org_config(size).window())
+    clock = StageClock(lambda: counter.total + sf_counter.total)
+    sample = Sample()
+    instrument(clock, sample, csv_dir)
+    rss_before = _rss_bytes()
+    began = time.perf_counter()
+    summary = write_talk_logs(
+        sessions=sessions,
+        query_all=sf.query_all_iter,
+        loader=loader,
+        window=window,
+        settings=TalkLogSettings(),
+        run_id="bench",
+        api_calls=lambda: counter.total + sf_counter.total,
+    )
+    wall = time.perf_counter() - began
+    clock.close()
+    copy = clock.stats.pop("(bench: CSV copy for the floor)", StageStats()).seconds
+    result = {
+        "size": size,
+        "wall_s": wall - copy,
+        "rss_before": rss_before,
+        "peak_rss": _max_rss_bytes(),
+        "summary": summary.as_dict(),
+        "api_calls": summary.api_calls,
+        "bulk_calls": counter.total,
+        "stages": {name: asdict(stats) for name, stats in clock.stats.items() if name != "setup"},
+        "csv_bytes": sum(path.stat().st_size for path in csv_dir.glob("*.csv")),
+    }
+    result["rest"] = rest_baseline(emulator, sf.session, sample)
+    result["floor"] = floor_baseline(store, window, bulk, csv_dir)
+    out.write_text(json.dumps(result, indent=1))
+
+
+# -- baselines ---------------------------------------------------------------------------------
+
+
+def rest_baseline(emulator: Any, session: Any, sample: Sample) -> dict[str, Any]:
+    """Per-record REST upserts (PATCH sobjects/X/ExtId/value) of the sampled rows, as new
+    records (keys suffixed `|rest`); time extrapolated to every row when sampled."""
+    link_ids = {r["LinkKey__c"]: r["Id"] for r in emulator.records("LineWorks__c")}
+    base = f"{emulator.instance_url}/services/data/v66.0/sobjects"
+    headers = {"Authorization": f"Bearer {emulator.token()}"}
+    seconds, sent, calls, failed = 0.0, 0, 0, 0
+    for object_name, rows in sample.rows.items():
+        key_field = KEYS[object_name]
+        began = time.perf_counter()
+        for row in rows:
+            body = _rest_body(row, key_field, link_ids)
+            url = (
+                f"{base}/{object_name}/{key_field}/{quote(str(row[key_field]) + '|rest', safe='')}"
+            )
+            response = session.patch(url, json=body, headers=headers, timeout=60)
+            failed += response.status_code >= 300
+        elapsed = time.perf_counter() - began
+        seconds += elapsed / max(1, len(rows)) * sample.counts[object_name]
+        sent += len(rows)
+        calls += sample.counts[object_name]
+    total = sum(sample.counts.values())
+    return {
+        "rows": total,
+        "sampled": sent,
+        "failed": failed,
+        "seconds": seconds,
+        "api_calls": calls,
+        "extrapolated": sent < total,
+    }
+
+
+def _rest_body(row: dict[str, Any], key_field: str, link_ids: dict[str, str]) -> dict[str, Any]:
+    from talklog.salesforce.bulk import NULL, UNCHANGED
+
+    body: dict[str, Any] = {}
+    for name, value in row.items():
+        if name == key_field or value == UNCHANGED:
+            continue
+        if name == "LineWorks__r.LinkKey__c":
+            name, value = "LineWorks__c", link_ids.get(str(value))
+        body[name] = None if value == NULL else value
+    if "TalkLogKey__c" in body and key_field != "TalkLogKey__c":
+        body["TalkLogKey__c"] = f"{body['TalkLogKey__c']}|rest"
+    return body
+
+
+def floor_baseline(store: Path, window: Any, bulk: Any, csv_dir: Path) -> dict[str, Any]:
+    """A plain SELECT of the window's messages, then the pipeline's final CSVs uploaded as
+    Bulk upserts (create, upload, close, wait; no result download)."""
+    import sqlite3
+
+    began = time.perf_counter()
+    with contextlib.closing(sqlite3.connect(store)) as db:
+        cursor = db.execute(
+            "SELECT * FROM messages WHERE sent_at >= ? AND sent_at < ?",
+            (_sqlite_time(window.start), _sqlite_time(window.end)),
+        )
+        rows = sum(len(chunk) for chunk in iter(lambda: cursor.fetchmany(20_000), []))
+    select_s = time.perf_counter() - began
+    began = time.perf_counter()
+    for path in sorted(csv_dir.glob("*.csv")):
+        object_name = path.stem.split("-", 1)[1]
+        job_id = bulk._open_job(object_name, "upsert", KEYS[object_name])
+        bulk._call("PUT", f"/ingest/{job_id}/batches", data=path.read_bytes(),
+                   content_type="text/csv")  # fmt: skip
+        bulk._call("PATCH", f"/ingest/{job_id}", json={"state": "UploadComplete"})
+        bulk._wait(f"/ingest/{job_id}")
+    upload_s = time.perf_counter() - began
+    return {"select_rows": rows, "select_s": select_s, "upload_s": upload_s,
+            "seconds": select_s + upload_s}  # fmt: skip
+
+
+def _sqlite_time(moment: Any) -> str:
+    """How SQLAlchemy stores a naive UTC datetime in SQLite."""
+    import datetime as dt
+
+    return moment.astimezone(dt.UTC).replace(tzinfo=None).isoformat(" ")
+
+
+def dag_parse_times(workdir: Path, runs: int = 3) -> dict[str, float]:
+    """Median DagBag time of `dags/` and of one empty DAG file, each in a fresh process."""
+    empty = workdir / "empty_dags"
+    empty.mkdir(parents=True, exist_ok=True)
+    (empty / "empty_dag.py").write_text(
+        "from airflow.sdk import DAG\n\nwith DAG('empty', schedule=None):\n    pass\n"
+    )
+    found = {}
+    for label, folder in (("project", REPO_ROOT / "dags"), ("empty", empty)):
+        times = sorted(_parse_once(folder, workdir) for _ in range(runs))
+        found[label] = times[len(times) // 2]
+    return found
+
+
+def _parse_once(folder: Path, workdir: Path) -> float:
+    code = (
+        "import json, time\n"
+        "from airflow.dag_processing.dagbag import DagBag\n"
+        "t = time.perf_counter()\n"
+        f"bag = DagBag(dag_folder={str(folder)!r})\n"
+        "print(json.dumps({'s': time.perf_counter() - t, 'dags': len(bag.dags),"
+        " 'errors': len(bag.import_errors)}))\n"
+    )
+    home = workdir.resolve() / "airflow-home"
+    env = {**os.environ, "AIRFLOW_HOME": str(home), "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+           "AIRFLOW__CORE__DAGS_FOLDER": str(folder),
+           "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO_ROOT / "plugins"),
+           "PYTHONPATH": str(REPO_ROOT / "plugins")}  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
+    parsed = json.loads(done.stdout.strip().splitlines()[-1])
+    if parsed["errors"] or not parsed["dags"]:
+        raise RuntimeError(f"DAG parse of {folder} failed: {parsed}\n{done.stderr[-2000:]}")
+    return parsed["s"]
+
+
+# -- parent ------------------------------------------------------------------------------------
+
+
+def _child(*args: str) -> None:
+    subprocess.run([sys.executable, __file__, *args], check=True)
+
+
+def run_size(emulator: Any, workdir: Path, size: int) -> dict[str, Any]:
+    emulator.reset()
+    targets = create_targets(emulator, org_config(size).n_customers)
+    user_id = emulator.admin("GET", "info")["default_user_id"]
+    targets_file = workdir / f"targets-{size}.json"
+    targets_file.write_text(json.dumps(targets))
+    store = workdir / f"store-{size}.db"
+    began = time.perf_counter()
+    _child("generate", str(size), str(store), str(targets_file), user_id)
+    print(
+        f"{size:>9,} messages: store generated in {time.perf_counter() - began:.1f} s", flush=True
+    )
+    out = workdir / f"result-{size}.json"
+    _child("measure", str(size), str(store), str(workdir / "emulator" / "ready.json"), str(out))
+    result = json.loads(out.read_text())
+    import bench_report
+
+    print(bench_report.one_line(result), flush=True)
+    return result
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "generate":
+        generate_store(int(argv[1]), Path(argv[2]), Path(argv[3]), argv[4])
+        return
+    if argv and argv[0] == "measure":
+        measure(int(argv[1]), Path(argv[2]), Path(argv[3]), Path(argv[4]))
+        return
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default=",".join(map(str, SIZES)))
+    parser.add_argument("--workdir", type=Path, default=REPO_ROOT / "var" / "bench")
+    parser.add_argument("--docs", type=Path, default=REPO_ROOT / "docs")
+    parser.add_argument("--no-docs", action="store_true", help="print only")
+    args = parser.parse_args(argv)
+    from talklog.emulator.process import run_emulator
+
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    results = []
+    with run_emulator(args.workdir / "emulator") as emulator:
+        for size in (int(s) for s in args.sizes.split(",")):
+            results.append(run_size(emulator, args.workdir, size))
+    parse = dag_parse_times(args.workdir)
+    import bench_report
+
+    report = bench_report.Report(results, parse)
+    print(report.markdown())
+    if not args.no_docs:
+        (args.docs / "performance.md").write_text(report.document(), encoding="utf-8")
+        bench_report.plot(results, args.docs / "performance.png")
+
+
+if __name__ == "__main__":
+    main()
