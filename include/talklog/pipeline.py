@@ -17,7 +17,14 @@ from talklog.loading import BulkLoader, LoadOutcome, RowSpool, patient_queries
 from talklog.salesforce.bulk import RequestLimitExceededError
 from talklog.salesforce.fields import UPSERT_KEYS
 from talklog.store.models import LineWorksUser
-from talklog.talklogs import TalkLogSettings, room_claims, room_drafts, talklog_rows, task_rows
+from talklog.talklogs import (
+    TalkLogSettings,
+    render_draft,
+    room_claims,
+    room_drafts,
+    talklog_rows,
+    task_rows,
+)
 from talklog.targets import QueryAll, resolve_customers
 from talklog.windows import TalkWindow
 
@@ -118,10 +125,11 @@ def _stage(
             summary.pairs_owned_by_other_windows += foreign
             for draft in drafts:
                 summary.transcripts += 1
-                for row in talklog_rows(draft, settings):
+                text = render_draft(draft, settings)
+                for row in talklog_rows(draft, settings, text):
                     staged.talklogs.add(row)
                 first_task = None
-                for row in task_rows(draft, settings):
+                for row in task_rows(draft, settings, text):
                     first_task = first_task or row["LineWorksKey__c"]
                     staged.tasks.add(row)
                 staged.first_task_key[draft.key] = first_task

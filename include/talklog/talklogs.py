@@ -143,24 +143,36 @@ def _customer_for(
     return records[0] if records else None
 
 
-def transcript_parts(draft: TalkLogDraft, settings: TalkLogSettings, limit: int) -> list[str]:
-    """The transcript in parts of at most `limit` characters, each with a part header."""
+def render_draft(draft: TalkLogDraft, settings: TalkLogSettings) -> str:
+    """The whole transcript of a draft (render once, split per field limit)."""
     zone = ZoneInfo(settings.timezone)
     type_label = ROOM_TYPE_LABELS.get(draft.room.room_type, (draft.room.room_type,) * 2)[1]
     header = [
         f"LINE WORKS トーク: {draft.room.title or draft.room.room_id} ({type_label})",
         f"期間: {draft.window.label(settings.timezone)}",
     ]
-    text = render_transcript(header, draft.lines, zone)
+    return render_transcript(header, draft.lines, zone)
+
+
+def transcript_parts(
+    draft: TalkLogDraft, settings: TalkLogSettings, limit: int, text: str | None = None
+) -> list[str]:
+    """The transcript (`text`, or rendered here) in parts of at most `limit` characters,
+    each with a part header."""
+    if text is None:
+        text = render_draft(draft, settings)
     parts = split_transcript(text, limit - PART_HEADER_RESERVE)
     if len(parts) == 1:
         return parts
     return [f"({n}/{len(parts)})\n{part}" for n, part in enumerate(parts, start=1)]
 
 
-def talklog_rows(draft: TalkLogDraft, settings: TalkLogSettings) -> Iterator[dict[str, Any]]:
-    """`TalkLog__c` rows (one per part), keyed by `TalkLogKey__c`."""
-    parts = transcript_parts(draft, settings, TALKLOG_LIMIT)
+def talklog_rows(
+    draft: TalkLogDraft, settings: TalkLogSettings, text: str | None = None
+) -> Iterator[dict[str, Any]]:
+    """`TalkLog__c` rows (one per part), keyed by `TalkLogKey__c`; `text` is the rendered
+    transcript when the caller has it (`render_draft`)."""
+    parts = transcript_parts(draft, settings, TALKLOG_LIMIT, text)
     zone = ZoneInfo(settings.timezone)
     first = min(line.sent_at for line in draft.lines).astimezone(zone)
     for number, text in enumerate(parts, start=1):
@@ -180,12 +192,15 @@ def talklog_rows(draft: TalkLogDraft, settings: TalkLogSettings) -> Iterator[dic
         }
 
 
-def task_rows(draft: TalkLogDraft, settings: TalkLogSettings) -> Iterator[dict[str, Any]]:
-    """`LINE WORKSログ` Task rows, keyed by `LineWorksKey__c`, per the Task-copy setting."""
+def task_rows(
+    draft: TalkLogDraft, settings: TalkLogSettings, text: str | None = None
+) -> Iterator[dict[str, Any]]:
+    """`LINE WORKSログ` Task rows, keyed by `LineWorksKey__c`, per the Task-copy setting;
+    `text` is the rendered transcript when the caller has it (`render_draft`)."""
     if settings.task_copy is TaskCopy.OFF:
         return
     if settings.task_copy is TaskCopy.FULL:
-        parts = transcript_parts(draft, settings, TASK_DESCRIPTION_LIMIT)
+        parts = transcript_parts(draft, settings, TASK_DESCRIPTION_LIMIT, text)
     else:
         parts = [f"{len(draft.lines)}件のメッセージ (TalkLog {draft.key}|1)"]
     who_id, what_id = draft.customer.task_parents()

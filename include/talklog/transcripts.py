@@ -8,6 +8,7 @@ so a part that fits here fits there.
 from __future__ import annotations
 
 import datetime as dt
+import re
 import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -26,6 +27,9 @@ PLACEHOLDERS = {
     "video": "動画",
 }
 CONTINUATION_INDENT = "    "
+# Unicode category Cc (C0 and C1 controls) without tab and newline; carriage returns are
+# normalised to newlines before this applies.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +48,7 @@ class TalkLine:
 
 def utf16_len(text: str) -> int:
     """Length as Salesforce counts it: UTF-16 code units."""
-    return len(text) + sum(1 for ch in text if ord(ch) > 0xFFFF)
+    return len(text.encode("utf-16-le", "surrogatepass")) // 2
 
 
 def _human_size(size: int) -> str:
@@ -72,7 +76,7 @@ def message_content(line: TalkLine) -> str:
 def _clean(text: str) -> str:
     """Drop control characters other than newline and tab; normalise line ends."""
     text = text.replace("\r\n", "\n").replace("\r", "\n")
-    return "".join(ch for ch in text if ch in "\n\t" or unicodedata.category(ch) != "Cc")
+    return _CONTROL.sub("", text)
 
 
 def render_line(line: TalkLine, zone: ZoneInfo) -> str:
@@ -134,12 +138,19 @@ def _safe_cut(line: str, limit: int) -> int:
 
     Only a combining sequence longer than `limit` itself is cut inside (nothing else fits).
     """
+    prefix = line[:limit]
+    if utf16_len(prefix) == len(prefix):  # no surrogate pairs: `limit` characters fit
+        return _back_off_combining(line, len(prefix))
     hard, units = 0, 0
     for ch in line:
         units += 2 if ord(ch) > 0xFFFF else 1
         if units > limit:
             break
         hard += 1
+    return _back_off_combining(line, hard)
+
+
+def _back_off_combining(line: str, hard: int) -> int:
     cut = hard
     while 0 < cut < len(line) and _joins_previous(line[cut]):
         cut -= 1

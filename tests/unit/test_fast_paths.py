@@ -1,0 +1,87 @@
+"""The fast paths of issue 8 give exactly what the straightforward code gave."""
+
+from __future__ import annotations
+
+import unicodedata
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from talklog.talklogs import (
+    TalkLogSettings,
+    TaskCopy,
+    render_draft,
+    room_claims,
+    room_drafts,
+    talklog_rows,
+    task_rows,
+)
+from talklog.transcripts import _clean, _safe_cut, split_transcript, utf16_len
+
+from .test_talklogs import PLACED, WINDOW, YAMADA_SF, lines_from, link, room
+
+TEXT = st.text(
+    alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",))
+    | st.sampled_from("\r\n\t\x00\x0b\x1f\x7f\x85\x9f\u0301\u200d\ufe0f😀山")
+)
+
+
+def _clean_by_category(text: str) -> str:
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    return "".join(ch for ch in text if ch in "\n\t" or unicodedata.category(ch) != "Cc")
+
+
+def _cut_by_walking(line: str, limit: int) -> int:
+    hard, units = 0, 0
+    for ch in line:
+        units += 2 if ord(ch) > 0xFFFF else 1
+        if units > limit:
+            break
+        hard += 1
+    cut = hard
+    while 0 < cut < len(line) and (
+        unicodedata.combining(line[cut]) != 0 or line[cut] in "\u200d\ufe0e\ufe0f"
+    ):
+        cut -= 1
+    return cut or hard
+
+
+@settings(max_examples=300)
+@given(TEXT)
+def test_clean_drops_exactly_the_control_characters(text):
+    assert _clean(text) == _clean_by_category(text)
+
+
+@settings(max_examples=300)
+@given(TEXT)
+def test_utf16_len_counts_code_units(text):
+    assert utf16_len(text) == len(text) + sum(1 for ch in text if ord(ch) > 0xFFFF)
+
+
+@settings(max_examples=300)
+@given(TEXT, st.integers(min_value=2, max_value=40))
+def test_safe_cut_matches_the_character_walk(text, limit):
+    if utf16_len(text) > limit:
+        assert _safe_cut(text, limit) == _cut_by_walking(text, limit)
+
+
+def test_long_line_split_is_unchanged():
+    text = ("あ" * 50_000 + "\u0301") * 3 + "😀" * 40_000
+    parts = split_transcript(text, 31_968)
+    assert "".join(parts) == text
+    assert all(utf16_len(part) <= 31_968 for part in parts)
+
+
+def test_rows_from_a_rendered_transcript_equal_rows_rendered_per_field():
+    talk = [("line", "山田", "長い" * 40_000), ("lw", "鈴木", "はい")]
+    context = room("one_to_one", ["s1"], ["c1"], [link("s1", "c1", YAMADA_SF)])
+    lines = lines_from(talk)
+    claims = room_claims(context, lines, PLACED, WINDOW)
+    owners = {(c.message_id, c.customer_key): c.talklog_key for c in claims}
+    (draft,), _ = room_drafts(context, lines, owners, PLACED, {}, WINDOW)
+    for copy in TaskCopy:
+        options = TalkLogSettings(task_copy=copy)
+        text = render_draft(draft, options)
+        assert list(talklog_rows(draft, options, text)) == list(talklog_rows(draft, options))
+        assert list(task_rows(draft, options, text)) == list(task_rows(draft, options))
+    assert len(list(task_rows(draft, TalkLogSettings(), text))) > 2
