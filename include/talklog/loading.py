@@ -142,7 +142,13 @@ class BulkLoader:
         rows: Iterable[Mapping[str, Any]],
         outcome: LoadOutcome,
     ) -> list[dict[str, Any]]:
-        result = self.bulk.ingest(object_name, "upsert", rows, external_id_field=key_field)
+        result = self.bulk.ingest(
+            object_name,
+            "upsert",
+            rows,
+            external_id_field=key_field,
+            keep_successful=(key_field, "sf__Created"),
+        )
         for row in result.successful:
             outcome.accepted_keys.add(row[key_field])
             if row.get("sf__Created") == "true":

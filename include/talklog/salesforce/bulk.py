@@ -11,7 +11,7 @@ import datetime as dt
 import io
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -186,11 +186,19 @@ class BulkClient:
         rows_or_csv_chunks: Iterable[Mapping[str, Any]] | Iterable[bytes | str],
         external_id_field: str | None = None,
         columns: list[str] | None = None,
+        keep_successful: Sequence[str] | None = None,
     ) -> IngestResult:
-        """Load rows (dicts) or ready CSV documents; one job per upload part of at most 100 MB."""
+        """Load rows (dicts) or ready CSV documents; one job per upload part of at most 100 MB.
+
+        Successful result rows echo every column sent; with `keep_successful` only those
+        columns of them are kept (failed and unprocessed rows always keep the full payload).
+        Results are parsed as they stream in, never held as one document.
+        """
         result = IngestResult()
         for part, rows in self._parts(rows_or_csv_chunks, columns):
-            self._ingest_part(object_name, operation, part, rows, external_id_field, result)
+            self._ingest_part(
+                object_name, operation, part, rows, external_id_field, result, keep_successful
+            )
         return result
 
     def _parts(
@@ -217,6 +225,7 @@ class BulkClient:
         rows: int,
         ext: str | None,
         result: IngestResult,
+        keep_successful: Sequence[str] | None = None,
     ) -> None:
         """One job: create, upload, close, wait, then fetch only the results that hold rows."""
         job_id = self._open_job(object_name, operation, ext)
@@ -229,7 +238,7 @@ class BulkClient:
         job = self._job_summary(job_id, self._wait(f"/ingest/{job_id}"))
         result.jobs.append(job)
         if job.records_processed > job.records_failed:
-            result.successful += self._results(job_id, "successfulResults")
+            result.successful += self._results(job_id, "successfulResults", keep_successful)
         if job.records_failed:
             result.failed += self._results(job_id, "failedResults")
         if job.records_processed < rows:
@@ -268,9 +277,19 @@ class BulkClient:
             info.get("errorMessage"),
         )
 
-    def _results(self, job_id: str, kind: str) -> list[dict[str, str]]:
-        response = self._call("GET", f"/ingest/{job_id}/{kind}", accept="text/csv")
-        return list(csv.DictReader(io.StringIO(response.content.decode("utf-8"), newline="")))
+    def _results(
+        self, job_id: str, kind: str, keep: Sequence[str] | None = None
+    ) -> list[dict[str, str]]:
+        """A result CSV, parsed as it streams in; rows cut to the `keep` columns if given."""
+        response = self._call("GET", f"/ingest/{job_id}/{kind}", accept="text/csv", stream=True)
+        with response:
+            response.raw.decode_content = True
+            response.raw.auto_close = False  # the CSV reader reads on past the last byte
+            text = io.TextIOWrapper(response.raw, encoding="utf-8", newline="")
+            reader = csv.DictReader(text)
+            if keep is None:
+                return list(reader)
+            return [{name: row[name] for name in keep if name in row} for row in reader]
 
     def _abort_quietly(self, path: str) -> None:
         try:
@@ -326,6 +345,7 @@ class BulkClient:
         params: dict[str, Any] | None = None,
         content_type: str = "application/json",
         accept: str = "application/json",
+        stream: bool = False,
     ) -> requests.Response:
         refreshed = False
         attempt = 0
@@ -343,6 +363,7 @@ class BulkClient:
                 data=data,
                 params=params,
                 timeout=300,
+                stream=stream,
             )
             if response.status_code < 300:
                 return response
