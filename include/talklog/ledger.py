@@ -19,7 +19,8 @@ from sqlalchemy.orm import Session
 from talklog.store.models import Delivery
 from talklog.windows import TalkWindow
 
-_BATCH = 500
+_BATCH = 500  # ids per IN (...) lookup
+_INSERT_BATCH = 20_000  # rows per executemany
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,8 +50,9 @@ def claim(
         }
         for item in claims
     ]
-    for start in range(0, len(rows), _BATCH):
-        session.execute(insert, rows[start : start + _BATCH])
+    connection = session.connection()  # Core executemany: no ORM bulk-insert bookkeeping
+    for start in range(0, len(rows), _INSERT_BATCH):
+        connection.execute(insert, rows[start : start + _INSERT_BATCH])
     return owners(session, {item.message_id for item in claims})
 
 
