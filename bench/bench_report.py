@@ -181,13 +181,51 @@ How to read it:
   pipeline built (create, upload, close, wait for completion; no result download).
 - DAG parse: `DagBag` of `dags/` in a fresh process (median of 3), against a file with one empty
   DAG.
+- The build machine was shared with other test runs (load average 5-6 on 2 cores) while this was
+  measured: absolute times are noisy by about +-30%; ratios within one size are more stable.
+- The emulator answers in well under a millisecond, so REST per record is far cheaper here than
+  against a real org (at ~150 ms a call, 10,629 calls take about 27 minutes); its API calls are
+  what counts against the daily budget.
+
+## What was optimised (issue 8)
+
+- Transcripts rendered once per draft and split per field limit; control characters dropped by a
+  regex, UTF-16 length by encoding, long lines cut without a per-character walk. 100k:
+  transcripts 16.6 s -> 1.0 s; end to end 46.6 s -> 20.7 s.
+- Bulk result CSVs parsed as they stream in; only the key and `sf__Created` of successful rows
+  are kept (failed and unprocessed rows keep the full payload for dead letters). 1M: peak
+  1,129 MiB -> 521 MiB; 100k: 328 MiB -> 218 MiB.
+- Ledger claims inserted with Core `executemany` in batches of 20,000 (was ORM inserts of 500).
+  100k: 11.6 s -> 5.2 s.
+
+## What is left (the gaps)
+
+- **API calls at 1M (30, target 12)**: the window's CSVs are 464 MiB (transcripts twice: TalkLog
+  and the Task copy). Bulk API 2.0 takes one upload of at most 100 MB per job, so each object
+  needs 3 jobs of 5 calls (create, upload, close, one poll, results). Fewer calls need less data:
+  the Task copy without content (`task_copy=no_content`) leaves one small Task job (20 calls),
+  and no job count below ceil(MB / 100) per object is possible.
+- **1M end to end (10x the floor, target 3x)**: per-row Python work dominates: ledger claims
+  (870k rows, 67 s: an `INSERT ... ON CONFLICT DO NOTHING` per row plus reading the owners back),
+  reading the messages into `TalkLine`s (34 s), recipients per message (27 s: every link's spans
+  checked for every message; could be computed per span change), room contexts (14 s), CSV
+  build (16 s) and the JSON spool (5 s). Next steps: claims as one `INSERT ... SELECT` from a
+  temporary table per window, recipients computed once per membership/link interval, rows
+  spooled as CSV lines directly.
+- **DAG parse (1.4-2.4 s over two runs, target 0.5 s)**: `dags/talklog_dags.py` imports
+  `talklog_airflow.dag_factory`, which imports `talklog.store.models` (SQLAlchemy),
+  `talklog.salesforce.bulk` (requests) and simple-salesforce at module level. Importing them
+  inside the task callables would leave the file at the cost of building the DAG objects.
 """
 
 
 def plot(results: list[dict[str, Any]], path: Path) -> None:
     """Time (end to end, floor) and peak memory against message count, log-log."""
-    import matplotlib
-
+    try:
+        import matplotlib
+    except ImportError:
+        print(f"matplotlib is not installed: {path} not written (see docs/performance.md)")
+        return
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 

@@ -445,6 +445,13 @@ def run_size(emulator: Any, workdir: Path, size: int) -> dict[str, Any]:
     return result
 
 
+def measure_sizes(workdir: Path, sizes: list[int]) -> list[dict[str, Any]]:
+    from talklog.emulator.process import run_emulator
+
+    with run_emulator(workdir / "emulator") as emulator:
+        return [run_size(emulator, workdir, size) for size in sizes]
+
+
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] == "generate":
@@ -458,14 +465,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--workdir", type=Path, default=REPO_ROOT / "var" / "bench")
     parser.add_argument("--docs", type=Path, default=REPO_ROOT / "docs")
     parser.add_argument("--no-docs", action="store_true", help="print only")
+    parser.add_argument("--report-only", action="store_true", help="reuse result-N.json files")
     args = parser.parse_args(argv)
-    from talklog.emulator.process import run_emulator
-
+    sizes = [int(s) for s in args.sizes.split(",")]
     args.workdir.mkdir(parents=True, exist_ok=True)
-    results = []
-    with run_emulator(args.workdir / "emulator") as emulator:
-        for size in (int(s) for s in args.sizes.split(",")):
-            results.append(run_size(emulator, args.workdir, size))
+    if args.report_only:
+        results = [json.loads((args.workdir / f"result-{n}.json").read_text()) for n in sizes]
+    else:
+        results = measure_sizes(args.workdir, sizes)
     parse = dag_parse_times(args.workdir)
     import bench_report
 
