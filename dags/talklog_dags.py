@@ -1,7 +1,9 @@
-"""LINE WORKS talks into Salesforce: a DAG per schedule choice, link sync, re-link, replay."""
+"""LINE WORKS talks into Salesforce: a DAG per schedule choice, link sync, re-link, replay,
+export import."""
 
 from talklog.windows import ScheduleChoice
 from talklog_airflow.dag_factory import (
+    build_import_dag,
     build_link_sync_dag,
     build_relink_dag,
     build_replay_dag,
@@ -14,3 +16,4 @@ talklog_daily = build_talklog_dag(ScheduleChoice.DAILY)
 talklog_link_sync = build_link_sync_dag()
 talklog_relink = build_relink_dag()
 talklog_replay_dead_letters = build_replay_dag()
+talklog_import_export = build_import_dag()

@@ -5,15 +5,18 @@ talklog store describe --url URL [--tz Asia/Tokyo]
 talklog generate --url URL [--seed N] [--messages N] [--day YYYY-MM-DD] [--days N] ...
 talklog trace --url URL (--message KEY | --record KEY)
 talklog dead-letters --url URL
+talklog import --url URL --file PATH [--tz Asia/Tokyo]
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import sys
 from collections.abc import Sequence
 
 from talklog import deadletters
+from talklog.imports import ImportFileError, import_export
 from talklog.store import make_session_factory, upgrade
 from talklog.synth.describe import describe_store
 from talklog.synth.generator import GeneratorConfig, generate
@@ -72,6 +75,16 @@ def _dead_letters(args: argparse.Namespace) -> None:
         )
 
 
+def _import(args: argparse.Namespace) -> None:
+    if args.upgrade:
+        upgrade(args.url)
+    try:
+        summary = import_export(make_session_factory(args.url), args.file, timezone=args.tz)
+    except ImportFileError as error:
+        sys.exit(f"import failed: {error}")
+    print(summary.render())
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="talklog", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -110,6 +123,15 @@ def build_parser() -> argparse.ArgumentParser:
     letters = commands.add_parser("dead-letters", help="open dead letters, oldest first")
     letters.add_argument("--url", required=True)
     letters.set_defaults(func=_dead_letters)
+
+    imp = commands.add_parser("import", help="load a LINE WORKS message export (CSV)")
+    imp.add_argument("--url", required=True, help="SQLAlchemy URL of the store")
+    imp.add_argument(
+        "--file", required=True, help="the export: 日時,送信者,受信者,チャンネルID,トーク"
+    )
+    imp.add_argument("--tz", default="Asia/Tokyo", help="time zone of times without an offset")
+    imp.add_argument("--upgrade", action="store_true", help="migrate the store first")
+    imp.set_defaults(func=_import)
     return parser
 
 

@@ -18,6 +18,7 @@ from talklog import deadletters
 from talklog.talklogs import TaskCopy
 from talklog.windows import DEFAULT_TIMEZONE, ScheduleChoice, talk_window
 from talklog_airflow.hooks.store import MessageStoreHook
+from talklog_airflow.operators.imports import ImportExportOperator
 from talklog_airflow.operators.talklog import (
     RelinkOperator,
     ReplayDeadLettersOperator,
@@ -176,6 +177,46 @@ def build_replay_dag() -> DAG:
         )
         check_dead_letters(summary.output)
     return dag
+
+
+def build_import_dag() -> DAG:
+    """Manual: load a LINE WORKS message export (CSV file path) into the message store."""
+    with DAG(
+        dag_id="talklog_import_export",
+        description="LINE WORKS message-content export (CSV) -> message store",
+        schedule=None,
+        **PROJECT_DAG_ARGS,
+        default_args={**DEFAULT_ARGS, "retries": 1},
+        tags=["talklog", "line-works", "import"],
+        params={
+            "path": Param(
+                "", type="string", minLength=1, description="export file path on the worker"
+            ),
+            "timezone": Param(
+                TIMEZONE, type="string", description="time zone of times without an offset"
+            ),
+        },
+        doc_md=_IMPORT_DOC,
+    ) as dag:
+        ImportExportOperator(
+            task_id="import_export",
+            path="{{ params.path }}",
+            timezone="{{ params.timezone }}",
+            store_conn_id=STORE_CONN_ID,
+        )
+    return dag
+
+
+_IMPORT_DOC = """
+### LINE WORKS export → message store
+
+Trigger with `path`: a message-content export downloaded from the LINE WORKS admin console or
+the Monitoring API (`日時,送信者,受信者,チャンネルID,トーク`, UTF-8 with or without BOM), on a
+path the workers can read. Re-importing a file, or overlapping exports, is harmless: messages
+are keyed by a content hash. The return value (XCom) counts rows read, inserted, duplicates
+skipped and rejected, and lists rejected rows with their line numbers (a warning, not a
+failure). A missing or non-UTF-8 file fails the task.
+"""
 
 
 _TALKLOG_DOC = """

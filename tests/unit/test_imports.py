@@ -1,0 +1,208 @@
+"""Parsing LINE WORKS message exports: times, parties, placeholders, keys, broken rows."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from talklog.imports import (
+    ExportReader,
+    ExportRow,
+    ImportFileError,
+    Party,
+    Rejection,
+    classify_talk,
+    parse_parties,
+    parse_party,
+    parse_time,
+    read_export,
+)
+
+FIXTURE = Path(__file__).resolve().parents[1] / "data" / "lineworks_export.csv"
+TOKYO = ZoneInfo("Asia/Tokyo")
+HEADER = "日時,送信者,受信者,チャンネルID,トーク\r\n"
+# Physical first line of each broken row of the fixture, and what its reason says.
+BROKEN = {
+    9: "expected 5 columns",
+    12: "unreadable time",
+    13: "empty channel",
+    24: "unreadable time",
+}
+
+
+def parse(text: str, timezone: str = "Asia/Tokyo") -> list[ExportRow | Rejection]:
+    return list(ExportReader(io.StringIO(text, newline=""), timezone))
+
+
+def test_fixture_rows_and_broken_rows_with_physical_line_numbers():
+    items = list(read_export(FIXTURE))
+    rows = [item for item in items if isinstance(item, ExportRow)]
+    rejected = [item for item in items if isinstance(item, Rejection)]
+    assert len(items) == 18 and len(rows) == 14
+    assert {r.line: r.reason for r in rejected}.keys() == BROKEN.keys()
+    for rejection in rejected:
+        assert BROKEN[rejection.line] in rejection.reason
+    assert next(r for r in rejected if r.line == 24).end_line == 26  # a broken multi-line row
+    assert [r.line for r in rows] == [2, 3, 6, 7, 8, 10, 11, 14, 16, 22, 23, 27, 28, 29]
+
+
+def test_fixture_multi_line_text_emoji_and_quotes_survive():
+    rows = {r.line: r for r in read_export(FIXTURE) if isinstance(r, ExportRow)}
+    assert rows[3].text == "こちらこそ！\n見積書の件、\nよろしくお願いします😊"
+    assert (
+        rows[14].text == "皆さん、新商品のご案内です✨\n詳細は添付をご覧ください。"
+    )  # CRLF inside
+    assert rows[16].text.splitlines()[0] == "はじめまして💐"
+    assert rows[23].text == '価格は "特別価格" で、納期は2週間です, よろしくお願いします'
+    assert rows[16].sender == Party("佐藤 花子🌸")
+    assert rows[2].sender == Party("鈴木 一郎", "suzuki@example.co.jp")
+    assert len(rows[14].receivers) == 3
+
+
+def test_fixture_placeholders_become_message_types():
+    rows = {r.line: r for r in read_export(FIXTURE) if isinstance(r, ExportRow)}
+    assert (rows[6].message_type, rows[6].file_name) == ("file", "見積書_2026.pdf")
+    assert (rows[7].message_type, rows[7].text) == ("sticker", None)
+    assert (rows[22].message_type, rows[22].file_name) == ("image", "IMG_0001.jpg")
+    assert (rows[28].message_type, rows[28].text) == ("location", "東京都千代田区丸の内1-1-1")
+    assert rows[29].message_type == "text"
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("2026/01/09 10:00:00", dt.datetime(2026, 1, 9, 10, tzinfo=TOKYO)),
+        ("2026-01-09 10:00:00", dt.datetime(2026, 1, 9, 10, tzinfo=TOKYO)),
+        ("2026/1/9 9:05", dt.datetime(2026, 1, 9, 9, 5, tzinfo=TOKYO)),
+        ("2026-01-09T10:00:00+09:00", dt.datetime(2026, 1, 9, 1, tzinfo=dt.UTC)),
+        ("2026-01-09T01:00:00Z", dt.datetime(2026, 1, 9, 1, tzinfo=dt.UTC)),
+        ("2026-01-09 10:00:00.250", dt.datetime(2026, 1, 9, 10, 0, 0, 250_000, tzinfo=TOKYO)),
+        (" 2026/01/09 10:00:00 ", dt.datetime(2026, 1, 9, 10, tzinfo=TOKYO)),
+    ],
+)
+def test_parse_time_formats(value, expected):
+    parsed = parse_time(value, TOKYO)
+    assert parsed == expected and parsed.utcoffset() is not None
+
+
+@pytest.mark.parametrize("value", ["", "昨日 10:00", "2026/13/01 10:00:00", "2026-01-09", "10:00"])
+def test_parse_time_refuses(value):
+    with pytest.raises(ValueError, match="unreadable time"):
+        parse_time(value, TOKYO)
+
+
+def test_time_zone_is_configurable():
+    (row,) = parse(HEADER + "2026/01/09 10:00:00,a(a@x.jp),b,ch,hi\r\n", "UTC")
+    assert row.sent_at == dt.datetime(2026, 1, 9, 10, tzinfo=dt.UTC)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("鈴木 一郎(suzuki@example.co.jp)", Party("鈴木 一郎", "suzuki@example.co.jp")),
+        ("鈴木 一郎（suzuki@example.co.jp）", Party("鈴木 一郎", "suzuki@example.co.jp")),
+        ("鈴木 一郎 <suzuki@example.co.jp>", Party("鈴木 一郎", "suzuki@example.co.jp")),
+        ("(U1234)", Party("U1234", "U1234")),
+        ("  山田   太郎 ", Party("山田 太郎")),
+        ("山田 (営業部)", Party("山田 (営業部)")),  # not an id: part of the name
+        ("", None),
+    ],
+)
+def test_parse_party(value, expected):
+    assert parse_party(value) == expected
+
+
+def test_parse_parties_splits_group_receivers():
+    assert parse_parties("鈴木 一郎(s@x.jp), 山田 太郎、佐藤 花子🌸,") == (
+        Party("鈴木 一郎", "s@x.jp"),
+        Party("山田 太郎"),
+        Party("佐藤 花子🌸"),
+    )
+
+
+@pytest.mark.parametrize(
+    ("talk", "expected"),
+    [
+        ("[スタンプ]", ("sticker", None, None)),
+        ("[Sticker]", ("sticker", None, None)),
+        ("【画像】 a.jpg", ("image", None, "a.jpg")),
+        ("[File] 見積書.pdf", ("file", None, "見積書.pdf")),
+        ("(動画)", ("video", None, None)),
+        ("[ボイスメッセージ]", ("audio", None, None)),
+        ("[位置情報] 東京駅", ("location", "東京駅", None)),
+        ("[重要] 明日は休みです", ("text", "[重要] 明日は休みです", None)),
+        ("画像を送ります [画像]", ("text", "画像を送ります [画像]", None)),
+    ],
+)
+def test_classify_talk(talk, expected):
+    assert classify_talk(talk) == expected
+
+
+def test_identical_messages_in_one_second_get_distinct_keys_and_rereading_gives_the_same():
+    line = "2026/01/09 10:05:00,山田 太郎,鈴木 一郎(s@x.jp),ch,ありがとう\r\n"
+    first = parse(HEADER + line + line)
+    again = parse(HEADER + line + line)
+    assert len({row.message_key for row in first}) == 2
+    assert [r.message_key for r in first] == [r.message_key for r in again]
+
+
+def test_key_does_not_depend_on_the_time_format_or_line_endings():
+    a = parse(HEADER + '2026/01/09 10:05:00,x(x@x.jp),y,ch,"a\r\nb"\r\n')
+    b = parse(HEADER.replace("\r\n", "\n") + '2026-01-09T01:05:00Z,x(x@x.jp),y,ch,"a\nb"\n')
+    assert a[0].message_key == b[0].message_key
+
+
+def test_with_and_without_bom_parse_identically(tmp_path):
+    plain = tmp_path / "plain.csv"
+    plain.write_bytes(FIXTURE.read_bytes().removeprefix(b"\xef\xbb\xbf"))
+    assert FIXTURE.read_bytes().startswith(b"\xef\xbb\xbf")
+    assert list(read_export(plain)) == list(read_export(FIXTURE))
+
+
+def test_english_header_and_column_order():
+    text = "Talk,Channel ID,Sender,Receiver,Date\r\nhi,ch,a(a@x.jp),b,2026/01/09 10:00:00\r\n"
+    (row,) = parse(text)
+    assert (row.channel_id, row.text, row.sender.account_id) == ("ch", "hi", "a@x.jp")
+
+
+def test_download_error_at_the_end_is_rejected_and_flagged():
+    reader = ExportReader(
+        io.StringIO(HEADER + "2026/01/09 10:00:00,a,b,ch,hi\r\ndownloadLogs error: timeout\r\n")
+    )
+    items = list(reader)
+    assert isinstance(items[1], Rejection) and items[1].line == 3
+    assert reader.download_error
+
+
+def test_blank_lines_are_not_rows():
+    assert len(parse(HEADER + "\r\n2026/01/09 10:00:00,a,b,ch,hi\r\n\r\n")) == 1
+
+
+def test_files_that_are_not_exports_fail_as_a_whole(tmp_path):
+    with pytest.raises(ImportFileError, match="not found"):
+        list(read_export(tmp_path / "missing.csv"))
+    with pytest.raises(ImportFileError, match="expected the columns"):
+        parse("a,b,c\r\n1,2,3\r\n")
+    with pytest.raises(ImportFileError, match="no header"):
+        parse("")
+    sjis = tmp_path / "sjis.csv"
+    sjis.write_bytes((HEADER + "2026/01/09 10:00:00,山田,鈴木,ch,こんにちは\r\n").encode("cp932"))
+    with pytest.raises(ImportFileError, match="not UTF-8"):
+        list(read_export(sjis))
+
+
+def test_message_keys_are_stable_across_releases():
+    """Changing the key scheme would make every re-import duplicate the store's messages."""
+    first = next(iter(read_export(FIXTURE)))
+    assert first.message_key == (
+        "lwx:8cb8a8c3d2990593019d0b5203b4a2a55565dce80f92fc8f76df7dd9898ca87f"
+    )
+
+
+def test_ids_longer_than_the_store_allows_are_rejected():
+    (rejected,) = parse(HEADER + f"2026/01/09 10:00:00,a,b,{'c' * 65},hi\r\n")
+    assert isinstance(rejected, Rejection) and "channel id longer than 64" in rejected.reason
