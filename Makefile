@@ -8,7 +8,7 @@ VENV := $(CURDIR)/.venv
 STAMP := $(VENV)/.synced-stamp
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: setup lint format test test-fast demo emulator clean
+.PHONY: setup lint format test test-fast demo emulator airflow airflow-cli clean
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -42,6 +42,16 @@ demo: setup
 ## emulator: run the local Salesforce API emulator in the foreground
 emulator: setup
 	$(VENV)/bin/python -m talklog.emulator serve --port $${PORT:-8443}
+
+## airflow: scheduler, dag-processor, api-server (+ Celery worker) on 127.0.0.1, no containers
+##   PostgreSQL metadata DB `talklog_airflow` when 127.0.0.1:5432 answers, else SQLite;
+##   TALKLOG_AIRFLOW_EXECUTOR=CeleryExecutor adds a worker on the local Redis. Ctrl-C stops all.
+airflow: setup
+	PYTHONPATH=$(CURDIR)/plugins:$(CURDIR)/dags $(VENV)/bin/python -m talklog_airflow.localstack
+
+## airflow-cli: the airflow CLI against the running `make airflow`, e.g. ARGS='dags list'
+airflow-cli: setup
+	source $(CURDIR)/var/airflow/env.sh && $(VENV)/bin/airflow $(ARGS)
 
 clean:
 	rm -rf $(VENV) $(TOOLS) .pytest_cache .ruff_cache build

@@ -17,6 +17,7 @@ from airflow.sdk.exceptions import AirflowFailException
 from talklog import deadletters
 from talklog.talklogs import TaskCopy
 from talklog.windows import DEFAULT_TIMEZONE, ScheduleChoice, talk_window
+from talklog_airflow.alerts import TalkLogAlertNotifier, check_api_budget
 from talklog_airflow.hooks.store import MessageStoreHook
 from talklog_airflow.operators.imports import ImportExportOperator
 from talklog_airflow.operators.talklog import (
@@ -42,6 +43,8 @@ DEFAULT_ARGS: dict[str, Any] = {
     "retry_exponential_backoff": True,
     "max_retry_delay": dt.timedelta(minutes=30),
     "execution_timeout": dt.timedelta(hours=2),
+    # Webhook (connection talklog_alerts) or e-mail (TALKLOG_ALERT_EMAIL); a log line otherwise.
+    "on_failure_callback": TalkLogAlertNotifier(),
 }
 
 
@@ -106,7 +109,8 @@ def build_talklog_dag(choice: ScheduleChoice) -> DAG:
             task_copy="{{ params.task_copy }}",
             window_label="{{ talk_window_label(data_interval_start, data_interval_end) }}",
         )
-        check_dead_letters(summary.output)
+        budget = check_api_budget(SALESFORCE_CONN_ID)  # alerts when /limits runs low
+        summary >> budget >> check_dead_letters(summary.output)
     return dag
 
 

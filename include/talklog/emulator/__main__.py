@@ -18,8 +18,17 @@ PASSWORD_ENV = "TALKLOG_EMULATOR_PASSWORD"
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m talklog.emulator", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    serve = sub.add_parser("serve", help="run the HTTPS emulator on 127.0.0.1")
+    serve = sub.add_parser("serve", help="run the HTTPS emulator (127.0.0.1 by default)")
     serve.add_argument("--port", type=int, default=8443, help="TCP port (0 = any free port)")
+    serve.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (default 127.0.0.1; 0.0.0.0 only inside a container)",
+    )
+    serve.add_argument(
+        "--public-name",
+        help="DNS name clients use (e.g. sf-emulator): added to the certificate, announced",
+    )
     serve.add_argument(
         "--state", default=":memory:", help="SQLite file that keeps records, or :memory:"
     )
@@ -57,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     ca_out = args.ca_out or Path(tempfile.mkdtemp(prefix="talklog-emulator-tls-"))
     from talklog.emulator.server import serve
 
-    serve(state, args.port, ca_out, args.ready_file, args.state)
+    serve(state, args.port, ca_out, args.ready_file, args.state, args.host, args.public_name)
     return 0
 
 

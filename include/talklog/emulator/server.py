@@ -50,13 +50,13 @@ class _Server(uvicorn.Server):
             self._on_ready()
 
 
-def bind(port: int) -> socket.socket:
-    """A listening TCP socket on 127.0.0.1 (port 0 picks a free port)."""
+def bind(port: int, host: str = HOST) -> socket.socket:
+    """A listening TCP socket on `host`, 127.0.0.1 by default (port 0 picks a free port)."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     # Accepted connections inherit it: no 40 ms Nagle/delayed-ACK stall per response.
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    sock.bind((HOST, port))
+    sock.bind((host, port))
     sock.listen(128)
     sock.set_inheritable(True)
     return sock
@@ -68,13 +68,18 @@ def serve(
     ca_out: Path,
     ready_file: Path | None = None,
     state_label: str = ":memory:",
+    host: str = HOST,
+    public_name: str | None = None,
 ) -> None:
-    """Serve HTTPS on 127.0.0.1 until interrupted."""
-    files = tls.generate(ca_out)
-    sock = bind(port)
+    """Serve HTTPS on `host` (127.0.0.1 unless told otherwise) until interrupted.
+
+    `public_name` (e.g. the docker-compose service `sf-emulator`) joins the certificate's
+    names and becomes the announced instance URL's host."""
+    files = tls.generate(ca_out, names=[public_name] if public_name else ())
+    sock = bind(port, host)
     actual_port = sock.getsockname()[1]
     ready = Ready(
-        instance_url=f"https://{HOST}:{actual_port}",
+        instance_url=f"https://{public_name or HOST}:{actual_port}",
         ca_bundle=str(files.ca_bundle.resolve()),
         pid=os.getpid(),
         client_id=state.config.client_id,

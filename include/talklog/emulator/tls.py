@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,8 +33,9 @@ def _name(common_name: str) -> x509.Name:
     )
 
 
-def generate(out_dir: Path, days: int = 30) -> TlsFiles:
-    """Create a new CA and a server certificate signed by it (SAN IP 127.0.0.1, DNS localhost)."""
+def generate(out_dir: Path, days: int = 30, names: Sequence[str] = ()) -> TlsFiles:
+    """Create a new CA and a server certificate signed by it (SAN IP 127.0.0.1, DNS localhost
+    and `names`, e.g. the docker-compose service name `sf-emulator`)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     now = dt.datetime.now(dt.UTC)
     ca_key = ec.generate_private_key(ec.SECP256R1())
@@ -78,6 +80,7 @@ def generate(out_dir: Path, days: int = 30) -> TlsFiles:
                 [
                     x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
                     x509.DNSName("localhost"),
+                    *(x509.DNSName(name) for name in names if name != "localhost"),
                 ]
             ),
             critical=False,
