@@ -342,7 +342,7 @@ class BulkEngine:
         duplicates = self._duplicate_keys(job, plan, rows)
         for row in rows:
             values = self._row_values(plan, row)
-            record_id = str(values.get("Id") or "")
+            record_id = "" if isinstance(values, SfError) else str(values.get("Id") or "")
             if self.lock_failure_rate and rng.random() < self.lock_failure_rate:
                 locked = record_id or self.store.default_user_id
                 error = SfError(

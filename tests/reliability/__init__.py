@@ -1,0 +1,1 @@
+"""Reliability tests (issue 9): faults, crashes, concurrency, bad input, secrets."""

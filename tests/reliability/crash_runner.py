@@ -1,0 +1,86 @@
+"""A worker process for the crash tests: runs one job and freezes at a boundary.
+
+`python -m tests.reliability.crash_runner SPEC.json` runs the talk-log window or the link
+sync of SPEC through the real pipeline. When the HTTP response that marks the boundary
+arrives, it writes SPEC's `ready_file` and sleeps, so the test can look at the state and
+SIGKILL it exactly there. Boundaries (response on the run's session, counted from the start):
+
+- `after_extract`: the first Bulk job was created: claims committed, nothing uploaded.
+- `mid_upload`: the TalkLog rows were uploaded, the job not yet closed.
+- `between_objects`: the TalkLog job's results were read; the Task job not started.
+- `after_bulk_before_ledger`: the Task job's results were read; dead letters and the ledger
+  not written yet.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from talklog.emulator.process import EmulatorHandle
+from talklog.links import sync_links
+from talklog.loading import BulkLoader
+from talklog.pipeline import write_talk_logs
+from talklog.store import make_session_factory
+from talklog.talklogs import TalkLogSettings
+from talklog.windows import TalkWindow
+from tests.integration.talklog_world import direct_clients
+
+BOUNDARIES: dict[str, tuple[str, str, int]] = {
+    # boundary -> (method, URL suffix or fragment, how many such responses)
+    "after_extract": ("POST", "/jobs/ingest", 1),
+    "mid_upload": ("PUT", "/batches", 1),
+    "between_objects": ("GET", "/successfulResults", 1),
+    "after_bulk_before_ledger": ("GET", "/successfulResults", 2),
+}
+
+
+def freeze_at(boundary: str, ready_file: Path) -> Callable[..., None]:
+    """A response hook that signals readiness and sleeps at `boundary`."""
+    method, fragment, nth = BOUNDARIES[boundary]
+    seen = Counter[str]()
+
+    def hook(response: requests.Response, *args: Any, **kwargs: Any) -> None:
+        if response.request.method != method or fragment not in response.url:
+            return
+        seen[boundary] += 1
+        if seen[boundary] == nth:
+            ready_file.write_text(boundary, encoding="utf-8")
+            time.sleep(3600)  # the test SIGKILLs us here
+
+    return hook
+
+
+def main(spec_path: str) -> None:
+    spec = json.loads(Path(spec_path).read_text(encoding="utf-8"))
+    clients = direct_clients(EmulatorHandle(**spec["emulator"]))
+    clients.http_session.hooks["response"].append(
+        freeze_at(spec["boundary"], Path(spec["ready_file"]))
+    )
+    sessions = make_session_factory(spec["url"])
+    loader = BulkLoader(clients.bulk, sessions, sleep=lambda _: None)
+    if spec["job"] == "link sync":
+        sync_links(sessions=sessions, query_all=clients.query_all, loader=loader)
+    else:
+        start, end = (dt.datetime.fromisoformat(value) for value in spec["window"])
+        write_talk_logs(
+            sessions=sessions,
+            query_all=clients.query_all,
+            loader=loader,
+            window=TalkWindow(start, end),
+            settings=TalkLogSettings(),
+            run_id="crashed",
+        )
+    Path(spec["ready_file"]).write_text("finished", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
