@@ -6,12 +6,14 @@ from collections.abc import Sequence
 from typing import Any
 
 from airflow.sdk import BaseOperator, Context
+from airflow.sdk.exceptions import AirflowFailException
 
 from talklog.links import sync_links
 from talklog.loading import BulkLoader
 from talklog.pipeline import write_talk_logs
 from talklog.relink import relink
 from talklog.replay import replay_dead_letters
+from talklog.salesforce.bulk import RequestLimitExceededError
 from talklog.salesforce.calls import ApiCallCounter
 from talklog.talklogs import TalkLogSettings, TaskCopy
 from talklog.windows import DEFAULT_TIMEZONE, talk_window
@@ -34,6 +36,20 @@ class _SalesforceJobOperator(BaseOperator):
         self.store_conn_id = store_conn_id
         self.salesforce_conn_id = salesforce_conn_id
         self.timezone = timezone
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        try:
+            return self.run_job(context)
+        except RequestLimitExceededError as error:
+            # Retrying cannot help until the org's 24-hour budget recovers: stop and alert.
+            raise AirflowFailException(
+                f"Salesforce API budget exhausted ({error.code}); nothing is lost: clear this"
+                " run (or backfill its interval) once the daily budget has recovered"
+            ) from error
+
+    def run_job(self, context: Context) -> dict[str, Any]:
+        """The job itself; returns the JSON-able summary shown in the UI."""
+        raise NotImplementedError
 
     def _clients(
         self, context: Context
@@ -67,7 +83,7 @@ class WriteTalkLogsOperator(_SalesforceJobOperator):
         self.task_copy = task_copy
         self.window_label = window_label
 
-    def execute(self, context: Context) -> dict[str, Any]:
+    def run_job(self, context: Context) -> dict[str, Any]:
         window = talk_window(context["data_interval_start"], context["data_interval_end"])
         self.log.info("Talk window %s", window.label(self.timezone))
         sessions, salesforce, loader, counter = self._clients(context)
@@ -95,7 +111,7 @@ class WriteTalkLogsOperator(_SalesforceJobOperator):
 class SyncLinksOperator(_SalesforceJobOperator):
     """Mirror link changes since the last successful sync into LineWorks__c and exchange Tasks."""
 
-    def execute(self, context: Context) -> dict[str, Any]:
+    def run_job(self, context: Context) -> dict[str, Any]:
         sessions, salesforce, loader, counter = self._clients(context)
         summary = sync_links(
             sessions=sessions,
@@ -118,7 +134,7 @@ class ReplayDeadLettersOperator(_SalesforceJobOperator):
         self.object_name = object_name
         self.error_code = error_code
 
-    def execute(self, context: Context) -> dict[str, Any]:
+    def run_job(self, context: Context) -> dict[str, Any]:
         sessions, _salesforce, loader, counter = self._clients(context)
         summary = replay_dead_letters(
             sessions=sessions,
@@ -135,7 +151,7 @@ class ReplayDeadLettersOperator(_SalesforceJobOperator):
 class RelinkOperator(_SalesforceJobOperator):
     """Move LineWorks__c, TalkLog__c and LINE WORKS Tasks to where each customer lives now."""
 
-    def execute(self, context: Context) -> dict[str, Any]:
+    def run_job(self, context: Context) -> dict[str, Any]:
         sessions, salesforce, loader, counter = self._clients(context)
         summary = relink(
             sessions=sessions,
