@@ -28,7 +28,8 @@ from typing import Any
 
 import requests
 from airflow.sdk import BaseHook, BaseNotifier, task
-from airflow.sdk.exceptions import AirflowNotFoundException
+from airflow.sdk.exceptions import AirflowFailException, AirflowNotFoundException
+from simple_salesforce.exceptions import SalesforceRefusedRequest
 
 from talklog.windows import ScheduleChoice, talk_window
 
@@ -151,7 +152,16 @@ def check_api_budget(salesforce_conn_id: str, **context: Any) -> dict[str, Any]:
     from talklog_airflow.hooks.salesforce import TalkLogSalesforceHook
 
     hook = TalkLogSalesforceHook(salesforce_conn_id=salesforce_conn_id)
-    budget = budget_document(hook.conn.limits(), budget_threshold_percent())
+    try:
+        limits = hook.conn.limits()
+    except SalesforceRefusedRequest as error:
+        if "REQUEST_LIMIT_EXCEEDED" not in str(error.content):
+            raise
+        spent = {"DailyApiRequests": {"Max": 0, "Remaining": 0}}
+        send_alert({**budget_document(spent, budget_threshold_percent()), **run_facts(context)})
+        # Retrying cannot help until the 24-hour budget recovers: stop at once.
+        raise AirflowFailException("Salesforce daily API budget exhausted") from error
+    budget = budget_document(limits, budget_threshold_percent())
     budget["low"] = budget["remaining_percent"] < budget["threshold_percent"]
     if budget["low"]:
         sent_to = send_alert({**budget, **run_facts(context)})

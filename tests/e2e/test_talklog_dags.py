@@ -86,3 +86,18 @@ def test_relink_dag_moves_records_after_a_lead_link_and_conversion(
     assert {(t["WhoId"], t["WhatId"]) for t in tasks} == {
         (converted["contactId"], converted["accountId"])
     }
+
+
+def test_an_exhausted_api_budget_fails_the_run_at_once_and_loses_nothing(
+    airflow_db, connections, sf_emulator, dags
+):
+    ec = sf_emulator.create_record("ExternalContact__c", Name="山田 太郎")
+    write_examples(connections, DAY, {"yamada": ec, "sato": ec})
+    at = pendulum.datetime(2026, 1, 10, 11, tz=TOKYO)
+    assert dags["talklog_link_sync"].test(logical_date=at).state == "success"
+    sf_emulator.set_faults(daily_api_budget=0)
+    run = dags["talklog_hourly"].test(logical_date=at)
+    assert run.state == "failed"
+    write = run.get_task_instance("write_talk_logs")
+    assert write.state == "failed" and write.try_number == 1  # no retries against the limit
+    assert sf_emulator.records("TalkLog__c") == []
