@@ -16,13 +16,13 @@ from sqlalchemy.orm import Session, sessionmaker
 from talklog.loading import BulkLoader, patient_queries
 from talklog.salesforce.bulk import UNCHANGED
 from talklog.salesforce.fields import UPSERT_KEYS
-from talklog.store.models import LineUser, LineWorksUser, Link, Watermark
+from talklog.store.models import LineUser, LineWorksUser, Link
 from talklog.targets import CustomerRecord, QueryAll, resolve_customers
+from talklog.watermarks import EPOCH, advance_watermark, read_watermark
 from talklog.windows import DEFAULT_TIMEZONE
 
 EXCHANGE_SUBJECT = "LINE WORKS交換"
 WATERMARK = "link_sync"
-EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
 @dataclass(frozen=True)
@@ -107,8 +107,7 @@ def sync_links(
 ) -> LinkSyncSummary:
     """Push link changes since the last successful sync; move the watermark only on success."""
     with sessions() as session:
-        mark = session.get(Watermark, WATERMARK)
-        since = mark.value if mark else EPOCH
+        since = read_watermark(session, WATERMARK) or EPOCH
         states = list(changed_links(session, since))
     summary = LinkSyncSummary(since=since.isoformat())
     linked = sorted({(s.link.target_type, s.link.target_id) for s in states})
@@ -120,7 +119,7 @@ def sync_links(
     if states:
         until = max(state.link.updated_at for state in states)
         summary.until = until.isoformat()
-        _advance(sessions, until)
+        advance_watermark(sessions, WATERMARK, until)
     return summary
 
 
@@ -143,13 +142,3 @@ def _rows(
         else:
             summary.unlinked += 1
     return rows, tasks
-
-
-def _advance(sessions: sessionmaker[Session], until: dt.datetime) -> None:
-    now = dt.datetime.now(dt.UTC)
-    with sessions.begin() as session:
-        mark = session.get(Watermark, WATERMARK)
-        if mark is None:
-            session.add(Watermark(name=WATERMARK, value=until, updated_at=now))
-        elif mark.value < until:
-            mark.value, mark.updated_at = until, now

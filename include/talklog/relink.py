@@ -21,14 +21,14 @@ from sqlalchemy.orm import Session, sessionmaker
 from talklog.loading import BulkLoader, patient_queries
 from talklog.salesforce.fields import UPSERT_KEYS
 from talklog.salesforce.soql import chunked, id_list, quote
-from talklog.store.models import Link, Watermark
+from talklog.store.models import Link
 from talklog.targets import CustomerRecord, QueryAll, resolve_customers
+from talklog.watermarks import EPOCH, advance_watermark, read_watermark
 
 BulkQuery = Callable[[str], Iterable[Mapping[str, Any]]]
 """Runs a SOQL query as a Bulk 2.0 query job; yields flat rows (`Rel__r.Field` columns)."""
 
 WATERMARK = "relink"
-EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 CLOCK_MARGIN = dt.timedelta(minutes=10)  # re-read a little: moving is idempotent
 BULK_IN_SIZE = 2_000  # ids per Bulk query (SOQL stays far below its 100,000-character limit)
 LOOKUPS = ("ExternalContact__c", "Lead__c", "Account__c", "Contact__c")
@@ -62,8 +62,8 @@ def relink(
     started = clock()
     query_all = patient_queries(query_all, sleep=loader.sleep)
     with sessions() as session:
-        mark = session.get(Watermark, WATERMARK)
-        since = mark.value - CLOCK_MARGIN if mark else EPOCH
+        mark = read_watermark(session, WATERMARK)
+        since = mark - CLOCK_MARGIN if mark else EPOCH
         summary = RelinkSummary(since=since.isoformat())
         changed = moved_customers(query_all, since)
         summary.changed_customers = len(changed)
@@ -81,7 +81,7 @@ def relink(
         outcome = loader.upsert(object_name, UPSERT_KEYS[object_name], rows)
         summary.moved[object_name] = len(outcome.accepted_keys)
         summary.rejected_by_object[object_name] = len(outcome.rejected)
-    _advance(sessions, started)
+    advance_watermark(sessions, WATERMARK, started, now=started)
     return summary
 
 
@@ -204,12 +204,3 @@ def _task_link(task: Mapping[str, Any], talklog_link: Mapping[str, str]) -> str 
 
 def _differs(current: str | None, wanted: str | None) -> bool:
     return (current or "")[:15] != (wanted or "")[:15]
-
-
-def _advance(sessions: sessionmaker[Session], started: dt.datetime) -> None:
-    with sessions.begin() as session:
-        mark = session.get(Watermark, WATERMARK)
-        if mark is None:
-            session.add(Watermark(name=WATERMARK, value=started, updated_at=started))
-        elif mark.value < started:
-            mark.value, mark.updated_at = started, started
