@@ -268,6 +268,7 @@ def measure(size: int, store: Path, ready_file: Path, out: Path) -> None:
     sample = Sample()
     instrument(clock, sample, csv_dir)
     rss_before = _rss_bytes()
+    profiler = _profiler()
     began = time.perf_counter()
     summary = write_talk_logs(
         sessions=sessions,
@@ -279,6 +280,9 @@ def measure(size: int, store: Path, ready_file: Path, out: Path) -> None:
         api_calls=lambda: counter.total + sf_counter.total,
     )
     wall = time.perf_counter() - began
+    if profiler:
+        profiler.disable()
+        profiler.dump_stats(out.parent / f"profile-{size}.pstats")
     clock.close()
     copy = clock.stats.pop("(bench: CSV copy for the floor)", StageStats()).seconds
     result = {
@@ -295,6 +299,17 @@ def measure(size: int, store: Path, ready_file: Path, out: Path) -> None:
     result["rest"] = rest_baseline(emulator, sf.session, sample)
     result["floor"] = floor_baseline(store, window, bulk, csv_dir)
     out.write_text(json.dumps(result, indent=1))
+
+
+def _profiler() -> Any:
+    """cProfile of the run when BENCH_PROFILE is set (its times are then not comparable)."""
+    if not os.environ.get("BENCH_PROFILE"):
+        return None
+    import cProfile
+
+    profiler = cProfile.Profile()
+    profiler.enable()
+    return profiler
 
 
 # -- baselines ---------------------------------------------------------------------------------
