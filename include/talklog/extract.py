@@ -74,6 +74,27 @@ class RoomContext:
             and _member_at(self.lw_members.get(link.lw_user_id), moment)
         ]
 
+    def recipient_steps(self) -> tuple[list[dt.datetime], list[list[LinkInForce]]]:
+        """`recipients` as a step function: (the moments it can change, recipients from each).
+
+        Recipients change only where a link period or a membership of a linked pair starts
+        or ends, so a room's messages are matched against a few steps instead of every span.
+        A message sent before the first moment has no recipients.
+        """
+        moments: set[dt.datetime] = set()
+        for link in self.links:
+            spans = (
+                *link.periods,
+                *self.line_members.get(link.line_user_id, ()),
+                *self.lw_members.get(link.lw_user_id, ()),
+            )
+            for span in spans:
+                moments.add(span.start)
+                if span.end is not None:
+                    moments.add(span.end)
+        bounds = sorted(moments)
+        return bounds, [self.recipients(moment) for moment in bounds]
+
 
 def _member_at(spans: list[Span] | None, moment: dt.datetime) -> bool:
     return bool(spans) and any(span.covers(moment) for span in spans)
@@ -130,9 +151,14 @@ def room_contexts(session: Session, window: TalkWindow) -> dict[str, RoomContext
         else:
             context.line_members.setdefault(member.line_user_id, []).append(span)
     customers = sa.select(RoomMember.line_user_id).where(RoomMember.room_id.in_(active_rooms))
-    links = _links_of(session, customers)
+    links_of_customer: dict[str, list[LinkInForce]] = defaultdict(list)
+    for link in _links_of(session, customers):
+        links_of_customer[link.line_user_id].append(link)
     for context in contexts.values():
-        context.links = [link for link in links if link.line_user_id in context.line_members]
+        context.links = sorted(
+            (link for customer in context.line_members for link in links_of_customer[customer]),
+            key=lambda link: link.link_key,
+        )
     return contexts
 
 

@@ -9,22 +9,23 @@ claim becomes *delivered* once Salesforce accepted the TalkLog.
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from talklog.store.models import Delivery
+from talklog.store.models import Delivery, UTCDateTime
 from talklog.windows import TalkWindow
 
 _BATCH = 500  # ids per IN (...) lookup
 _INSERT_BATCH = 20_000  # rows per executemany
 
 
-@dataclass(frozen=True, slots=True)
-class Claim:
+class Claim(NamedTuple):
+    """A (message, customer) pair this window would deliver, and where to."""
+
     message_id: int
     customer_key: str
     talklog_key: str
@@ -34,38 +35,37 @@ class Claim:
 def claim(
     session: Session, claims: Sequence[Claim], window: TalkWindow, run_id: str | None
 ) -> dict[tuple[int, str], str]:
-    """Insert the claims not taken yet; return the TalkLog key each pair belongs to now."""
+    """Insert the claims not taken yet; return the TalkLog key each pair belongs to now.
+
+    Claims go in as one JSON parameter per batch, unpacked by the database (no per-row
+    Python or driver work). When every claim was inserted, the pairs are this window's
+    and nothing is read back; otherwise (a re-run, another window, a concurrent run) the
+    owners are read from the ledger.
+    """
     if not claims:
         return {}
-    insert = _insert_ignoring_conflicts(session)
-    rows = [
-        {
-            "message_id": item.message_id,
-            "customer_key": item.customer_key,
-            "talklog_key": item.talklog_key,
-            "target_record_id": item.target_record_id,
-            "window_start": window.start,
-            "window_end": window.end,
-            "run_id": run_id,
-        }
-        for item in claims
-    ]
-    connection = session.connection()  # Core executemany: no ORM bulk-insert bookkeeping
-    for start in range(0, len(rows), _INSERT_BATCH):
-        connection.execute(insert, rows[start : start + _INSERT_BATCH])
+    insert = _claims_insert(session).bindparams(
+        window_start=window.start, window_end=window.end, run_id=run_id
+    )
+    connection = session.connection()
+    inserted = 0
+    for start in range(0, len(claims), _INSERT_BATCH):
+        batch = json.dumps(claims[start : start + _INSERT_BATCH], ensure_ascii=False)
+        inserted += connection.execute(insert, {"claims": batch}).rowcount
+    if inserted == len(claims):
+        return {(item.message_id, item.customer_key): item.talklog_key for item in claims}
     return owners(session, {item.message_id for item in claims})
 
 
 def owners(session: Session, message_ids: Iterable[int]) -> dict[tuple[int, str], str]:
     """(message, customer) -> TalkLog key for the given messages."""
     ids = sorted(message_ids)
+    table = Delivery.__table__
+    query = sa.select(table.c.message_id, table.c.customer_key, table.c.talklog_key)
+    connection = session.connection()
     found: dict[tuple[int, str], str] = {}
     for start in range(0, len(ids), _BATCH):
-        rows = session.execute(
-            sa.select(Delivery.message_id, Delivery.customer_key, Delivery.talklog_key).where(
-                Delivery.message_id.in_(ids[start : start + _BATCH])
-            )
-        )
+        rows = connection.execute(query.where(table.c.message_id.in_(ids[start : start + _BATCH])))
         found.update({(message_id, customer): key for message_id, customer, key in rows})
     return found
 
@@ -96,13 +96,36 @@ def completed_talklogs(accepted_parts: Iterable[str], rejected_parts: Iterable[s
     return {part.rsplit("|", 1)[0] for part in accepted_parts} - refused
 
 
-def _insert_ignoring_conflicts(session: Session):
+_CLAIMS_INSERT = {
+    "sqlite": (
+        "SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'),"
+        " json_extract(value, '$[2]'), json_extract(value, '$[3]'),"
+        " :window_start, :window_end, :run_id"
+        " FROM json_each(:claims) WHERE true"  # `WHERE` keeps SQLite's upsert parse unambiguous
+    ),
+    "postgresql": (
+        "SELECT (claim->>0)::bigint, claim->>1, claim->>2, claim->>3,"
+        " :window_start, :window_end, :run_id"
+        " FROM json_array_elements(CAST(:claims AS json)) AS claim"
+    ),
+}
+
+
+def _claims_insert(session: Session) -> sa.TextClause:
     dialect = session.get_bind().dialect.name
-    module = {"postgresql": postgresql, "sqlite": sqlite}.get(dialect)
-    if module is None:
+    rows = _CLAIMS_INSERT.get(dialect)
+    if rows is None:
         raise NotImplementedError(
             f"the delivery ledger supports PostgreSQL and SQLite, not {dialect}"
         )
-    return module.insert(Delivery).on_conflict_do_nothing(
-        index_elements=["message_id", "customer_key"]
+    sql = (
+        "INSERT INTO deliveries (message_id, customer_key, talklog_key, target_record_id,"
+        f" window_start, window_end, run_id) {rows}"
+        " ON CONFLICT (message_id, customer_key) DO NOTHING"
+    )
+    return sa.text(sql).bindparams(
+        sa.bindparam("window_start", type_=UTCDateTime()),
+        sa.bindparam("window_end", type_=UTCDateTime()),
+        sa.bindparam("run_id", type_=sa.String()),
+        sa.bindparam("claims", type_=sa.String()),
     )

@@ -7,6 +7,7 @@ members are part of every linked customer's transcript.
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections import defaultdict
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -76,15 +77,33 @@ def room_claims(
     window: TalkWindow,
 ) -> list[Claim]:
     """The (message, customer) pairs this window would deliver for one room."""
+    bounds, steps = room.recipient_steps()
+    receivers = [_receivers(room, step, placed, window) for step in steps]
     claims = []
     for line in lines:
-        for link in room.recipients(line.sent_at):
-            customer = placed.get(link.target_id)
-            if customer is None:
-                continue  # unresolved targets are reported by the caller
-            key = talklog_key(room.room_id, window, customer.record_id)
-            claims.append(Claim(line.message_id, link.target_id, key, customer.record_id))
+        step = bisect_right(bounds, line.sent_at) - 1
+        if step < 0:
+            continue
+        for customer_key, key, record_id in receivers[step]:
+            claims.append(Claim(line.message_id, customer_key, key, record_id))
     return claims
+
+
+def _receivers(
+    room: RoomContext,
+    links: Sequence[LinkInForce],
+    placed: Mapping[str, CustomerRecord],
+    window: TalkWindow,
+) -> list[tuple[str, str, str]]:
+    """(customer key, TalkLog key, record id) reached through `links`, once per customer;
+    unresolved targets are left out (the caller reports them)."""
+    receivers = {}
+    for link in links:
+        customer = placed.get(link.target_id)
+        if customer is not None:
+            key = talklog_key(room.room_id, window, customer.record_id)
+            receivers[link.target_id] = (link.target_id, key, customer.record_id)
+    return list(receivers.values())
 
 
 def room_drafts(

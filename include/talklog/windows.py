@@ -8,7 +8,7 @@ so scheduled runs, manual runs, clears and backfills agree.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 DEFAULT_TIMEZONE = "Asia/Tokyo"
@@ -40,6 +40,7 @@ class TalkWindow:
 
     start: dt.datetime
     end: dt.datetime
+    _key: str = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         for value in (self.start, self.end):
@@ -49,6 +50,8 @@ class TalkWindow:
             raise ValueError(f"talk window is empty or reversed: {self.start} .. {self.end}")
         object.__setattr__(self, "start", as_utc(self.start))
         object.__setattr__(self, "end", as_utc(self.end))
+        # Built once: keys of every claim and TalkLog of a window start with it.
+        object.__setattr__(self, "_key", f"{self.start:%Y%m%dT%H%MZ}-{self.end:%Y%m%dT%H%MZ}")
 
     def contains(self, moment: dt.datetime) -> bool:
         return self.start <= moment < self.end
@@ -63,7 +66,7 @@ class TalkWindow:
 
     def key(self) -> str:
         """A compact, deterministic identifier of the window (UTC, minute precision)."""
-        return f"{self.start:%Y%m%dT%H%MZ}-{self.end:%Y%m%dT%H%MZ}"
+        return self._key
 
     def day(self, timezone: str = DEFAULT_TIMEZONE) -> dt.date:
         """The day of the window in `timezone`: the day it starts on (a Task's ActivityDate)."""
