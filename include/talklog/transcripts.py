@@ -8,6 +8,7 @@ so a part that fits here fits there.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 import unicodedata
 from collections.abc import Iterable, Sequence
@@ -27,6 +28,7 @@ PLACEHOLDERS = {
     "video": "動画",
 }
 CONTINUATION_INDENT = "    "
+_ASTRAL = "\U00010000"
 # Unicode category Cc (C0 and C1 controls) without tab and newline; carriage returns are
 # normalised to newlines before this applies.
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
@@ -48,6 +50,8 @@ class TalkLine:
 
 def utf16_len(text: str) -> int:
     """Length as Salesforce counts it: UTF-16 code units."""
+    if not text or max(text) < _ASTRAL:  # no character outside the BMP: one unit each
+        return len(text)
     return len(text.encode("utf-16-le", "surrogatepass")) // 2
 
 
@@ -81,10 +85,17 @@ def _clean(text: str) -> str:
 
 def render_line(line: TalkLine, zone: ZoneInfo) -> str:
     """`2026-01-09 00:05 [LINE] 山田 太郎: text`, continuation lines indented."""
-    stamp = line.sent_at.astimezone(zone).strftime("%Y-%m-%d %H:%M")
+    stamp = _minute_stamp(int(line.sent_at.timestamp()) // 60, zone)
     tag = SPEAKER_TAGS.get(line.speaker_kind, "[?]")
     content = message_content(line).replace("\n", "\n" + CONTINUATION_INDENT)
     return f"{stamp} {tag} {_clean(line.speaker_name).replace(chr(10), ' ')}: {content}"
+
+
+@functools.lru_cache(maxsize=4096)
+def _minute_stamp(epoch_minute: int, zone: ZoneInfo) -> str:
+    """`YYYY-MM-DD HH:MM` of a minute in `zone` (a day of talk has 1,440 of them)."""
+    moment = dt.datetime.fromtimestamp(epoch_minute * 60, zone)
+    return moment.strftime("%Y-%m-%d %H:%M")
 
 
 def render_transcript(header: Sequence[str], lines: Iterable[TalkLine], zone: ZoneInfo) -> str:
@@ -103,6 +114,8 @@ def split_transcript(text: str, limit: int) -> list[str]:
     """
     if limit < 2:
         raise ValueError("limit must leave room for at least one character")
+    if len(text) <= limit // 2 or utf16_len(text) <= limit:
+        return [text]
     parts: list[str] = []
     current: list[str] = []
     size = 0
