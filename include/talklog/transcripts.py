@@ -12,7 +12,7 @@ import functools
 import re
 import unicodedata
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
 TALKLOG_LIMIT = 131_072  # TalkLog__c.Transcript__c (long text area)
@@ -34,9 +34,8 @@ _ASTRAL = "\U00010000"
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
-@dataclass(frozen=True, slots=True)
-class TalkLine:
-    """One message as the transcript needs it."""
+class TalkLine(NamedTuple):
+    """One message as the transcript needs it (a tuple: a window has a million of them)."""
 
     message_id: int
     sent_at: dt.datetime
