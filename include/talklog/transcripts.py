@@ -28,7 +28,6 @@ PLACEHOLDERS = {
     "video": "動画",
 }
 CONTINUATION_INDENT = "    "
-_ASTRAL = "\U00010000"
 # Unicode category Cc (C0 and C1 controls) without tab and newline; carriage returns are
 # normalised to newlines before this applies.
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
@@ -49,7 +48,7 @@ class TalkLine(NamedTuple):
 
 def utf16_len(text: str) -> int:
     """Length as Salesforce counts it: UTF-16 code units."""
-    if not text or max(text) < _ASTRAL:  # no character outside the BMP: one unit each
+    if text.isascii():  # a flag lookup: ASCII is one unit per character
         return len(text)
     return len(text.encode("utf-16-le", "surrogatepass")) // 2
 
@@ -106,26 +105,37 @@ def render_transcript(header: Sequence[str], lines: Iterable[TalkLine], zone: Zo
 def split_transcript(text: str, limit: int) -> list[str]:
     """Split `text` into parts of at most `limit` UTF-16 units.
 
-    Parts break at line ends; a single line longer than `limit` is cut inside, but never
-    inside a surrogate pair or between a character and its combining marks. Joining the
-    parts with "\\n" where a line end was cut (or "" inside a line) gives `text` back;
-    see `join_parts`.
+    Parts break at line ends; a line longer than a part fills the current part and goes on
+    in the next ones, cut never inside a surrogate pair or between a character and its
+    combining marks. Joining the parts gives `text` back; see `join_parts`.
     """
     if limit < 2:
         raise ValueError("limit must leave room for at least one character")
-    if len(text) <= limit // 2 or utf16_len(text) <= limit:
+    units = utf16_len(text)
+    if units <= limit:
         return [text]
+    measure = len if units == len(text) else utf16_len  # no surrogate pairs: count characters
     parts: list[str] = []
     current: list[str] = []
     size = 0
-    for piece in _pieces(text, limit):
-        piece_len = utf16_len(piece)
-        if current and size + piece_len > limit:
+    for line in text.splitlines(keepends=True):
+        line_units = measure(line)
+        if current and size + line_units > limit and line_units <= limit:
+            parts.append("".join(current))  # the line fits a part of its own: break before it
+            current, size = [], 0
+        while size + line_units > limit:
+            cut = _safe_cut(line, limit - size, forced=not current)
+            if cut:
+                current.append(line[:cut])
+                line = line[cut:]
+                line_units = measure(line)
             parts.append("".join(current))
             current, size = [], 0
-        current.append(piece)
-        size += piece_len
-    parts.append("".join(current))
+        if line:
+            current.append(line)
+            size += line_units
+    if current:
+        parts.append("".join(current))
     return parts
 
 
@@ -134,39 +144,29 @@ def join_parts(parts: Sequence[str]) -> str:
     return "".join(parts)
 
 
-def _pieces(text: str, limit: int) -> Iterable[str]:
-    """Lines with their line end attached, long lines cut to `limit` at safe points."""
-    for line in text.splitlines(keepends=True):
-        while utf16_len(line) > limit:
-            cut = _safe_cut(line, limit)
-            yield line[:cut]
-            line = line[cut:]
-        if line:
-            yield line
-
-
-def _safe_cut(line: str, limit: int) -> int:
+def _safe_cut(line: str, limit: int, *, forced: bool = True) -> int:
     """The largest index <= limit units that cuts neither a pair nor a combining sequence.
 
-    Only a combining sequence longer than `limit` itself is cut inside (nothing else fits).
+    0 when nothing fits that way; with `forced`, a combining sequence longer than `limit`
+    itself is cut inside instead (nothing else fits).
     """
     prefix = line[:limit]
     if utf16_len(prefix) == len(prefix):  # no surrogate pairs: `limit` characters fit
-        return _back_off_combining(line, len(prefix))
+        return _back_off_combining(line, len(prefix), forced)
     hard, units = 0, 0
     for ch in line:
         units += 2 if ord(ch) > 0xFFFF else 1
         if units > limit:
             break
         hard += 1
-    return _back_off_combining(line, hard)
+    return _back_off_combining(line, hard, forced)
 
 
-def _back_off_combining(line: str, hard: int) -> int:
+def _back_off_combining(line: str, hard: int, forced: bool) -> int:
     cut = hard
     while 0 < cut < len(line) and _joins_previous(line[cut]):
         cut -= 1
-    return cut or hard
+    return cut or (hard if forced else 0)
 
 
 def _joins_previous(ch: str) -> bool:

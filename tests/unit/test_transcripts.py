@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from talklog.transcripts import (
+    TALKLOG_LIMIT,
     TASK_DESCRIPTION_LIMIT,
     TalkLine,
     join_parts,
@@ -84,6 +85,14 @@ def test_split_of_a_200k_message_respects_the_task_limit():
     text = "x" * 200_000
     parts = split_transcript(text, TASK_DESCRIPTION_LIMIT)
     assert len(parts) == 7 and all(utf16_len(p) <= TASK_DESCRIPTION_LIMIT for p in parts)
+
+
+def test_a_message_longer_than_a_part_fills_the_part_it_starts_in():
+    header = "LINE WORKS トーク: room (1:1)\n期間: 2026-01-09 00:00 – 23:59 (Asia/Tokyo)\n"
+    text = header + "2026-01-09 10:00 [LINE] 山田: " + "あ" * 200_000
+    parts = split_transcript(text, TALKLOG_LIMIT)
+    assert len(parts) == -(-utf16_len(text) // TALKLOG_LIMIT) == 2  # no header-only part
+    assert join_parts(parts) == text
 
 
 def test_split_never_cuts_a_surrogate_pair_or_a_combining_sequence():
