@@ -130,7 +130,7 @@ def window_lines(
         .order_by(Message.room_id, Message.sent_at, Message.id)
         .execution_options(yield_per=chunk_rows, stream_results=True)
     )
-    rows = session.execute(stmt)
+    rows = session.connection().execute(stmt)  # Core: no ORM row processing
     for room_id, group in itertools.groupby(rows, key=lambda row: row[0]):
         yield room_id, [TalkLine(*row[1:]) for row in group]
 

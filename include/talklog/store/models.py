@@ -61,8 +61,12 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
 def _sqlite_utc(value: str | dt.datetime | None) -> dt.datetime | None:
     if value is None:
         return None
-    parsed = dt.datetime.fromisoformat(value) if isinstance(value, str) else value
-    return parsed.replace(tzinfo=dt.UTC) if parsed.tzinfo is None else parsed.astimezone(dt.UTC)
+    if isinstance(value, str):
+        try:
+            return dt.datetime.fromisoformat(value + "+00:00")  # stored naive, in UTC
+        except ValueError:
+            value = dt.datetime.fromisoformat(value)  # written with an offset elsewhere
+    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
 
 
 class RoomType(enum.StrEnum):
