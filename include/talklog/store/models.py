@@ -62,10 +62,7 @@ def _sqlite_utc(value: str | dt.datetime | None) -> dt.datetime | None:
     if value is None:
         return None
     if isinstance(value, str):
-        try:
-            return dt.datetime.fromisoformat(value + "+00:00")  # stored naive, in UTC
-        except ValueError:
-            value = dt.datetime.fromisoformat(value)  # written with an offset elsewhere
+        value = dt.datetime.fromisoformat(value)  # naive text is UTC (see process_bind_param)
     return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
 
 
