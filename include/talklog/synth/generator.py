@@ -93,6 +93,8 @@ class GeneratorConfig:
     messages_per_day: int | None = None
     type_shares: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_TYPE_SHARES))
     long_message_share: float = 0.002  # of text messages
+    long_tiers: tuple[tuple[int, int], ...] = LONG_TIERS  # (min, max) characters
+    long_tier_weights: tuple[float, ...] = LONG_TIER_WEIGHTS
     burstiness: float = 0.8  # chance a burst goes on: mean burst length 1 / (1 - burstiness)
     quiet_day_share: float = 0.0  # share of local days with ~3% of the usual volume
     link_share: float = 0.6  # of (staff, customer) pairs that share a room
@@ -120,6 +122,8 @@ class GeneratorConfig:
             raise ValueError("need at least one staff member, one customer and one room")
         if self.chunk_size < 1:
             raise ValueError("chunk_size must be positive")
+        if len(self.long_tiers) != len(self.long_tier_weights) or not self.long_tiers:
+            raise ValueError("give one weight per long-message tier")
 
     def window(self) -> tuple[dt.datetime, dt.datetime]:
         """The [start, end) of the generated talk, in UTC."""
@@ -444,7 +448,7 @@ class _MessageStream:
         self.type_cum = list(itertools.accumulate(shares.values()))
         self.forced = [(t, None) for t in self.types]
         if config.long_message_share > 0 and MessageType.TEXT in shares:
-            self.forced += [(MessageType.TEXT, tier) for tier in LONG_TIERS[1:]]
+            self.forced += [(MessageType.TEXT, tier) for tier in config.long_tiers[1:]]
         self.key_tag = f"{rng.getrandbits(48):012x}"
         self.count = 0
         self.by_type: Counter[str] = Counter()
@@ -551,7 +555,7 @@ class _MessageStream:
             message_type = self.types[bisect.bisect(self.type_cum, rng.random() * total)]
             tier = None
             if message_type == MessageType.TEXT and rng.random() < self.config.long_message_share:
-                tier = rng.choices(LONG_TIERS, LONG_TIER_WEIGHTS)[0]
+                tier = rng.choices(self.config.long_tiers, self.config.long_tier_weights)[0]
         if message_type == MessageType.TEXT:
             if tier is None:
                 return message_type, vocab.short_text(rng), None, None
