@@ -8,7 +8,7 @@ VENV := $(CURDIR)/.venv
 STAMP := $(VENV)/.synced-stamp
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: setup lint format test test-fast demo emulator airflow airflow-cli clean
+.PHONY: setup lint format test test-fast demo bench emulator airflow airflow-cli clean
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -38,6 +38,12 @@ test: lint
 ## demo: generate a demo store and run the main job end to end
 demo: setup
 	PYTHONPATH=$(CURDIR)/plugins:$(CURDIR)/dags $(VENV)/bin/python -m talklog_airflow.demo
+
+## bench: the performance benchmark (1k to 1M messages, ~10 min), e.g. ARGS='--sizes 1000,100000';
+##   writes docs/performance.md and docs/performance.png (the plot needs the `bench` group)
+bench: setup
+	$(UV) sync --locked --inexact --group bench
+	$(VENV)/bin/python bench/pipeline.py $(ARGS)
 
 ## emulator: run the local Salesforce API emulator in the foreground
 emulator: setup
