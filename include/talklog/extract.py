@@ -7,6 +7,7 @@ import itertools
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from operator import itemgetter
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -130,8 +131,9 @@ def window_lines(
         .order_by(Message.room_id, Message.sent_at, Message.id)
         .execution_options(yield_per=chunk_rows, stream_results=True)
     )
-    rows = session.connection().execute(stmt)  # Core: no ORM row processing
-    for room_id, group in itertools.groupby(rows, key=lambda row: row[0]):
+    result = session.connection().execute(stmt)  # Core: no ORM row processing
+    rows = itertools.chain.from_iterable(result.partitions())  # chunk by chunk, not row by row
+    for room_id, group in itertools.groupby(rows, key=itemgetter(0)):
         yield room_id, [TalkLine(*row[1:]) for row in group]
 
 
