@@ -37,21 +37,19 @@ def claim(
 ) -> dict[tuple[int, str], str]:
     """Insert the claims not taken yet; return the TalkLog key each pair belongs to now.
 
-    Claims go in as one JSON parameter per batch, unpacked by the database (no per-row
-    Python or driver work). When every claim was inserted, the pairs are this window's
-    and nothing is read back; otherwise (a re-run, another window, a concurrent run) the
-    owners are read from the ledger.
+    Claims go in without per-row SQLAlchemy work (see `_INSERTERS`). When every claim was
+    inserted, the pairs are this window's and nothing is read back; otherwise (a re-run,
+    another window, a concurrent run) the owners are read from the ledger.
     """
     if not claims:
         return {}
-    insert = _claims_insert(session).bindparams(
-        window_start=window.start, window_end=window.end, run_id=run_id
-    )
     connection = session.connection()
-    inserted = 0
-    for start in range(0, len(claims), _INSERT_BATCH):
-        batch = json.dumps(claims[start : start + _INSERT_BATCH], ensure_ascii=False)
-        inserted += connection.execute(insert, {"claims": batch}).rowcount
+    insert = _INSERTERS.get(connection.dialect.name)
+    if insert is None:
+        raise NotImplementedError(
+            f"the delivery ledger supports PostgreSQL and SQLite, not {connection.dialect.name}"
+        )
+    inserted = insert(connection, claims, window, run_id)
     if inserted == len(claims):
         return {(item.message_id, item.customer_key): item.talklog_key for item in claims}
     return owners(session, {item.message_id for item in claims})
@@ -96,36 +94,51 @@ def completed_talklogs(accepted_parts: Iterable[str], rejected_parts: Iterable[s
     return {part.rsplit("|", 1)[0] for part in accepted_parts} - refused
 
 
-_CLAIMS_INSERT = {
-    "sqlite": (
-        "SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'),"
-        " json_extract(value, '$[2]'), json_extract(value, '$[3]'),"
-        " :window_start, :window_end, :run_id"
-        " FROM json_each(:claims) WHERE true"  # `WHERE` keeps SQLite's upsert parse unambiguous
-    ),
-    "postgresql": (
-        "SELECT (claim->>0)::bigint, claim->>1, claim->>2, claim->>3,"
+_INSERT = (
+    "INSERT INTO deliveries (message_id, customer_key, talklog_key, target_record_id,"
+    " window_start, window_end, run_id) {rows} ON CONFLICT (message_id, customer_key) DO NOTHING"
+)
+
+
+def _insert_sqlite(
+    connection: sa.Connection, claims: Sequence[Claim], window: TalkWindow, run_id: str | None
+) -> int:
+    """SQLite (in process): the driver's `executemany` over plain tuples."""
+    dialect = connection.dialect
+    to_db = UTCDateTime().dialect_impl(dialect).bind_processor(dialect) or (lambda value: value)
+    constants = (to_db(window.start), to_db(window.end), run_id)
+    sql = _INSERT.format(rows="VALUES (?, ?, ?, ?, ?, ?, ?)")
+    inserted = 0
+    for start in range(0, len(claims), _INSERT_BATCH):
+        rows = [(*item, *constants) for item in claims[start : start + _INSERT_BATCH]]
+        inserted += connection.exec_driver_sql(sql, rows).rowcount
+    return inserted
+
+
+_POSTGRES_INSERT = sa.text(
+    _INSERT.format(
+        rows="SELECT (claim->>0)::bigint, claim->>1, claim->>2, claim->>3,"
         " :window_start, :window_end, :run_id"
         " FROM json_array_elements(CAST(:claims AS json)) AS claim"
-    ),
-}
+    )
+).bindparams(
+    sa.bindparam("window_start", type_=UTCDateTime()),
+    sa.bindparam("window_end", type_=UTCDateTime()),
+    sa.bindparam("run_id", type_=sa.String()),
+    sa.bindparam("claims", type_=sa.String()),
+)
 
 
-def _claims_insert(session: Session) -> sa.TextClause:
-    dialect = session.get_bind().dialect.name
-    rows = _CLAIMS_INSERT.get(dialect)
-    if rows is None:
-        raise NotImplementedError(
-            f"the delivery ledger supports PostgreSQL and SQLite, not {dialect}"
-        )
-    sql = (
-        "INSERT INTO deliveries (message_id, customer_key, talklog_key, target_record_id,"
-        f" window_start, window_end, run_id) {rows}"
-        " ON CONFLICT (message_id, customer_key) DO NOTHING"
-    )
-    return sa.text(sql).bindparams(
-        sa.bindparam("window_start", type_=UTCDateTime()),
-        sa.bindparam("window_end", type_=UTCDateTime()),
-        sa.bindparam("run_id", type_=sa.String()),
-        sa.bindparam("claims", type_=sa.String()),
-    )
+def _insert_postgres(
+    connection: sa.Connection, claims: Sequence[Claim], window: TalkWindow, run_id: str | None
+) -> int:
+    """PostgreSQL (over the network): one JSON parameter per batch, one round trip each."""
+    constants = {"window_start": window.start, "window_end": window.end, "run_id": run_id}
+    inserted = 0
+    for start in range(0, len(claims), _INSERT_BATCH):
+        batch = json.dumps(claims[start : start + _INSERT_BATCH], ensure_ascii=False)
+        inserted += connection.execute(_POSTGRES_INSERT, {**constants, "claims": batch}).rowcount
+    return inserted
+
+
+_INSERTERS = {"sqlite": _insert_sqlite, "postgresql": _insert_postgres}
