@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import bisect
+import datetime as dt
 import unicodedata
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from talklog.extract import LinkInForce, RoomContext, Span
 from talklog.talklogs import (
     TalkLogSettings,
     TaskCopy,
@@ -85,3 +88,39 @@ def test_rows_from_a_rendered_transcript_equal_rows_rendered_per_field():
         assert list(talklog_rows(draft, options, text)) == list(talklog_rows(draft, options))
         assert list(task_rows(draft, options, text)) == list(task_rows(draft, options))
     assert len(list(task_rows(draft, TalkLogSettings(), text))) > 2
+
+
+_MINUTES = st.integers(min_value=0, max_value=120)
+_SPAN = st.tuples(_MINUTES, st.one_of(st.none(), _MINUTES))
+
+
+def _spans(pairs):
+    return [Span(at(a), None if b is None else at(a + b + 1)) for a, b in pairs]
+
+
+def at(minute: int):
+    return WINDOW.start + dt.timedelta(minutes=minute)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    periods=st.lists(st.lists(_SPAN, min_size=0, max_size=3), min_size=1, max_size=3),
+    customer_spans=st.lists(_SPAN, min_size=0, max_size=3),
+    staff_spans=st.lists(_SPAN, min_size=0, max_size=3),
+    moments=st.lists(st.integers(min_value=-5, max_value=250), min_size=1, max_size=30),
+)
+def test_recipient_steps_give_the_recipients_at_every_moment(
+    periods, customer_spans, staff_spans, moments
+):
+    context = RoomContext("room-1", "group", None)
+    context.line_members["c1"] = _spans(customer_spans)
+    context.lw_members["s1"] = _spans(staff_spans)
+    context.links = [
+        LinkInForce(f"link-{n}", "s1", "c1", "lead", f"00Q{n:015d}", tuple(_spans(spans)))
+        for n, spans in enumerate(periods)
+    ]
+    bounds, steps = context.recipient_steps()
+    for minute in moments:
+        moment = at(minute) + dt.timedelta(seconds=minute % 7)
+        step = bisect.bisect_right(bounds, moment) - 1
+        assert (steps[step] if step >= 0 else []) == context.recipients(moment)
