@@ -174,7 +174,8 @@ How to read it:
   (every 5 ms); the overall peak is `ru_maxrss` of the process (store generation runs in another
   process; the link sync before the run is included). The emulator's memory is not counted.
 - Bulk calls are the Bulk API 2.0 calls of the TalkLog and Task loads (job create, upload, close,
-  polls, result downloads); SOQL calls place the linked customers.
+  polls; failed or unprocessed rows downloaded only when a job reports some, successful results
+  never); SOQL calls place the linked customers.
 - REST per record: the same rows upserted one `PATCH sobjects/X/ExtId/value` each (as new
   records); when there are more rows than the sample (300 per object), its time is the sample's
   time per row times the rows (extrapolated), its calls are one per row.
@@ -198,21 +199,29 @@ How to read it:
   1,129 MiB -> 521 MiB; 100k: 328 MiB -> 218 MiB.
 - Ledger claims inserted with Core `executemany` in batches of 20,000 (was ORM inserts of 500).
   100k: 11.6 s -> 5.2 s.
+- Load path: rows are encoded as Bulk CSV once, when spooled (`CsvSpool`: UTF-8 records in a
+  temporary file, record offsets and keys in memory, cells quoted with str methods instead of
+  `csv.writer`), and upload parts are cut from those bytes (was JSON lines, decoded and
+  CSV-encoded again at load). Successful results are no longer downloaded: the rows that
+  succeeded are the keys sent less the failed and unprocessed rows, so a job costs 4 calls
+  (was 5) and the whole CSV no longer comes back to be parsed. 100k, two runs each: spool
+  0.25-0.27 s -> 0.17-0.24 s, CSV build 0.60-0.94 s -> 0.08 s, Bulk TalkLog__c + Task
+  3.1-3.6 s -> 1.8-1.9 s (the floor's uploads: 1.8 s), Bulk calls 10 -> 8.
 
 ## What is left (the gaps)
 
-- **API calls at 1M (30, target 12)**: the window's CSVs are 464 MiB (transcripts twice: TalkLog
-  and the Task copy). Bulk API 2.0 takes one upload of at most 100 MB per job, so each object
-  needs 3 jobs of 5 calls (create, upload, close, one poll, results). Fewer calls need less data:
-  the Task copy without content (`task_copy=no_content`) leaves one small Task job (20 calls),
-  and no job count below ceil(MB / 100) per object is possible.
+- **API calls at 1M (24 at 4 calls per job, target 12)**: the window's CSVs are 464 MiB
+  (transcripts twice: TalkLog and the Task copy). Bulk API 2.0 takes one upload of at most
+  100 MB per job, so each object needs 3 jobs of 4 calls (create, upload, close, one poll).
+  Fewer calls need less data: the Task copy without content (`task_copy=no_content`) leaves one
+  small Task job (16 calls), and no job count below ceil(MB / 100) per object is possible.
 - **1M end to end (10x the floor, target 3x)**: per-row Python work dominates: ledger claims
   (870k rows, 67 s: an `INSERT ... ON CONFLICT DO NOTHING` per row plus reading the owners back),
   reading the messages into `TalkLine`s (34 s), recipients per message (27 s: every link's spans
   checked for every message; could be computed per span change), room contexts (14 s), CSV
-  build (16 s) and the JSON spool (5 s). Next steps: claims as one `INSERT ... SELECT` from a
-  temporary table per window, recipients computed once per membership/link interval, rows
-  spooled as CSV lines directly.
+  build (16 s) and the JSON spool (5 s; both since replaced by the CSV spool). Next steps: claims
+  as one `INSERT ... SELECT` from a temporary table per window, recipients computed once per
+  membership/link interval.
 - **DAG parse (1.4-2.4 s over two runs, target 0.5 s)**: `dags/talklog_dags.py` imports
   `talklog_airflow.dag_factory`, which imports `talklog.store.models` (SQLAlchemy),
   `talklog.salesforce.bulk` (requests) and simple-salesforce at module level. Importing them

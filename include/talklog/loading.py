@@ -9,14 +9,13 @@ daily API budget stops the run with `RequestLimitExceededError`.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
-import json
-import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import IO, Any
+from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -25,9 +24,12 @@ from talklog.deadletters import Rejection, parse_bulk_error
 from talklog.salesforce.bulk import (
     RETRY_STATUSES,
     BulkClient,
+    CsvSpool,
     RequestLimitExceededError,
     SessionExpiredError,
+    spool_rows,
 )
+from talklog.salesforce.fields import UPSERT_KEYS
 from talklog.targets import QueryAll
 
 IN_LOAD_RETRIES = 3
@@ -37,36 +39,30 @@ QUERY_RETRIES = 3
 QUERY_BACKOFF_S = 1.0
 
 
-class RowSpool:
-    """Rows parked on disk (JSON lines) so that memory stays flat however many there are."""
+class RowSpool(CsvSpool):
+    """Rows of one load, encoded once as Bulk CSV in a temporary file (see `CsvSpool`), with
+    the key of every row in memory.
 
-    def __init__(self) -> None:
-        self._file: IO[str] = tempfile.TemporaryFile("w+", encoding="utf-8")  # ruff: ignore[open-file-with-context-handler]
-        self.count = 0
+    `key_field` is the external id the rows will be upserted by. Without it the spool keeps
+    the values of every upsert key column of the project (`UPSERT_KEYS`) its header holds, so
+    `BulkLoader.upsert` finds the keys whichever of those objects it loads.
+    """
 
-    def add(self, row: Mapping[str, Any]) -> None:
-        self._file.write(json.dumps(row, ensure_ascii=False) + "\n")
-        self.count += 1
+    def __init__(self, key_field: str | None = None) -> None:
+        super().__init__((key_field,) if key_field else _UPSERT_KEY_FIELDS)
 
-    def __iter__(self) -> Iterator[dict[str, Any]]:
-        self._file.flush()
-        self._file.seek(0)
-        for line in self._file:
-            yield json.loads(line)
-        self._file.seek(0, 2)
 
-    def close(self) -> None:
-        self._file.close()
+_UPSERT_KEY_FIELDS = tuple(dict.fromkeys(UPSERT_KEYS.values()))
 
 
 @dataclass
 class LoadOutcome:
-    """What one object's load did."""
+    """What one object's load did: rows sent (a row retried in the load counts each time),
+    written (accepted by Salesforce, upserted) and rejected (dead letters, by key)."""
 
     object_name: str
     sent: int = 0
-    created: int = 0
-    updated: int = 0
+    written: int = 0
     accepted_keys: set[str] = field(default_factory=set)
     rejected: dict[str, Rejection] = field(default_factory=dict)
     retried_letters: int = 0
@@ -75,8 +71,7 @@ class LoadOutcome:
         codes = Counter(rejection.error_code for rejection in self.rejected.values())
         return {
             "sent": self.sent,
-            "created": self.created,
-            "updated": self.updated,
+            "written": self.written,
             "rejected": len(self.rejected),
             "rejected_by_code": dict(sorted(codes.items())),
             "dead_letters_retried": self.retried_letters,
@@ -95,18 +90,27 @@ class BulkLoader:
     clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC)
 
     def upsert(
-        self, object_name: str, key_field: str, rows: Iterable[Mapping[str, Any]]
+        self, object_name: str, key_field: str, rows: CsvSpool | Iterable[Mapping[str, Any]]
     ) -> LoadOutcome:
+        """Upsert `rows` (a spool that keeps `key_field` keys, or dicts) by `key_field`.
+
+        A spool stays the caller's (read, never changed or closed); dicts are spooled here.
+        """
         outcome = LoadOutcome(object_name)
-        pending = self._with_retryable_letters(object_name, key_field, rows, outcome)
-        for attempt in range(IN_LOAD_RETRIES + 1):
-            transient = self._submit(object_name, key_field, pending, outcome)
-            if not transient or attempt == IN_LOAD_RETRIES:
-                break
-            self.sleep(IN_LOAD_BACKOFF_S * 2**attempt)
-            pending = sorted(transient, key=lambda row: str(row.get(key_field)))
-            for row in pending:
-                outcome.rejected.pop(str(row[key_field]), None)
+        with contextlib.ExitStack() as cleanup:
+            pending = self._with_retryable_letters(object_name, key_field, rows, outcome)
+            if pending is not rows:
+                cleanup.callback(pending.close)
+            for attempt in range(IN_LOAD_RETRIES + 1):
+                transient = self._submit(object_name, key_field, pending, outcome)
+                if not transient or attempt == IN_LOAD_RETRIES:
+                    break
+                self.sleep(IN_LOAD_BACKOFF_S * 2**attempt)
+                transient.sort(key=lambda row: str(row.get(key_field)))
+                for row in transient:
+                    outcome.rejected.pop(str(row[key_field]), None)
+                pending = spool_rows(transient, (key_field,))
+                cleanup.callback(pending.close)
         self._record(object_name, outcome)
         return outcome
 
@@ -114,48 +118,40 @@ class BulkLoader:
         self,
         object_name: str,
         key_field: str,
-        rows: Iterable[Mapping[str, Any]],
+        rows: CsvSpool | Iterable[Mapping[str, Any]],
         outcome: LoadOutcome,
-    ) -> Iterable[Mapping[str, Any]]:
+    ) -> CsvSpool:
+        """`rows` as a spool, with the open retryable dead letters of the object whose keys
+        are not among them added; a spool that is not `rows` is the caller's to close."""
         with self.sessions() as session:
             letters = deadletters.open_letters(
                 session, retryable_only=True, object_name=object_name
             )
             payloads = [letter.payload for letter in letters]
-        if not payloads:
-            return rows
-        spool = RowSpool()
-        fresh: set[str] = set()
-        for row in rows:
-            spool.add(row)
-            fresh.add(str(row[key_field]))
-        for payload in payloads:
-            if str(payload.get(key_field)) not in fresh:
-                spool.add(payload)
-                outcome.retried_letters += 1
+        if isinstance(rows, CsvSpool):
+            if not payloads:
+                return rows
+            spool = rows.copy()
+        else:
+            spool = spool_rows(rows, (key_field,))
+        try:
+            fresh = set(spool.keys(key_field))
+            for payload in payloads:
+                if str(payload.get(key_field)) not in fresh:
+                    spool.add(payload)
+                    outcome.retried_letters += 1
+        except BaseException:
+            spool.close()
+            raise
         return spool
 
     def _submit(
-        self,
-        object_name: str,
-        key_field: str,
-        rows: Iterable[Mapping[str, Any]],
-        outcome: LoadOutcome,
+        self, object_name: str, key_field: str, spool: CsvSpool, outcome: LoadOutcome
     ) -> list[dict[str, Any]]:
-        result = self.bulk.ingest(
-            object_name,
-            "upsert",
-            rows,
-            external_id_field=key_field,
-            keep_successful=(key_field, "sf__Created"),
-        )
-        for row in result.successful:
-            outcome.accepted_keys.add(row[key_field])
-            if row.get("sf__Created") == "true":
-                outcome.created += 1
-            else:
-                outcome.updated += 1
-        outcome.sent += result.total
+        result = self.bulk.ingest(object_name, "upsert", spool, external_id_field=key_field)
+        outcome.accepted_keys.update(result.succeeded_keys)
+        outcome.written += result.succeeded
+        outcome.sent += result.sent
         transient: list[dict[str, Any]] = []
         for row in result.failed:
             code, message, fields = parse_bulk_error(row.get("sf__Error", ""))

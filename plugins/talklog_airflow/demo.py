@@ -88,8 +88,8 @@ def run_dags(sf: EmulatorHandle, last_day: dt.date) -> None:
     print("\nMigrating the demo's Airflow metadata DB (SQLite)...")
     db.resetdb()
     dags = DagBag(dag_folder=str(DAGS_FOLDER)).dags
-    print(f"{'DAG':<24} {'talk window':<42} {'msgs':>5} {'TalkLogs +new/upd':>17}"
-          f" {'Tasks +new/upd':>14} {'rejected':>8} {'API calls':>9}"
+    print(f"{'DAG':<24} {'talk window':<42} {'msgs':>5} {'TalkLogs written':>17}"
+          f" {'Tasks written':>14} {'rejected':>8} {'API calls':>9}"
           f" {'pairs already sent':>18}")  # fmt: skip
     for dag_id, logical_date in runs_to_show(last_day):
         before = sf.stats()["total_api_calls"]
@@ -107,16 +107,15 @@ def run_dags(sf: EmulatorHandle, last_day: dt.date) -> None:
 def print_run(dag_id: str, state: str, summary: dict[str, Any], calls: int) -> None:
     if dag_id.endswith("link_sync"):
         lw, exchange = summary.get("linkworks", {}), summary.get("exchange_tasks", {})
-        linkworks = f"LineWorks {lw.get('created', 0)}/{lw.get('updated', 0)}"
+        linkworks = f"LineWorks {lw.get('written', 0)}"
         rejected = lw.get("rejected", 0) + exchange.get("rejected", 0)
         print(f"{dag_id:<24} {'links changed: ' + str(summary.get('links', 0)):<42} {'':>5}"
-              f" {linkworks:>17} {exchange.get('created', 0):>14} {rejected:>8}"
+              f" {linkworks:>17} {exchange.get('written', 0):>14} {rejected:>8}"
               f" {calls:>9} {'':>18}  {state}")  # fmt: skip
         return
     tl, tasks = summary.get("talklogs", {}), summary.get("tasks", {})
     print(f"{dag_id:<24} {summary.get('window_label', '?'):<42} {summary.get('messages', 0):>5}"
-          f" {str(tl.get('created', 0)) + '/' + str(tl.get('updated', 0)):>17}"
-          f" {str(tasks.get('created', 0)) + '/' + str(tasks.get('updated', 0)):>14}"
+          f" {tl.get('written', 0):>17} {tasks.get('written', 0):>14}"
           f" {summary.get('rejected', 0):>8} {calls:>9}"
           f" {summary.get('pairs_owned_by_other_windows', 0):>18}  {state}")  # fmt: skip
 

@@ -94,7 +94,7 @@ def test_bulk_client_from_hook_refreshes_and_stops_on_budget(hook, salesforce_co
     result = bulk.ingest(
         "Lead", "insert", [{"LastName": f"L{i}", "Company": "C"} for i in range(20)]
     )
-    assert result.ok and len(result.successful) == 20
+    assert result.ok and result.succeeded == 20
     emulator.set_faults(session_expire_after_calls=None, http_5xx_count=2, http_5xx_status=503)
     assert len(list(bulk.query("SELECT Id FROM Lead"))) == 20  # 503s are retried
     used = emulator.stats()["daily_api_requests"]["used"]

@@ -58,7 +58,7 @@ def change_link(sessions, *, linked: bool, when: dt.datetime) -> None:
 def test_link_unlink_and_relink_each_show_up_after_one_run(sf_emulator, sqlite_url):
     sessions, sync = setup(sf_emulator, sqlite_url)
     first = sync()
-    assert first.linked == 1 and first.linkworks["created"] == 1
+    assert first.linked == 1 and first.linkworks["written"] == 1
     linked, nickname, app_link = linkworks(sf_emulator)
     assert linked is True and nickname and app_link.startswith("https://")
     assert len(exchange_tasks(sf_emulator)) == 1
@@ -82,6 +82,7 @@ def test_a_retried_run_creates_the_exchange_task_once(sf_emulator, sqlite_url):
     with sessions.begin() as session:  # the retry of a run whose watermark was not saved
         session.execute(sa.delete(Watermark).where(Watermark.name == WATERMARK))
     again = sync()
-    assert again.linkworks["created"] == 0 and again.exchange_tasks["created"] == 0
+    assert again.linkworks["written"] == 1 and again.exchange_tasks["written"] == 1  # upserted
     assert len(exchange_tasks(sf_emulator)) == 1
+    assert len(sf_emulator.records("LineWorks__c")) == 1
     assert sync().links == 0  # nothing changed since: nothing sent

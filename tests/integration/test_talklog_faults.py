@@ -126,7 +126,7 @@ def test_sessions_expiring_mid_run_end_in_the_fault_free_state(world, fault_free
 
 @pytest.mark.parametrize(
     "refused_call",
-    ["first SOQL query", "TalkLog job upload complete", "Task job results"],
+    ["first SOQL query", "TalkLog job upload complete", "Task job poll"],
 )
 def test_spent_api_budget_stops_the_run_and_a_later_run_completes_it(
     world, fault_free, refused_call
@@ -136,7 +136,7 @@ def test_spent_api_budget_stops_the_run_and_a_later_run_completes_it(
     allowed = {
         "first SOQL query": 0,
         "TalkLog job upload complete": queries + 2,  # POST job, PUT data, then PATCH
-        "Task job results": queries + 5 + 4,  # TalkLog job, then Task POST, PUT, PATCH, poll
+        "Task job poll": queries + 4 + 3,  # TalkLog job, then Task POST, PUT, PATCH: the last
     }[refused_call]
     used = world.emulator.stats()["daily_api_requests"]["used"]
     world.emulator.set_faults(daily_api_budget=used + allowed)

@@ -69,7 +69,8 @@ def test_section_5_examples_end_to_end_and_idempotent(world, sf_emulator):
     links = sync_links(
         sessions=world["sessions"], query_all=world["query_all"], loader=world["loader"]
     )
-    assert links.linkworks["rejected"] == 0 and links.linkworks["created"] == links.links
+    assert links.linkworks["rejected"] == 0 and links.linkworks["written"] == links.links
+    assert len(sf_emulator.records("LineWorks__c")) == links.links
     window = day_window(world["examples"])
     first = run_window(world, window)
     assert first.rejected == 0, first.as_dict()
@@ -90,9 +91,9 @@ def test_section_5_examples_end_to_end_and_idempotent(world, sf_emulator):
 
     all_tasks = len(sf_emulator.records("Task"))
     second = run_window(world, window)
-    assert second.talklogs["created"] == 0 and second.tasks["created"] == 0
-    assert second.talklogs["updated"] == len(talklogs)
-    assert len(sf_emulator.records("TalkLog__c")) == len(talklogs)
+    assert second.rejected == 0 and second.talklogs["written"] == len(talklogs)
+    assert second.tasks["written"] == len(tasks)
+    assert len(sf_emulator.records("TalkLog__c")) == len(talklogs)  # updated, none created
     assert len(sf_emulator.records("Task")) == all_tasks
     print(first.as_dict())
 

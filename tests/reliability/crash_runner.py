@@ -7,15 +7,17 @@ SIGKILL it exactly there. Boundaries (response on the run's session, counted fro
 
 - `after_extract`: the first Bulk job was created: claims committed, nothing uploaded.
 - `mid_upload`: the TalkLog rows were uploaded, the job not yet closed.
-- `between_objects`: the TalkLog job's results were read; the Task job not started.
-- `after_bulk_before_ledger`: the Task job's results were read; dead letters and the ledger
-  not written yet.
+- `between_objects`: the first object's job reported it was done (its final poll; nothing
+  failed, so no results are read); the second object's job not created.
+- `after_bulk_before_ledger`: the second object's job reported it was done; dead letters and
+  the ledger not written yet.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import sys
 import time
 from collections import Counter
@@ -29,27 +31,46 @@ from talklog.emulator.process import EmulatorHandle
 from talklog.links import sync_links
 from talklog.loading import BulkLoader
 from talklog.pipeline import write_talk_logs
+from talklog.salesforce.bulk import TERMINAL_STATES
 from talklog.store import make_session_factory
 from talklog.talklogs import TalkLogSettings
 from talklog.windows import TalkWindow
 from tests.integration.talklog_world import direct_clients
 
-BOUNDARIES: dict[str, tuple[str, str, int]] = {
-    # boundary -> (method, URL suffix or fragment, how many such responses)
-    "after_extract": ("POST", "/jobs/ingest", 1),
-    "mid_upload": ("PUT", "/batches", 1),
-    "between_objects": ("GET", "/successfulResults", 1),
-    "after_bulk_before_ledger": ("GET", "/successfulResults", 2),
+INGEST_JOB = re.compile(r"/jobs/ingest/[^/?]+$")
+
+
+def _job_created(response: requests.Response) -> bool:
+    return response.request.method == "POST" and response.url.endswith("/jobs/ingest")
+
+
+def _rows_uploaded(response: requests.Response) -> bool:
+    return response.request.method == "PUT" and "/batches" in response.url
+
+
+def _job_done(response: requests.Response) -> bool:
+    """The final poll of an ingest job: the job info in a terminal state."""
+    if response.request.method != "GET" or not INGEST_JOB.search(response.url):
+        return False
+    return response.ok and response.json().get("state") in TERMINAL_STATES
+
+
+BOUNDARIES: dict[str, tuple[Callable[[requests.Response], bool], int]] = {
+    # boundary -> (which responses count, how many of them)
+    "after_extract": (_job_created, 1),
+    "mid_upload": (_rows_uploaded, 1),
+    "between_objects": (_job_done, 1),
+    "after_bulk_before_ledger": (_job_done, 2),
 }
 
 
 def freeze_at(boundary: str, ready_file: Path) -> Callable[..., None]:
     """A response hook that signals readiness and sleeps at `boundary`."""
-    method, fragment, nth = BOUNDARIES[boundary]
+    matches, nth = BOUNDARIES[boundary]
     seen = Counter[str]()
 
     def hook(response: requests.Response, *args: Any, **kwargs: Any) -> None:
-        if response.request.method != method or fragment not in response.url:
+        if not matches(response):
             return
         seen[boundary] += 1
         if seen[boundary] == nth:

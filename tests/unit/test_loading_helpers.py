@@ -1,8 +1,14 @@
-"""Row counts of Bulk upload parts, and the patience of a run's SOQL queries."""
+"""The Bulk CSV spool and its upload parts, and the patience of a run's SOQL queries."""
 
 from __future__ import annotations
 
+import csv
+import datetime as dt
+import io
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from simple_salesforce.exceptions import (
     SalesforceError,
     SalesforceGeneralError,
@@ -10,24 +16,89 @@ from simple_salesforce.exceptions import (
     SalesforceRefusedRequest,
 )
 
-from talklog.loading import patient_queries
+from talklog.loading import RowSpool, patient_queries
 from talklog.salesforce.bulk import (
+    UNCHANGED,
+    CsvSpool,
     RequestLimitExceededError,
-    counted_csv_parts,
-    csv_parts,
-    csv_row_count,
+    csv_record,
+    spool_rows,
+    succeeded_keys,
 )
 
 URL = "https://127.0.0.1/services/data/v66.0/query"
 
 
-def test_counted_parts_know_their_rows_even_with_newlines_inside_values():
+def _records(data: bytes) -> list[list[str]]:
+    return list(csv.reader(io.StringIO(data.decode("utf-8"), newline="")))
+
+
+def test_parts_know_their_rows_and_keys_even_with_newlines_inside_values():
     rows = [{"Key__c": f"k{i}", "Text__c": f"一行目\n二行目 {i}" * (i % 5)} for i in range(200)]
-    counted = list(counted_csv_parts(rows, max_bytes=1_000))
-    assert len(counted) > 1 and [data for data, _ in counted] == list(csv_parts(rows, None, 1_000))
-    assert [n for _, n in counted] == [csv_row_count(data) for data, _ in counted]
-    assert sum(n for _, n in counted) == 200
-    assert csv_row_count(b"Name\n") == 0 and csv_row_count(b'Name\n"a\nb"\nc\n') == 2
+    with spool_rows(rows, ["Key__c"]) as spool:
+        parts = list(spool.parts(max_bytes=1_000, key_field="Key__c"))
+    assert len(parts) > 1 and all(len(part.data) <= 1_000 for part in parts)
+    assert all(part.data.startswith(b"Key__c,Text__c\n") for part in parts)
+    assert [part.rows for part in parts] == [len(_records(part.data)) - 1 for part in parts]
+    assert [key for part in parts for key in part.keys] == [row["Key__c"] for row in rows]
+    assert [record for part in parts for record in _records(part.data)[1:]] == [
+        [row["Key__c"], row["Text__c"]] for row in rows
+    ]
+
+
+def test_spool_encodes_values_as_bulk_csv_and_refuses_unknown_columns():
+    with RowSpool() as spool:
+        assert list(spool.parts()) == [] and spool.keys("TalkLogKey__c") == []
+        spool.add(
+            {
+                "TalkLogKey__c": "a",
+                "Name": None,
+                "Flag__c": True,
+                "Owner": UNCHANGED,
+                "At__c": dt.datetime(2024, 1, 9, 10, 0),
+                "N__c": 3,
+            }
+        )
+        spool.add({"TalkLogKey__c": "b", "Flag__c": False})
+        with pytest.raises(ValueError, match="not in the header: \\['Other'\\]"):
+            spool.add({"TalkLogKey__c": "c", "Other": 1})
+        (part,) = spool.parts()
+        assert part.data == (
+            b"TalkLogKey__c,Name,Flag__c,Owner,At__c,N__c\n"
+            b"a,#N/A,true,,2024-01-09T10:00:00+00:00,3\n"
+            b"b,,false,,,\n"
+        )
+        assert part.rows == 2 and len(spool) == 2 and spool.keys("TalkLogKey__c") == ["a", "b"]
+        with pytest.raises(ValueError, match="keeps no Name keys"):
+            spool.keys("Name")
+        with pytest.raises(ValueError, match="larger than the upload limit"):
+            list(spool.parts(max_bytes=60))
+
+
+def test_spool_copy_grows_apart():
+    with CsvSpool(["Id"]) as spool:
+        spool.add({"Id": "1"})
+        with spool.copy() as twin:
+            twin.add({"Id": "2"})
+            assert [part.data for part in twin.parts(key_field="Id")] == [b"Id\n1\n2\n"]
+            assert twin.keys("Id") == ["1", "2"]
+        spool.add({"Id": "3"})
+        assert [part.data for part in spool.parts()] == [b"Id\n1\n3\n"]
+
+
+@settings(max_examples=200)
+@given(st.lists(st.lists(st.text(), min_size=1, max_size=4).map(tuple), min_size=1, max_size=5))
+def test_csv_records_read_back_as_written(records):
+    width = len(records[0])
+    records = [(*record, *[""] * width)[:width] for record in records]
+    data = b"".join(csv_record(record) for record in records)
+    assert [tuple(r) for r in _records(data)] == [tuple(r) for r in records]
+
+
+def test_succeeded_keys_are_the_sent_keys_less_one_per_returned_row():
+    sent = ["a", "b", "a", "c"]
+    assert succeeded_keys(sent, "K") == sent
+    assert succeeded_keys(sent, "K", [{"K": "a"}], [{"K": "c"}]) == ["b", "a"]
 
 
 def _failing(*errors: SalesforceError):

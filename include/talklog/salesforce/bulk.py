@@ -1,19 +1,28 @@
-"""A Bulk API 2.0 client that keeps per-record results: one job per upload part, UTF-8 throughout.
+"""A Bulk API 2.0 client that accounts for every row: one job per upload part, UTF-8 throughout.
 
 simple-salesforce's bulk2 decodes results as latin-1, holds every chunk in memory and hides which
 rows failed; this client drives the endpoints with an authenticated ``requests.Session`` instead.
+Rows are encoded once into a `CsvSpool`; upload parts are cut from its bytes. A job's failed and
+unprocessed rows are downloaded only when Salesforce reports some, and the rows that succeeded are
+the keys sent less those: ``successfulResults`` (an echo of every column) is never read.
 """
 
 from __future__ import annotations
 
+import bisect
 import csv
 import datetime as dt
 import io
 import logging
+import shutil
+import tempfile
 import time
+from array import array
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from itertools import repeat
+from typing import IO, Any
 
 import requests
 
@@ -58,20 +67,28 @@ class JobSummary:
 
 @dataclass
 class IngestResult:
-    """Per-record outcome of an ingest: every input row is in exactly one of the three lists."""
+    """What an ingest did with the rows it sent.
 
+    Failed and unprocessed rows come back from Salesforce with their full payload; every other
+    row sent succeeded (its ``successfulResults`` row is never downloaded: Salesforce echoes
+    every column there). ``succeeded_keys`` holds the key column's value of each succeeded row
+    in the order sent (empty when the ingest had no key field).
+    """
+
+    key_field: str | None = None
     jobs: list[JobSummary] = field(default_factory=list)
-    successful: list[dict[str, str]] = field(default_factory=list)
+    sent: int = 0
+    succeeded_keys: list[str] = field(default_factory=list)
     failed: list[dict[str, str]] = field(default_factory=list)
     unprocessed: list[dict[str, str]] = field(default_factory=list)
 
     @property
-    def ok(self) -> bool:
-        return not self.failed and not self.unprocessed
+    def succeeded(self) -> int:
+        return self.sent - len(self.failed) - len(self.unprocessed)
 
     @property
-    def total(self) -> int:
-        return len(self.successful) + len(self.failed) + len(self.unprocessed)
+    def ok(self) -> bool:
+        return not self.failed and not self.unprocessed
 
 
 def error_code(failed_row: Mapping[str, str]) -> str:
@@ -93,63 +110,164 @@ def csv_value(value: Any) -> str:
     return str(value)
 
 
-def csv_parts(
-    rows: Iterable[Mapping[str, Any]],
-    columns: list[str] | None = None,
-    max_bytes: int = MAX_UPLOAD_BYTES,
-) -> Iterator[bytes]:
-    """Encode rows as UTF-8 CSV documents (header + rows) of at most ``max_bytes`` each.
+@dataclass(frozen=True)
+class CsvPart:
+    """One upload: a UTF-8 CSV document (header + records), its row count and the rows' keys."""
 
-    Keys missing from a row are sent as empty cells, which Salesforce leaves unchanged.
+    data: bytes
+    rows: int
+    keys: list[str] = field(default_factory=list)
+
+
+def csv_cell(text: str) -> str:
+    """Text as a CSV cell: quoted, with quotes doubled, when it holds a comma, a quote or a
+    line break (what `csv.writer` does, and a bare CR too); str methods, not a per-character
+    walk, so long transcripts cost little."""
+    if '"' in text:
+        return '"' + text.replace('"', '""') + '"'
+    if "," in text or "\n" in text or "\r" in text:
+        return '"' + text + '"'
+    return text
+
+
+def csv_record(cells: Iterable[str]) -> bytes:
+    """One CSV record (LF-terminated, UTF-8) of text cells."""
+    line = ",".join(map(csv_cell, cells))
+    return (line + "\n" if line else '""\n').encode("utf-8")
+
+
+class CsvSpool:
+    """Rows encoded once as Bulk CSV records (UTF-8) in a temporary file: memory stays flat.
+
+    The header is the first row's keys, in order; values go through `csv_value` (None nulls
+    the field as ``#N/A``, booleans lower-case) and a column missing from a row is an empty cell
+    (Salesforce leaves the field unchanged); a column that is not in the header is a
+    ValueError. The end offset of every record and the values of the ``key_fields`` columns
+    stay in memory, so `parts` cuts upload documents from the file's bytes without parsing or
+    encoding anything again (records may hold quoted newlines).
     """
-    for data, _ in counted_csv_parts(rows, columns, max_bytes):
-        yield data
+
+    def __init__(self, key_fields: Iterable[str] = ()) -> None:
+        self._file: IO[bytes] = tempfile.TemporaryFile("w+b")  # ruff: ignore[open-file-with-context-handler]
+        self._key_fields = tuple(key_fields)
+        self.header: tuple[str, ...] | None = None
+        self._columns: frozenset[str] = frozenset()
+        self._head = b""
+        self._size = 0
+        self._ends = array("q")  # file offset just past each record
+        self._keys: dict[str, list[str]] = {}
+        self._key_columns: list[tuple[int, list[str]]] = []
+
+    def __len__(self) -> int:
+        return len(self._ends)
+
+    @property
+    def count(self) -> int:
+        return len(self._ends)
+
+    def __enter__(self) -> CsvSpool:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def add(self, row: Mapping[str, Any]) -> None:
+        if self.header is None:
+            self._set_header(tuple(row))
+        elif not self._columns.issuperset(row):
+            unknown = sorted(set(row) - self._columns)
+            raise ValueError(f"row has columns not in the header: {unknown}")
+        values = [
+            value if type(value) is str else csv_value(value)
+            for value in map(row.get, self.header, repeat(UNCHANGED))
+        ]
+        record = csv_record(values)
+        self._file.write(record)
+        self._size += len(record)
+        self._ends.append(self._size)
+        for index, keys in self._key_columns:
+            keys.append(values[index])
+
+    def keys(self, key_field: str) -> list[str]:
+        """The `key_field` value of every row, in order (as sent: CSV text)."""
+        if self.header is None:
+            return []
+        if key_field not in self._keys:
+            raise ValueError(
+                f"this spool keeps no {key_field} keys (it keeps {sorted(self._keys)});"
+                f" create it with {key_field} as a key field"
+            )
+        return self._keys[key_field]
+
+    def parts(
+        self, max_bytes: int = MAX_UPLOAD_BYTES, key_field: str | None = None
+    ) -> Iterator[CsvPart]:
+        """Upload documents of at most `max_bytes` each, the header repeated in every one."""
+        keys = self.keys(key_field) if key_field else None
+        budget = max_bytes - len(self._head)
+        self._file.flush()
+        start, first = 0, 0
+        while first < len(self._ends):
+            last = bisect.bisect_right(self._ends, start + budget, lo=first)
+            if last == first:
+                raise ValueError("a single row is larger than the upload limit")
+            end = self._ends[last - 1]
+            self._file.seek(start)
+            data = self._head + self._file.read(end - start)
+            self._file.seek(0, io.SEEK_END)
+            yield CsvPart(data, last - first, keys[first:last] if keys is not None else [])
+            start, first = end, last
+
+    def copy(self) -> CsvSpool:
+        """A spool of the same rows that can grow apart from this one."""
+        twin = CsvSpool(self._key_fields)
+        if self.header is not None:
+            twin._set_header(self.header)
+            for name, keys in self._keys.items():
+                twin._keys[name].extend(keys)
+            self._file.flush()
+            self._file.seek(0)
+            shutil.copyfileobj(self._file, twin._file)
+            self._file.seek(0, io.SEEK_END)
+            twin._size, twin._ends = self._size, array("q", self._ends)
+        return twin
+
+    def close(self) -> None:
+        self._file.close()
+
+    def _set_header(self, header: tuple[str, ...]) -> None:
+        self.header, self._columns = header, frozenset(header)
+        self._head = csv_record(header)
+        self._keys = {name: [] for name in self._key_fields if name in self._columns}
+        self._key_columns = [(header.index(name), keys) for name, keys in self._keys.items()]
 
 
-def counted_csv_parts(
-    rows: Iterable[Mapping[str, Any]],
-    columns: list[str] | None = None,
-    max_bytes: int = MAX_UPLOAD_BYTES,
-) -> Iterator[tuple[bytes, int]]:
-    """`csv_parts`, each document with the number of rows in it."""
-    iterator = iter(rows)
-    first = next(iterator, None)
-    if first is None:
-        return
-    header = columns or list(first.keys())
-    head = _encode_row(header)
-    part, size = [head], len(head)
-    for row in _chain(first, iterator):
-        unknown = set(row) - set(header)
-        if unknown:
-            raise ValueError(f"row has columns not in the header: {sorted(unknown)}")
-        line = _encode_row([csv_value(row[c]) if c in row else "" for c in header])
-        if size + len(line) > max_bytes and len(part) > 1:
-            yield b"".join(part), len(part) - 1
-            part, size = [head], len(head)
-        if len(head) + len(line) > max_bytes:
-            raise ValueError("a single row is larger than the upload limit")
-        part.append(line)
-        size += len(line)
-    if len(part) > 1:
-        yield b"".join(part), len(part) - 1
+def spool_rows(rows: Iterable[Mapping[str, Any]], key_fields: Iterable[str] = ()) -> CsvSpool:
+    """`rows` in a new `CsvSpool` (closed again if a row is refused): the caller closes it."""
+    spool = CsvSpool(key_fields)
+    try:
+        for row in rows:
+            spool.add(row)
+    except BaseException:
+        spool.close()
+        raise
+    return spool
 
 
-def csv_row_count(data: bytes) -> int:
-    """Records in a CSV document with a header line (quoted newlines stay inside a record)."""
-    reader = csv.reader(io.StringIO(data.decode("utf-8"), newline=""))
-    return max(0, sum(1 for row in reader if row) - 1)
-
-
-def _chain(first: Mapping[str, Any], rest: Iterator[Mapping[str, Any]]) -> Iterator[Mapping]:
-    yield first
-    yield from rest
-
-
-def _encode_row(values: list[str]) -> bytes:
-    buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="\n").writerow(values)
-    return buffer.getvalue().encode("utf-8")
+def succeeded_keys(
+    sent: Sequence[str], key_field: str, *returned: Iterable[Mapping[str, str]]
+) -> list[str]:
+    """The keys `sent` less one occurrence of the key of every failed or unprocessed row."""
+    dropped = Counter(row.get(key_field) for rows in returned for row in rows)
+    if not dropped:
+        return list(sent)
+    kept = []
+    for key in sent:
+        if dropped[key] > 0:
+            dropped[key] -= 1
+        else:
+            kept.append(key)
+    return kept
 
 
 class BulkClient:
@@ -183,76 +301,88 @@ class BulkClient:
         self,
         object_name: str,
         operation: str,
-        rows_or_csv_chunks: Iterable[Mapping[str, Any]] | Iterable[bytes | str],
+        rows: CsvSpool | Iterable[Mapping[str, Any]],
         external_id_field: str | None = None,
-        columns: list[str] | None = None,
-        keep_successful: Sequence[str] | None = None,
+        *,
+        key_field: str | None = None,
     ) -> IngestResult:
-        """Load rows (dicts) or ready CSV documents; one job per upload part of at most 100 MB.
+        """Load rows (a spool, or dicts spooled here first); one job per upload part.
 
-        Successful result rows echo every column sent; with `keep_successful` only those
-        columns of them are kept (failed and unprocessed rows always keep the full payload).
-        Results are parsed as they stream in, never held as one document.
+        `key_field` (default: `external_id_field`) names the column whose values identify the
+        rows in `IngestResult.succeeded_keys`; a spool must keep that column's keys. Per job
+        only the results that hold rows are downloaded: ``failedResults`` when Salesforce
+        counted failed rows, ``unprocessedrecords`` when it processed fewer rows than sent.
         """
-        result = IngestResult()
-        for part, rows in self._parts(rows_or_csv_chunks, columns):
-            self._ingest_part(
-                object_name, operation, part, rows, external_id_field, result, keep_successful
-            )
-        return result
+        key_field = key_field or external_id_field
+        if isinstance(rows, CsvSpool):
+            return self._ingest_spool(object_name, operation, rows, external_id_field, key_field)
+        with spool_rows(rows, (key_field,) if key_field else ()) as spool:
+            return self._ingest_spool(object_name, operation, spool, external_id_field, key_field)
 
-    def _parts(
-        self, items: Iterable[Any], columns: list[str] | None
-    ) -> Iterator[tuple[bytes, int]]:
-        iterator = iter(items)
-        first = next(iterator, None)
-        if first is None:
-            return
-        if isinstance(first, bytes | str):
-            for chunk in _chain(first, iterator):
-                data = chunk.encode("utf-8") if isinstance(chunk, str) else chunk
-                if len(data) > self.max_upload_bytes:
-                    raise ValueError("a CSV chunk is larger than the 100 MB upload limit")
-                yield data, csv_row_count(data)
-            return
-        yield from counted_csv_parts(_chain(first, iterator), columns, self.max_upload_bytes)
+    def _ingest_spool(
+        self,
+        object_name: str,
+        operation: str,
+        spool: CsvSpool,
+        external_id_field: str | None,
+        key_field: str | None,
+    ) -> IngestResult:
+        result = IngestResult(key_field)
+        for part in spool.parts(self.max_upload_bytes, key_field):
+            self._ingest_part(object_name, operation, part, external_id_field, result)
+        return result
 
     def _ingest_part(
         self,
         object_name: str,
         operation: str,
-        data: bytes,
-        rows: int,
+        part: CsvPart,
         ext: str | None,
         result: IngestResult,
-        keep_successful: Sequence[str] | None = None,
     ) -> None:
         """One job: create, upload, close, wait, then fetch only the results that hold rows."""
         job_id = self._open_job(object_name, operation, ext)
         try:
-            self._call("PUT", f"/ingest/{job_id}/batches", data=data, content_type="text/csv")
+            self._call("PUT", f"/ingest/{job_id}/batches", data=part.data, content_type="text/csv")
             self._call("PATCH", f"/ingest/{job_id}", json={"state": "UploadComplete"})
         except BulkApiError:
             self._abort_quietly(f"/ingest/{job_id}")
             raise
         job = self._job_summary(job_id, self._wait(f"/ingest/{job_id}"))
+        failed = self._results(job_id, "failedResults") if job.records_failed else []
+        unprocessed = (
+            self._results(job_id, "unprocessedrecords") if job.records_processed < part.rows else []
+        )
+        returned = len(failed) + len(unprocessed)
+        if job.records_processed - job.records_failed != part.rows - returned:
+            log.warning(
+                "Bulk job %s: %d rows sent, Salesforce counts %d processed and %d failed, but"
+                " returned %d failed and %d unprocessed rows",
+                job_id,
+                part.rows,
+                job.records_processed,
+                job.records_failed,
+                len(failed),
+                len(unprocessed),
+            )
         result.jobs.append(job)
-        if job.records_processed > job.records_failed:
-            result.successful += self._results(job_id, "successfulResults", keep_successful)
-        if job.records_failed:
-            result.failed += self._results(job_id, "failedResults")
-        if job.records_processed < rows:
-            result.unprocessed += self._results(job_id, "unprocessedrecords")
+        result.sent += part.rows
+        result.failed += failed
+        result.unprocessed += unprocessed
+        if result.key_field:
+            result.succeeded_keys += succeeded_keys(
+                part.keys, result.key_field, failed, unprocessed
+            )
         log.info(
             "Bulk job %s %s %s: %s; %d rows, %d ok, %d failed, %d unprocessed",
             job_id,
             operation,
             object_name,
             job.state,
-            rows,
-            job.records_processed - job.records_failed,
-            job.records_failed,
-            max(0, rows - job.records_processed),
+            part.rows,
+            part.rows - returned,
+            len(failed),
+            len(unprocessed),
         )
 
     def _open_job(self, object_name: str, operation: str, ext: str | None) -> str:
@@ -277,19 +407,14 @@ class BulkClient:
             info.get("errorMessage"),
         )
 
-    def _results(
-        self, job_id: str, kind: str, keep: Sequence[str] | None = None
-    ) -> list[dict[str, str]]:
-        """A result CSV, parsed as it streams in; rows cut to the `keep` columns if given."""
+    def _results(self, job_id: str, kind: str) -> list[dict[str, str]]:
+        """A result CSV (every column sent, after the sf__ ones), parsed as it streams in."""
         response = self._call("GET", f"/ingest/{job_id}/{kind}", accept="text/csv", stream=True)
         with response:
             response.raw.decode_content = True
             response.raw.auto_close = False  # the CSV reader reads on past the last byte
             text = io.TextIOWrapper(response.raw, encoding="utf-8", newline="")
-            reader = csv.DictReader(text)
-            if keep is None:
-                return list(reader)
-            return [{name: row[name] for name in keep if name in row} for row in reader]
+            return list(csv.DictReader(text))
 
     def _abort_quietly(self, path: str) -> None:
         try:

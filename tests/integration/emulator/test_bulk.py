@@ -72,28 +72,31 @@ def test_100k_upsert_in_several_jobs_accounts_for_every_row(sf_emulator, bulk):
         for i in range(100_000)
     ]
     bulk.max_upload_bytes = 1536 * 1024
+    fetched: list[str] = []
+    bulk.session.hooks["response"].append(lambda r, *_, **__: fetched.append(r.url))
     started = time.perf_counter()
     result = bulk.ingest("TalkLog__c", "upsert", rows, external_id_field="TalkLogKey__c")
     elapsed = time.perf_counter() - started
     assert len(result.jobs) >= 3
-    assert result.total == 100_000
+    assert result.sent == 100_000
     assert sum(j.records_processed for j in result.jobs) == 100_000
     codes = {error_code(row) for row in result.failed}
     assert codes == {"STRING_TOO_LONG", "UNABLE_TO_LOCK_ROW"}
     too_long = [r for r in result.failed if error_code(r) == "STRING_TOO_LONG"]
     assert len(too_long) == len(range(0, 100_000, 997))
     assert too_long[0]["sf__Error"].endswith(":RoomId__c --")
-    keys = {r["TalkLogKey__c"] for r in result.successful} | {
-        r["TalkLogKey__c"] for r in result.failed
-    }
+    assert result.succeeded == len(result.succeeded_keys) == 100_000 - len(result.failed)
+    keys = set(result.succeeded_keys) | {r["TalkLogKey__c"] for r in result.failed}
     assert len(keys) == 100_000
-    assert sf_emulator.stats()["records"]["TalkLog__c"] == len(result.successful)
+    assert sf_emulator.stats()["records"]["TalkLog__c"] == result.succeeded
+    downloads = [url.rsplit("/", 1)[1] for url in fetched if url.endswith(("Results", "records"))]
+    assert downloads == ["failedResults"] * len(result.jobs)  # never successfulResults
     assert elapsed < 60, f"100k-row upsert took {elapsed:.1f}s"
 
 
 def test_aborted_and_failed_jobs_return_unprocessed_rows(sf_emulator, bulk, sf):
-    bad_header = b"Name,NoSuchField__c\nA,1\nB,2\n"
-    result = bulk.ingest("TalkLog__c", "insert", [bad_header])
+    bad_header = [{"Name": "A", "NoSuchField__c": 1}, {"Name": "B", "NoSuchField__c": 2}]
+    result = bulk.ingest("TalkLog__c", "insert", bad_header)
     assert result.jobs[0].state == "Failed"
     assert "NoSuchField__c" in (result.jobs[0].error_message or "")
     assert [r["Name"] for r in result.unprocessed] == ["A", "B"]
@@ -137,9 +140,13 @@ def test_slow_jobs_stay_in_progress(sf_emulator, sf):
 
 def test_update_and_delete_jobs(sf_emulator, bulk):
     inserted = bulk.ingest("Contact", "insert", [{"LastName": f"c{i}"} for i in range(10)])
-    ids = [r["sf__Id"] for r in inserted.successful]
-    updated = bulk.ingest("Contact", "update", [{"Id": i, "FirstName": "太郎"} for i in ids])
-    assert updated.ok and {r["sf__Created"] for r in updated.successful} == {"false"}
-    deleted = bulk.ingest("Contact", "delete", [{"Id": i} for i in [*ids[:5], "003Em0000000zzz"]])
-    assert len(deleted.successful) == 5 and len(deleted.failed) == 1
+    assert inserted.ok and inserted.succeeded == 10 and inserted.succeeded_keys == []
+    ids = sorted(r["Id"] for r in bulk.query("SELECT Id FROM Contact"))
+    rows = [{"Id": i, "FirstName": "太郎"} for i in ids]
+    updated = bulk.ingest("Contact", "update", rows, key_field="Id")
+    assert updated.ok and updated.succeeded_keys == ids
+    assert {r["FirstName"] for r in bulk.query("SELECT FirstName FROM Contact")} == {"太郎"}
+    gone = [{"Id": i} for i in [*ids[:5], "003Em0000000zzz"]]
+    deleted = bulk.ingest("Contact", "delete", gone, key_field="Id")
+    assert deleted.succeeded_keys == ids[:5] and len(deleted.failed) == 1
     assert sf_emulator.stats()["records"]["Contact"] == 5

@@ -7,7 +7,7 @@ import pytest
 from talklog.emulator.bulk import BulkEngine, BulkError
 from talklog.emulator.records import MultipleMatches, RecordError, RecordStore
 from talklog.emulator.schema import build_schema
-from talklog.salesforce.bulk import csv_parts, csv_value
+from talklog.salesforce.bulk import csv_value, spool_rows
 
 
 @pytest.fixture(scope="module")
@@ -123,7 +123,8 @@ def test_bulk_rejects_bad_jobs(store):
 
 def test_client_csv_parts_split_by_size_and_encode_values():
     rows = [{"Name": f"名前{i}", "Flag__c": i % 2 == 0, "Gone__c": None} for i in range(100)]
-    parts = list(csv_parts(rows, max_bytes=400))
+    with spool_rows(rows) as spool:
+        parts = [part.data for part in spool.parts(max_bytes=400)]
     assert len(parts) > 1
     assert all(p.startswith(b"Name,Flag__c,Gone__c\n") for p in parts)
     assert sum(p.count(b"\n") - 1 for p in parts) == 100
