@@ -95,55 +95,50 @@ class BulkLoader:
         """Upsert `rows` (a spool that keeps `key_field` keys, or dicts) by `key_field`.
 
         A spool stays the caller's (read, never changed or closed); dicts are spooled here.
+        Rows of different column sets (replayed letters of several jobs) go in one job each.
         """
         outcome = LoadOutcome(object_name)
         with contextlib.ExitStack() as cleanup:
-            pending = self._with_retryable_letters(object_name, key_field, rows, outcome)
-            if pending is not rows:
-                cleanup.callback(pending.close)
-            for attempt in range(IN_LOAD_RETRIES + 1):
-                transient = self._submit(object_name, key_field, pending, outcome)
-                if not transient or attempt == IN_LOAD_RETRIES:
-                    break
-                self.sleep(IN_LOAD_BACKOFF_S * 2**attempt)
-                transient.sort(key=lambda row: str(row.get(key_field)))
-                for row in transient:
-                    outcome.rejected.pop(str(row[key_field]), None)
-                pending = spool_rows(transient, (key_field,))
-                cleanup.callback(pending.close)
+            for pending in self._spools(object_name, key_field, rows, outcome, cleanup):
+                for attempt in range(IN_LOAD_RETRIES + 1):
+                    transient = self._submit(object_name, key_field, pending, outcome)
+                    if not transient or attempt == IN_LOAD_RETRIES:
+                        break
+                    self.sleep(IN_LOAD_BACKOFF_S * 2**attempt)
+                    transient.sort(key=lambda row: str(row.get(key_field)))
+                    for row in transient:
+                        outcome.rejected.pop(str(row[key_field]), None)
+                    pending = cleanup.enter_context(spool_rows(transient, (key_field,)))
         self._record(object_name, outcome)
         return outcome
 
-    def _with_retryable_letters(
+    def _spools(
         self,
         object_name: str,
         key_field: str,
         rows: CsvSpool | Iterable[Mapping[str, Any]],
         outcome: LoadOutcome,
-    ) -> CsvSpool:
-        """`rows` as a spool, with the open retryable dead letters of the object whose keys
-        are not among them added; a spool that is not `rows` is the caller's to close."""
+        cleanup: contextlib.ExitStack,
+    ) -> list[CsvSpool]:
+        """`rows`, with the open retryable dead letters of the object whose keys are not
+        among them, as spools of one column set each (closed by `cleanup`, except `rows`)."""
         with self.sessions() as session:
             letters = deadletters.open_letters(
                 session, retryable_only=True, object_name=object_name
             )
             payloads = [letter.payload for letter in letters]
+        spools: list[CsvSpool] = []
         if isinstance(rows, CsvSpool):
-            if not payloads:
-                return rows
-            spool = rows.copy()
+            spools.append(cleanup.enter_context(rows.copy()) if payloads else rows)
         else:
-            spool = spool_rows(rows, (key_field,))
-        try:
-            fresh = set(spool.keys(key_field))
-            for payload in payloads:
-                if str(payload.get(key_field)) not in fresh:
-                    spool.add(payload)
-                    outcome.retried_letters += 1
-        except BaseException:
-            spool.close()
-            raise
-        return spool
+            for row in rows:
+                _spool_for(row, spools, key_field, cleanup).add(row)
+        fresh = {key for spool in spools for key in spool.keys(key_field)}
+        for payload in payloads:
+            if str(payload.get(key_field)) not in fresh:
+                _spool_for(payload, spools, key_field, cleanup).add(payload)
+                outcome.retried_letters += 1
+        return [spool for spool in spools if len(spool)]
 
     def _submit(
         self, object_name: str, key_field: str, spool: CsvSpool, outcome: LoadOutcome
@@ -181,6 +176,17 @@ class BulkLoader:
             deadletters.record(
                 session, outcome.rejected.values(), now, dag_id=self.dag_id, run_id=self.run_id
             )
+
+
+def _spool_for(
+    row: Mapping[str, Any], spools: list[CsvSpool], key_field: str, cleanup: contextlib.ExitStack
+) -> CsvSpool:
+    """The first spool whose columns hold all of `row`'s, or a new one."""
+    for spool in spools:
+        if spool.header is None or set(row) <= set(spool.header):
+            return spool
+    spools.append(cleanup.enter_context(CsvSpool((key_field,))))
+    return spools[-1]
 
 
 def _payload(result_row: Mapping[str, str]) -> dict[str, Any]:

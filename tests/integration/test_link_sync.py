@@ -86,3 +86,43 @@ def test_a_retried_run_creates_the_exchange_task_once(sf_emulator, sqlite_url):
     assert len(exchange_tasks(sf_emulator)) == 1
     assert len(sf_emulator.records("LineWorks__c")) == 1
     assert sync().links == 0  # nothing changed since: nothing sent
+
+
+def test_a_talk_log_task_letter_rides_along_with_the_exchange_tasks_in_its_own_job(
+    sf_emulator, sqlite_url
+):
+    """Letters of one object can have other columns than the load they join (here a talk-log
+    Task and the exchange Tasks): each column set goes in a job of its own."""
+    from talklog import deadletters
+    from talklog.deadletters import Rejection
+
+    sessions, sync = setup(sf_emulator, sqlite_url)
+    (ec,) = sf_emulator.records("ExternalContact__c")
+    payload = {
+        "LineWorksKey__c": "log|room-1|w|x|1",
+        "Subject": "LINE WORKSログ",
+        "Description": "2026-01-09 10:00 [LINE] 山田: こんにちは",
+        "Status": "Completed",
+        "ActivityDate": DAY.isoformat(),
+        "OwnerId": "",
+        "WhoId": "",
+        "WhatId": ec["Id"],
+        "LineWorksRoomId__c": "room-1",
+        "TalkLogKey__c": "room-1|w|x|1",
+        "LineWorksKind__c": "TalkLog",
+    }
+    rejection = Rejection(
+        "Task", payload["LineWorksKey__c"], "UNABLE_TO_LOCK_ROW", "", None, payload
+    )
+    with sessions.begin() as session:
+        deadletters.record(session, [rejection], dt.datetime.now(dt.UTC), dag_id=None, run_id=None)
+    summary = sync()
+    assert summary.exchange_tasks["dead_letters_retried"] == 1
+    assert summary.exchange_tasks["rejected"] == 0
+    assert len(exchange_tasks(sf_emulator)) == 1
+    logs = [
+        t for t in sf_emulator.records("Task") if t.get("LineWorksKey__c") == "log|room-1|w|x|1"
+    ]
+    assert len(logs) == 1
+    with sessions() as session:
+        assert deadletters.open_letters(session, retryable_only=False) == []
