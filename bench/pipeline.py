@@ -204,7 +204,7 @@ class Sample:
 
 def instrument(clock: StageClock, sample: Sample, csv_dir: Path) -> None:
     """Wrap the pipeline's stages (module attributes) with the clock."""
-    from talklog import ledger, loading, pipeline
+    from talklog import ledger, pipeline
     from talklog.salesforce import bulk
 
     pipeline.room_contexts = clock.timed("extract: rooms, members, links", pipeline.room_contexts)
@@ -219,7 +219,7 @@ def instrument(clock: StageClock, sample: Sample, csv_dir: Path) -> None:
         func = getattr(pipeline, name)
         rows = _listed(func, sample, object_name)
         setattr(pipeline, name, clock.timed("transform: transcripts, rows", rows, rows=len))
-    loading.RowSpool.add = clock.timed("transform: spool", loading.RowSpool.add)
+    bulk.CsvSpool.add = clock.timed("transform: spool", bulk.CsvSpool.add)
     pipeline._mark_delivered = clock.timed("ledger: mark delivered", pipeline._mark_delivered)
     bulk.CsvSpool.parts = clock.timed_iter("load: CSV build", bulk.CsvSpool.parts,
                                            rows=lambda part: part.rows)  # fmt: skip

@@ -29,7 +29,6 @@ from talklog.salesforce.bulk import (
     SessionExpiredError,
     spool_rows,
 )
-from talklog.salesforce.fields import UPSERT_KEYS
 from talklog.targets import QueryAll
 
 IN_LOAD_RETRIES = 3
@@ -37,22 +36,6 @@ IN_LOAD_BACKOFF_S = 2.0
 TRANSIENT_ROW_ERRORS = frozenset({"UNABLE_TO_LOCK_ROW", "UNPROCESSED"})
 QUERY_RETRIES = 3
 QUERY_BACKOFF_S = 1.0
-
-
-class RowSpool(CsvSpool):
-    """Rows of one load, encoded once as Bulk CSV in a temporary file (see `CsvSpool`), with
-    the key of every row in memory.
-
-    `key_field` is the external id the rows will be upserted by. Without it the spool keeps
-    the values of every upsert key column of the project (`UPSERT_KEYS`) its header holds, so
-    `BulkLoader.upsert` finds the keys whichever of those objects it loads.
-    """
-
-    def __init__(self, key_field: str | None = None) -> None:
-        super().__init__((key_field,) if key_field else _UPSERT_KEY_FIELDS)
-
-
-_UPSERT_KEY_FIELDS = tuple(dict.fromkeys(UPSERT_KEYS.values()))
 
 
 @dataclass

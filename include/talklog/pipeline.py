@@ -13,8 +13,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from talklog import ledger
 from talklog.extract import room_contexts, window_lines
-from talklog.loading import BulkLoader, LoadOutcome, RowSpool, patient_queries
-from talklog.salesforce.bulk import RequestLimitExceededError
+from talklog.loading import BulkLoader, LoadOutcome, patient_queries
+from talklog.salesforce.bulk import CsvSpool, RequestLimitExceededError
 from talklog.salesforce.fields import UPSERT_KEYS
 from talklog.store.models import LineWorksUser
 from talklog.talklogs import (
@@ -54,8 +54,8 @@ class RunSummary:
 
 @dataclass
 class _Staged:
-    talklogs: RowSpool = field(default_factory=RowSpool)
-    tasks: RowSpool = field(default_factory=RowSpool)
+    talklogs: CsvSpool = field(default_factory=lambda: CsvSpool([UPSERT_KEYS["TalkLog__c"]]))
+    tasks: CsvSpool = field(default_factory=lambda: CsvSpool([UPSERT_KEYS["Task"]]))
     first_task_key: dict[str, str | None] = field(default_factory=dict)
 
     def close(self) -> None:

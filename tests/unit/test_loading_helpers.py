@@ -16,7 +16,7 @@ from simple_salesforce.exceptions import (
     SalesforceRefusedRequest,
 )
 
-from talklog.loading import RowSpool, patient_queries
+from talklog.loading import patient_queries
 from talklog.salesforce.bulk import (
     UNCHANGED,
     CsvSpool,
@@ -47,7 +47,7 @@ def test_parts_know_their_rows_and_keys_even_with_newlines_inside_values():
 
 
 def test_spool_encodes_values_as_bulk_csv_and_refuses_unknown_columns():
-    with RowSpool() as spool:
+    with CsvSpool(["TalkLogKey__c"]) as spool:
         assert list(spool.parts()) == [] and spool.keys("TalkLogKey__c") == []
         spool.add(
             {
