@@ -17,6 +17,9 @@ budget numbers), never message content, connection fields or error messages.
 `check_api_budget` runs after each talk-log run: it reads ``/limits`` (``DailyApiRequests``)
 through the Salesforce hook and alerts when the remaining share is below
 ``TALKLOG_API_BUDGET_ALERT_PERCENT`` (default 10).
+
+Every DAG file parse imports this module: requests and simple-salesforce are imported when an
+alert is sent or the budget is read, not here.
 """
 
 from __future__ import annotations
@@ -26,10 +29,8 @@ import logging
 import os
 from typing import Any
 
-import requests
 from airflow.sdk import BaseHook, BaseNotifier, task
 from airflow.sdk.exceptions import AirflowFailException, AirflowNotFoundException
-from simple_salesforce.exceptions import SalesforceRefusedRequest
 
 from talklog.windows import ScheduleChoice, talk_window
 
@@ -86,6 +87,8 @@ def send_alert(document: dict[str, Any], conn_id: str = ALERTS_CONN_ID) -> str:
     """Send to the webhook, else by e-mail, else log; returns where it went."""
     conn = alerts_connection(conn_id)
     if conn is not None and conn.host:
+        import requests
+
         url = webhook_url(conn)
         headers = {"Content-Type": "application/json", **conn.extra_dejson.get("headers", {})}
         response = requests.post(url, data=json.dumps(document), headers=headers, timeout=TIMEOUT_S)
@@ -149,6 +152,8 @@ def budget_document(limits: dict[str, Any], threshold: float) -> dict[str, Any]:
 @task(task_id="check_api_budget", trigger_rule="all_done", multiple_outputs=False)
 def check_api_budget(salesforce_conn_id: str, **context: Any) -> dict[str, Any]:
     """Read `/limits` after the run; alert when the daily API budget runs low."""
+    from simple_salesforce.exceptions import SalesforceRefusedRequest
+
     from talklog_airflow.hooks.salesforce import TalkLogSalesforceHook
 
     hook = TalkLogSalesforceHook(salesforce_conn_id=salesforce_conn_id)

@@ -1,7 +1,9 @@
 """The project's DAGs, built by factories so that the three talk-log DAGs differ only by schedule.
 
 Nothing here does I/O at parse time: settings come from environment variables with defaults,
-connections are read when a task runs.
+connections are read when a task runs. Nor does a parse import the domain's heavy modules
+(pandas, the store's ORM, simple-salesforce, requests, lark): operators, hooks and tasks import
+them when they run (tests/dag_validation guards this).
 """
 
 from __future__ import annotations
@@ -14,13 +16,13 @@ import pendulum
 from airflow.sdk import DAG, CronDataIntervalTimetable, Param, task
 from airflow.sdk.exceptions import AirflowFailException
 
-from talklog import deadletters
-from talklog.talklogs import TaskCopy
 from talklog.windows import DEFAULT_TIMEZONE, ScheduleChoice, talk_window
 from talklog_airflow.alerts import TalkLogAlertNotifier, check_api_budget
 from talklog_airflow.hooks.store import MessageStoreHook
 from talklog_airflow.operators.imports import ImportExportOperator
 from talklog_airflow.operators.talklog import (
+    SALESFORCE_DEFAULT_CONN_ID,
+    TASK_COPY_MODES,
     RelinkOperator,
     ReplayDeadLettersOperator,
     SyncLinksOperator,
@@ -28,9 +30,9 @@ from talklog_airflow.operators.talklog import (
 )
 
 TIMEZONE = os.environ.get("TALKLOG_TIMEZONE", DEFAULT_TIMEZONE)
-TASK_COPY = os.environ.get("TALKLOG_TASK_COPY", TaskCopy.FULL.value)
+TASK_COPY = os.environ.get("TALKLOG_TASK_COPY", TASK_COPY_MODES[0])
 STORE_CONN_ID = os.environ.get("TALKLOG_STORE_CONN_ID", MessageStoreHook.default_conn_name)
-SALESFORCE_CONN_ID = os.environ.get("TALKLOG_SALESFORCE_CONN_ID", "salesforce_default")
+SALESFORCE_CONN_ID = os.environ.get("TALKLOG_SALESFORCE_CONN_ID", SALESFORCE_DEFAULT_CONN_ID)
 LINK_SYNC_CRON = os.environ.get("TALKLOG_LINK_SYNC_CRON", "*/10 * * * *")
 RELINK_CRON = os.environ.get("TALKLOG_RELINK_CRON", "30 * * * *")
 # Earliest window a backfill may reach (catchup is off, so it schedules nothing by itself).
@@ -71,6 +73,8 @@ def check_dead_letters(
     summary: dict[str, Any], store_conn_id: str = STORE_CONN_ID
 ) -> dict[str, int]:
     """Fail (without retrying) while Salesforce-rejected rows wait as dead letters."""
+    from talklog import deadletters
+
     with MessageStoreHook(store_conn_id).get_conn()() as session:
         open_by_code = deadletters.count_open(session)
     if open_by_code:
@@ -94,7 +98,7 @@ def build_talklog_dag(choice: ScheduleChoice) -> DAG:
         params={
             "task_copy": Param(
                 TASK_COPY,
-                enum=[mode.value for mode in TaskCopy],
+                enum=list(TASK_COPY_MODES),
                 description=(
                     "full: transcript in the Task; no_content: Task without talk; off: no Task"
                 ),

@@ -1,9 +1,14 @@
-"""Every DAG imports, parses fast, follows the project's conventions and has real windows."""
+"""Every DAG imports, parses fast (importing nothing heavy), follows the project's conventions
+and has real windows."""
 
 from __future__ import annotations
 
-import time
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
+from typing import Any
 
 import pendulum
 import pytest
@@ -13,6 +18,7 @@ from airflow.serialization.serialized_objects import DagSerialization
 from talklog.windows import ScheduleChoice, talk_window
 
 DAGS_FOLDER = Path(__file__).resolve().parents[2] / "dags"
+PLUGINS_FOLDER = Path(__file__).resolve().parents[2] / "plugins"
 TALKLOG_DAGS = {f"talklog_{choice.value}": choice for choice in ScheduleChoice}
 # DAGs that write nothing to Salesforce end with their own task, not the dead-letter check.
 LAST_TASKS = {"talklog_import_export": "import_export"}
@@ -68,12 +74,156 @@ def test_schedules_have_real_data_intervals(dagbag, dag_id, choice):
     assert window.end == pendulum.datetime(2026, 1, 9, 1, tz="Asia/Tokyo")
 
 
-def test_dag_files_parse_fast_with_no_connections(monkeypatch):
-    for key in ("AIRFLOW_CONN_SALESFORCE_DEFAULT", "AIRFLOW_CONN_TALKLOG_STORE"):
-        monkeypatch.delenv(key, raising=False)
-    DagBag(dag_folder=str(DAGS_FOLDER))  # warm imports, as a running dag-processor has them
-    started = time.perf_counter()
-    bag = DagBag(dag_folder=str(DAGS_FOLDER))
-    elapsed = time.perf_counter() - started
-    assert bag.import_errors == {}
-    assert elapsed < 2.0, f"parsing the DAG files took {elapsed:.2f}s"
+# What a cold parse of the DAG files may cost beyond a file with one empty DAG, both in a fresh
+# process (as bench/pipeline.py measures it). The target is 0.5 s; the bound leaves room for a
+# loaded 2-core CI machine.
+COLD_PARSE_BOUND_S = 1.0
+# Heavy modules the operators, hooks and tasks import when they run, never at parse time.
+# Airflow's own DagBag imports none of them (it does import SQLAlchemy core and ORM).
+HEAVY_MODULES = (
+    "pandas",
+    "numpy",
+    "lark",
+    "simple_salesforce",
+    "requests",
+    "alembic",
+    "zeep",
+    "airflow.providers.salesforce.hooks.salesforce",
+    "talklog_airflow.hooks.salesforce",
+)
+# The only domain modules a parse may import (`talklog.*`): the cheap schedule/window module.
+PARSE_TIME_DOMAIN_MODULES = {"talklog", "talklog.windows"}
+
+_PARSE_CODE = """
+import json, sys, time
+from airflow.dag_processing.dagbag import DagBag
+started = time.perf_counter()
+bag = DagBag(dag_folder=sys.argv[1])
+elapsed = time.perf_counter() - started
+print(json.dumps({"s": elapsed, "dags": sorted(bag.dag_ids), "errors": list(bag.import_errors),
+                  "modules": sorted(sys.modules)}))
+"""
+
+
+def cold_parse(folder: Path, home: Path) -> dict[str, Any]:
+    """DagBag of `folder` in a fresh process, with no connections: seconds, DAGs, modules."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("AIRFLOW_CONN_", "AIRFLOW__", "PYTHON"))
+    }
+    env.update(
+        AIRFLOW_HOME=str(home),
+        AIRFLOW__CORE__LOAD_EXAMPLES="False",
+        AIRFLOW__CORE__DAGS_FOLDER=str(folder),
+        AIRFLOW__CORE__PLUGINS_FOLDER=str(PLUGINS_FOLDER),
+        PYTHONPATH=str(PLUGINS_FOLDER),
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", _PARSE_CODE, str(folder)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    parsed = json.loads(done.stdout.strip().splitlines()[-1])
+    assert parsed["dags"] and not parsed["errors"], (parsed["errors"], done.stderr[-2000:])
+    return parsed
+
+
+@pytest.fixture(scope="module")
+def empty_dag_folder(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("empty_dags")
+    (folder / "empty_dag.py").write_text(
+        "from airflow.sdk import DAG\n\nwith DAG('empty', schedule=None):\n    pass\n"
+    )
+    return folder
+
+
+@pytest.fixture(scope="module")
+def cold_parses(tmp_path_factory, empty_dag_folder) -> dict[str, dict[str, Any]]:
+    home = tmp_path_factory.mktemp("airflow-home")
+    return {
+        "project": cold_parse(DAGS_FOLDER, home),
+        "empty": cold_parse(empty_dag_folder, home),
+    }
+
+
+def test_dag_files_parse_cold_fast_with_no_connections(cold_parses, tmp_path_factory):
+    baseline = cold_parses["empty"]["s"]
+    times = [cold_parses["project"]["s"]]
+    home = tmp_path_factory.mktemp("airflow-home-retry")
+    while min(times) - baseline >= COLD_PARSE_BOUND_S and len(times) < 3:
+        times.append(cold_parse(DAGS_FOLDER, home)["s"])  # a busy machine gets two more tries
+    elapsed = min(times)
+    assert elapsed - baseline < COLD_PARSE_BOUND_S, (
+        f"a cold parse of the DAG files took {elapsed:.2f}s (tries {times}), an empty DAG"
+        f" {baseline:.2f}s: did a DAG-time import (dag_factory, operators, hooks, alerts)"
+        " start pulling in a heavy module?"
+    )
+
+
+def test_parsing_the_dag_files_imports_no_heavy_module(cold_parses):
+    project = set(cold_parses["project"]["modules"])
+    airflow_itself = set(cold_parses["empty"]["modules"])
+    heavy = {
+        name
+        for name in project
+        if any(name == top or name.startswith(f"{top}.") for top in HEAVY_MODULES)
+    }
+    assert not heavy & airflow_itself, "Airflow's DagBag imports these itself: update the list"
+    assert not heavy, f"a DAG file parse imports heavy modules: {sorted(heavy)[:20]}"
+    domain = {name for name in project if name == "talklog" or name.startswith("talklog.")}
+    assert domain <= PARSE_TIME_DOMAIN_MODULES, (
+        f"a DAG file parse imports domain modules: {sorted(domain - PARSE_TIME_DOMAIN_MODULES)};"
+        " import them inside execute()/the task callable instead"
+    )
+
+
+def test_parse_time_copies_of_the_domain_constants_agree():
+    from talklog.talklogs import TaskCopy
+    from talklog_airflow.hooks.salesforce import TalkLogSalesforceHook
+    from talklog_airflow.operators.talklog import SALESFORCE_DEFAULT_CONN_ID, TASK_COPY_MODES
+
+    assert tuple(mode.value for mode in TaskCopy) == TASK_COPY_MODES
+    assert TaskCopy.FULL.value == TASK_COPY_MODES[0]
+    assert TalkLogSalesforceHook.default_conn_name == SALESFORCE_DEFAULT_CONN_ID
+
+
+_PLUGINS_THEN_RUN_CODE = """
+import sys
+from airflow import plugins_manager
+plugins_manager.ensure_plugins_loaded()
+assert not plugins_manager.get_import_errors(), plugins_manager.get_import_errors()
+found = sys.modules.get("talklog")
+assert found is None or hasattr(found, "__path__"), found  # the package, or not imported yet
+from airflow.dag_processing.dagbag import DagBag
+bag = DagBag(dag_folder=sys.argv[1])
+assert bag.dags and not bag.import_errors, bag.import_errors
+# what the operators and tasks import when they run, on a worker that loaded the plugins
+import talklog.deadletters, talklog.imports, talklog.links, talklog.loading, talklog.pipeline
+import talklog.relink, talklog.replay, talklog.salesforce.bulk, talklog.store, talklog.talklogs
+import talklog_airflow.hooks.salesforce
+print("ok")
+"""
+
+
+def test_airflow_plugin_loading_leaves_the_domain_package_importable(tmp_path):
+    """Airflow's plugin loader runs every file of the plugins folder as a top-level module
+    named after the file (`operators/talklog.py` as `talklog`) unless `.airflowignore` skips
+    it: the deferred `talklog.*` imports of a running task must still work afterwards."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("PYTHON")}
+    env.update(
+        AIRFLOW_HOME=str(tmp_path),
+        AIRFLOW__CORE__PLUGINS_FOLDER=str(PLUGINS_FOLDER),
+        PYTHONPATH=str(PLUGINS_FOLDER),
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", _PLUGINS_THEN_RUN_CODE, str(DAGS_FOLDER)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0 and done.stdout.strip().endswith("ok"), done.stderr[-3000:]

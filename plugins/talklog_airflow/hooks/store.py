@@ -1,15 +1,19 @@
-"""Reaching the LINE WORKS message store through an Airflow connection."""
+"""Reaching the LINE WORKS message store through an Airflow connection.
+
+Cheap to import (the DAG factory does it at parse time): the store's ORM models and
+migrations (`talklog.store`) are imported when a session factory is asked for.
+"""
 
 from __future__ import annotations
 
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import sqlalchemy as sa
+import sqlalchemy as sa  # SQLAlchemy core: Airflow has imported it already
 from airflow.sdk import BaseHook
-from sqlalchemy.orm import Session, sessionmaker
 
-from talklog.store import make_session_factory
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session, sessionmaker
 
 _DRIVERS = {"postgres": "postgresql+psycopg2", "postgresql": "postgresql+psycopg2"}
 
@@ -58,6 +62,8 @@ class MessageStoreHook(BaseHook):
 
     def get_conn(self) -> sessionmaker[Session]:
         """A session factory bound to the store."""
+        from talklog.store import make_session_factory
+
         return make_session_factory(self.url)
 
     def test_connection(self) -> tuple[bool, str]:

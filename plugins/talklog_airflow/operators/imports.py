@@ -1,4 +1,7 @@
-"""Load a LINE WORKS message export (CSV) into the message store."""
+"""Load a LINE WORKS message export (CSV) into the message store.
+
+The importer (`talklog.imports`) is imported in `execute`: DAG file parses import this module.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +12,6 @@ from typing import Any
 from airflow.sdk import BaseOperator, Context
 from airflow.sdk.exceptions import AirflowFailException
 
-from talklog.imports import ImportFileError, import_export
 from talklog.windows import DEFAULT_TIMEZONE
 from talklog_airflow.hooks.store import MessageStoreHook
 
@@ -38,6 +40,8 @@ class ImportExportOperator(BaseOperator):
         self.store_conn_id = store_conn_id
 
     def execute(self, context: Context) -> dict[str, Any]:
+        from talklog.imports import ImportFileError, import_export
+
         path = Path(str(self.path).strip())
         if not str(self.path).strip() or not path.is_file():
             raise AirflowFailException(f"export file not found: {str(self.path)!r}")

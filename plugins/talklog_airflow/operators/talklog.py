@@ -1,24 +1,31 @@
-"""Operators that run the domain's jobs with the project's hooks."""
+"""Operators that run the domain's jobs with the project's hooks.
+
+Every DAG file parse imports this module, so it imports only Airflow and cheap modules: the
+jobs (pandas, the ORM, simple-salesforce, requests ...) and the Salesforce hook are imported
+in `execute`, on the worker.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator, Context
 from airflow.sdk.exceptions import AirflowFailException
 
-from talklog.links import sync_links
-from talklog.loading import BulkLoader
-from talklog.pipeline import write_talk_logs
-from talklog.relink import relink
-from talklog.replay import replay_dead_letters
-from talklog.salesforce.bulk import RequestLimitExceededError
-from talklog.salesforce.calls import ApiCallCounter
-from talklog.talklogs import TalkLogSettings, TaskCopy
 from talklog.windows import DEFAULT_TIMEZONE, talk_window
-from talklog_airflow.hooks.salesforce import TalkLogSalesforceHook
 from talklog_airflow.hooks.store import MessageStoreHook
+
+if TYPE_CHECKING:
+    from talklog.loading import BulkLoader
+    from talklog.salesforce.calls import ApiCallCounter
+    from talklog_airflow.hooks.salesforce import TalkLogSalesforceHook
+
+# `TalkLogSalesforceHook.default_conn_name` and the values of `talklog.talklogs.TaskCopy`,
+# spelled out so that parsing a DAG does not import the hook or the transcript module
+# (tests/dag_validation checks they agree).
+SALESFORCE_DEFAULT_CONN_ID = "salesforce_default"
+TASK_COPY_MODES = ("full", "no_content", "off")
 
 
 class _SalesforceJobOperator(BaseOperator):
@@ -28,7 +35,7 @@ class _SalesforceJobOperator(BaseOperator):
         self,
         *,
         store_conn_id: str = MessageStoreHook.default_conn_name,
-        salesforce_conn_id: str = TalkLogSalesforceHook.default_conn_name,
+        salesforce_conn_id: str = SALESFORCE_DEFAULT_CONN_ID,
         timezone: str = DEFAULT_TIMEZONE,
         **kwargs: Any,
     ) -> None:
@@ -38,6 +45,8 @@ class _SalesforceJobOperator(BaseOperator):
         self.timezone = timezone
 
     def execute(self, context: Context) -> dict[str, Any]:
+        from talklog.salesforce.bulk import RequestLimitExceededError
+
         try:
             return self.run_job(context)
         except RequestLimitExceededError as error:
@@ -54,6 +63,10 @@ class _SalesforceJobOperator(BaseOperator):
     def _clients(
         self, context: Context
     ) -> tuple[Any, TalkLogSalesforceHook, BulkLoader, ApiCallCounter]:
+        from talklog.loading import BulkLoader
+        from talklog.salesforce.calls import ApiCallCounter
+        from talklog_airflow.hooks.salesforce import TalkLogSalesforceHook
+
         sessions = MessageStoreHook(self.store_conn_id).get_conn()
         salesforce = TalkLogSalesforceHook(salesforce_conn_id=self.salesforce_conn_id)
         counter = ApiCallCounter(salesforce.http_session)
@@ -77,13 +90,16 @@ class WriteTalkLogsOperator(_SalesforceJobOperator):
     ui_color = "#e8f4fd"
 
     def __init__(
-        self, *, task_copy: str = TaskCopy.FULL.value, window_label: str = "", **kwargs: Any
+        self, *, task_copy: str = TASK_COPY_MODES[0], window_label: str = "", **kwargs: Any
     ) -> None:
         super().__init__(**kwargs)
         self.task_copy = task_copy
         self.window_label = window_label
 
     def run_job(self, context: Context) -> dict[str, Any]:
+        from talklog.pipeline import write_talk_logs
+        from talklog.talklogs import TalkLogSettings, TaskCopy
+
         window = talk_window(context["data_interval_start"], context["data_interval_end"])
         self.log.info("Talk window %s", window.label(self.timezone))
         sessions, salesforce, loader, counter = self._clients(context)
@@ -112,6 +128,8 @@ class SyncLinksOperator(_SalesforceJobOperator):
     """Mirror link changes since the last successful sync into LineWorks__c and exchange Tasks."""
 
     def run_job(self, context: Context) -> dict[str, Any]:
+        from talklog.links import sync_links
+
         sessions, salesforce, loader, counter = self._clients(context)
         summary = sync_links(
             sessions=sessions,
@@ -135,6 +153,8 @@ class ReplayDeadLettersOperator(_SalesforceJobOperator):
         self.error_code = error_code
 
     def run_job(self, context: Context) -> dict[str, Any]:
+        from talklog.replay import replay_dead_letters
+
         sessions, _salesforce, loader, counter = self._clients(context)
         summary = replay_dead_letters(
             sessions=sessions,
@@ -152,6 +172,8 @@ class RelinkOperator(_SalesforceJobOperator):
     """Move LineWorks__c, TalkLog__c and LINE WORKS Tasks to where each customer lives now."""
 
     def run_job(self, context: Context) -> dict[str, Any]:
+        from talklog.relink import relink
+
         sessions, salesforce, loader, counter = self._clients(context)
         summary = relink(
             sessions=sessions,
