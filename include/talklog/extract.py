@@ -20,6 +20,7 @@ from talklog.store.models import (
     Message,
     Room,
     RoomMember,
+    utc_from_db,
 )
 from talklog.transcripts import TalkLine
 from talklog.windows import TalkWindow
@@ -117,7 +118,7 @@ def window_lines(
         sa.select(
             Message.room_id,
             Message.id,
-            Message.sent_at,
+            sa.type_coerce(Message.sent_at, sa.String),  # converted below, one C call a row
             Message.sender_kind,
             speaker,
             Message.message_type,
@@ -134,28 +135,49 @@ def window_lines(
     result = session.connection().execute(stmt)  # Core: no ORM row processing
     rows = itertools.chain.from_iterable(result.partitions())  # chunk by chunk, not row by row
     for room_id, group in itertools.groupby(rows, key=itemgetter(0)):
-        yield room_id, [TalkLine(*row[1:]) for row in group]
+        yield room_id, [TalkLine(row[1], utc_from_db(row[2]), *row[3:]) for row in group]
 
 
 def room_contexts(session: Session, window: TalkWindow) -> dict[str, RoomContext]:
-    """Members and links of every room that talked in `window` (three queries in all)."""
-    active_rooms = sa.select(Message.room_id).where(_in_window(window)).distinct()
-    contexts = {
-        room.id: RoomContext(room.id, room.room_type, room.title)
-        for room in session.scalars(sa.select(Room).where(Room.id.in_(active_rooms)))
-    }
-    members = session.scalars(sa.select(RoomMember).where(RoomMember.room_id.in_(active_rooms)))
-    for member in members:
-        context = contexts[member.room_id]
-        span = Span(member.joined_at, member.left_at)
-        if member.member_kind == "lw":
-            context.lw_members.setdefault(member.lw_user_id, []).append(span)
-        else:
-            context.line_members.setdefault(member.line_user_id, []).append(span)
-    customers = sa.select(RoomMember.line_user_id).where(RoomMember.room_id.in_(active_rooms))
+    """Members and links of every room that talked in `window`.
+
+    The rooms are found once (a pass over the window's messages); rooms, members and links
+    are then read by id, a few hundred per query.
+    """
+    connection = session.connection()
+    active = list(
+        connection.execute(sa.select(Message.room_id).where(_in_window(window)).distinct())
+        .scalars()
+        .all()
+    )
+    contexts: dict[str, RoomContext] = {}
+    for ids in _batches(active):
+        rows = connection.execute(
+            sa.select(Room.id, Room.room_type, Room.title).where(Room.id.in_(ids))
+        )
+        contexts.update({room_id: RoomContext(room_id, *rest) for room_id, *rest in rows})
+    member = RoomMember.__table__.c
+    for ids in _batches(active):
+        rows = connection.execute(
+            sa.select(
+                RoomMember.room_id,
+                RoomMember.member_kind,
+                RoomMember.lw_user_id,
+                RoomMember.line_user_id,
+                RoomMember.joined_at,
+                RoomMember.left_at,
+            ).where(member.room_id.in_(ids))
+        )
+        for room_id, kind, lw_user_id, line_user_id, joined, left in rows:
+            spans = contexts[room_id].lw_members if kind == "lw" else contexts[room_id].line_members
+            spans.setdefault(lw_user_id if kind == "lw" else line_user_id, []).append(
+                Span(joined, left)
+            )
+    customers = sorted({c for context in contexts.values() for c in context.line_members})
     links_of_customer: dict[str, list[LinkInForce]] = defaultdict(list)
-    for link in _links_of(session, customers):
-        links_of_customer[link.line_user_id].append(link)
+    for ids in _batches(customers):
+        for link in _links_of(session, ids):
+            links_of_customer[link.line_user_id].append(link)
     for context in contexts.values():
         context.links = sorted(
             (link for customer in context.line_members for link in links_of_customer[customer]),
@@ -164,26 +186,31 @@ def room_contexts(session: Session, window: TalkWindow) -> dict[str, RoomContext
     return contexts
 
 
-def _links_of(session: Session, line_user_ids: sa.Select) -> list[LinkInForce]:
+def _batches(ids: list[str], size: int = 500) -> Iterator[list[str]]:
+    for start in range(0, len(ids), size):
+        yield ids[start : start + size]
+
+
+def _links_of(session: Session, line_user_ids: list[str]) -> list[LinkInForce]:
     periods: dict[int, list[Span]] = defaultdict(list)
-    rows = session.execute(
+    rows = session.connection().execute(
         sa.select(LinkPeriod.link_id, LinkPeriod.started_at, LinkPeriod.ended_at)
         .join(Link, Link.id == LinkPeriod.link_id)
         .where(Link.line_user_id.in_(line_user_ids))
     )
     for link_id, started, ended in rows:
         periods[link_id].append(Span(started, ended))
-    links = session.scalars(
-        sa.select(Link).where(Link.line_user_id.in_(line_user_ids)).order_by(Link.link_key)
+    links = session.connection().execute(
+        sa.select(
+            Link.id,
+            Link.link_key,
+            Link.lw_user_id,
+            Link.line_user_id,
+            Link.target_type,
+            Link.target_id,
+        ).where(Link.line_user_id.in_(line_user_ids))
     )
     return [
-        LinkInForce(
-            link.link_key,
-            link.lw_user_id,
-            link.line_user_id,
-            link.target_type,
-            link.target_id,
-            tuple(periods[link.id]),
-        )
-        for link in links
+        LinkInForce(key, lw_user_id, line_user_id, target_type, target_id, tuple(periods[link_id]))
+        for link_id, key, lw_user_id, line_user_id, target_type, target_id in links
     ]

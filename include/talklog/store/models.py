@@ -48,7 +48,7 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
         """SQLite keeps ISO text: parse it in one C call per value (windows read millions)."""
         if dialect.name != "sqlite":
             return super().result_processor(dialect, coltype)
-        return _sqlite_utc
+        return utc_from_db
 
     def process_result_value(self, value: Any, dialect: sa.Dialect) -> dt.datetime | None:
         if value is None:
@@ -58,11 +58,15 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
         return value.astimezone(dt.UTC)
 
 
-def _sqlite_utc(value: str | dt.datetime | None) -> dt.datetime | None:
+def utc_from_db(value: str | dt.datetime | None) -> dt.datetime | None:
+    """A stored timestamp as an aware UTC datetime: SQLite's naive UTC text or a driver's
+    datetime. The text SQLAlchemy writes (`YYYY-MM-DD HH:MM:SS[.ffffff]`) takes one C call."""
     if value is None:
         return None
     if isinstance(value, str):
-        value = dt.datetime.fromisoformat(value)  # naive text is UTC (see process_bind_param)
+        if len(value) in (19, 26) and value[10] == " ":  # naive, as written: UTC
+            return dt.datetime.fromisoformat(value + "+00:00")
+        value = dt.datetime.fromisoformat(value)  # any other ISO text (naive is UTC)
     return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
 
 
