@@ -11,13 +11,13 @@ from bisect import bisect_right
 from collections import defaultdict
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from talklog.extract import LinkInForce, RoomContext
 from talklog.ledger import Claim
 from talklog.salesforce.bulk import UNCHANGED
+from talklog.settings import TalkLogSettings, TaskCopy
 from talklog.targets import CustomerRecord
 from talklog.transcripts import (
     TALKLOG_LIMIT,
@@ -26,25 +26,11 @@ from talklog.transcripts import (
     render_transcript,
     split_transcript,
 )
-from talklog.windows import DEFAULT_TIMEZONE, TalkWindow
+from talklog.windows import TalkWindow
 
 TALKLOG_SUBJECT = "LINE WORKSログ"
 PART_HEADER_RESERVE = 32
 ROOM_TYPE_LABELS = {"one_to_one": ("OneToOne", "1:1"), "group": ("Group", "グループ")}
-
-
-class TaskCopy(StrEnum):
-    """What the `LINE WORKSログ` Task carries."""
-
-    FULL = "full"  # the transcript, split into parts of 32,000 characters
-    NO_CONTENT = "no_content"  # one Task per TalkLog, without the talk content
-    OFF = "off"  # no Task
-
-
-@dataclass(frozen=True)
-class TalkLogSettings:
-    timezone: str = DEFAULT_TIMEZONE
-    task_copy: TaskCopy = TaskCopy.FULL
 
 
 @dataclass

@@ -16,13 +16,13 @@ import pendulum
 from airflow.sdk import DAG, CronDataIntervalTimetable, Param, task
 from airflow.sdk.exceptions import AirflowFailException
 
+from talklog.settings import TaskCopy
 from talklog.windows import DEFAULT_TIMEZONE, ScheduleChoice, talk_window
 from talklog_airflow.alerts import TalkLogAlertNotifier, check_api_budget
 from talklog_airflow.hooks.store import MessageStoreHook
 from talklog_airflow.operators.imports import ImportExportOperator
 from talklog_airflow.operators.talklog import (
     SALESFORCE_DEFAULT_CONN_ID,
-    TASK_COPY_MODES,
     RelinkOperator,
     ReplayDeadLettersOperator,
     SyncLinksOperator,
@@ -30,7 +30,7 @@ from talklog_airflow.operators.talklog import (
 )
 
 TIMEZONE = os.environ.get("TALKLOG_TIMEZONE", DEFAULT_TIMEZONE)
-TASK_COPY = os.environ.get("TALKLOG_TASK_COPY", TASK_COPY_MODES[0])
+TASK_COPY = os.environ.get("TALKLOG_TASK_COPY", TaskCopy.FULL.value)
 STORE_CONN_ID = os.environ.get("TALKLOG_STORE_CONN_ID", MessageStoreHook.default_conn_name)
 SALESFORCE_CONN_ID = os.environ.get("TALKLOG_SALESFORCE_CONN_ID", SALESFORCE_DEFAULT_CONN_ID)
 LINK_SYNC_CRON = os.environ.get("TALKLOG_LINK_SYNC_CRON", "*/10 * * * *")
@@ -98,7 +98,7 @@ def build_talklog_dag(choice: ScheduleChoice) -> DAG:
         params={
             "task_copy": Param(
                 TASK_COPY,
-                enum=list(TASK_COPY_MODES),
+                enum=[mode.value for mode in TaskCopy],
                 description=(
                     "full: transcript in the Task; no_content: Task without talk; off: no Task"
                 ),

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator, Context
 from airflow.sdk.exceptions import AirflowFailException
 
+from talklog.settings import TalkLogSettings, TaskCopy
 from talklog.windows import DEFAULT_TIMEZONE, talk_window
 from talklog_airflow.hooks.store import MessageStoreHook
 
@@ -21,11 +22,9 @@ if TYPE_CHECKING:
     from talklog.salesforce.calls import ApiCallCounter
     from talklog_airflow.hooks.salesforce import TalkLogSalesforceHook
 
-# `TalkLogSalesforceHook.default_conn_name` and the values of `talklog.talklogs.TaskCopy`,
-# spelled out so that parsing a DAG does not import the hook or the transcript module
-# (tests/dag_validation checks they agree).
+# `TalkLogSalesforceHook.default_conn_name`, spelled out so that parsing a DAG does not
+# import the hook and simple-salesforce (tests/dag_validation checks they agree).
 SALESFORCE_DEFAULT_CONN_ID = "salesforce_default"
-TASK_COPY_MODES = ("full", "no_content", "off")
 
 
 class _SalesforceJobOperator(BaseOperator):
@@ -82,15 +81,15 @@ class _SalesforceJobOperator(BaseOperator):
 class WriteTalkLogsOperator(_SalesforceJobOperator):
     """Write the transcripts of the run's talk window (its data interval shifted by 24 h).
 
-    Returns the run's summary (window, messages, transcripts, TalkLogs and Tasks created,
-    updated and rejected, API calls). Rejected rows are dead letters, never a silent success.
+    Returns the run's summary (window, messages, transcripts, TalkLogs and Tasks sent,
+    written and rejected, API calls). Rejected rows are dead letters, never a silent success.
     """
 
     template_fields: Sequence[str] = ("task_copy", "timezone", "window_label")
     ui_color = "#e8f4fd"
 
     def __init__(
-        self, *, task_copy: str = TASK_COPY_MODES[0], window_label: str = "", **kwargs: Any
+        self, *, task_copy: str = TaskCopy.FULL.value, window_label: str = "", **kwargs: Any
     ) -> None:
         super().__init__(**kwargs)
         self.task_copy = task_copy
@@ -98,7 +97,6 @@ class WriteTalkLogsOperator(_SalesforceJobOperator):
 
     def run_job(self, context: Context) -> dict[str, Any]:
         from talklog.pipeline import write_talk_logs
-        from talklog.talklogs import TalkLogSettings, TaskCopy
 
         window = talk_window(context["data_interval_start"], context["data_interval_end"])
         self.log.info("Talk window %s", window.label(self.timezone))
