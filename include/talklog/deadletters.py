@@ -28,6 +28,9 @@ RETRYABLE_CODES = frozenset(
     }
 )
 _NOT_SYNCED_YET = "Foreign key external ID"
+MAX_AUTOMATIC_ATTEMPTS = 10
+"""A retryable letter rejected this often stops riding along and waits for a replay: its
+cause did not pass by itself (a lookup target that will never sync, a lock that stays)."""
 
 
 @dataclass(frozen=True)
@@ -85,9 +88,9 @@ def record(
         letter.error_code = rejection.error_code
         letter.error_message = rejection.error_message
         letter.error_fields = rejection.error_fields
-        letter.retryable = rejection.retryable
         letter.status = DeadLetterStatus.OPEN.value
         letter.attempts = (letter.attempts or 0) + 1
+        letter.retryable = rejection.retryable and letter.attempts < MAX_AUTOMATIC_ATTEMPTS
         letter.last_failed_at = when
         letter.resolved_at = None
         letter.dag_id, letter.run_id = dag_id, run_id
