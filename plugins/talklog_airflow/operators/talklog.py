@@ -47,16 +47,24 @@ class _SalesforceJobOperator(BaseOperator):
         from talklog.salesforce.bulk import RequestLimitExceededError
 
         try:
-            return self.run_job(context)
+            result = self.run_job(context)
         except RequestLimitExceededError as error:
             # Retrying cannot help until the org's 24-hour budget recovers: stop and alert.
             raise AirflowFailException(
                 f"Salesforce API budget exhausted ({error.code}); nothing is lost: clear this"
                 " run (or backfill its interval) once the daily budget has recovered"
             ) from error
+        self.log.info("Summary: %s", result)
+        if result.get("rejected"):
+            self.log.warning(
+                "Salesforce rejected %d rows; they are kept as dead letters (see the summary's"
+                " rejected_by_code, and `talklog dead-letters`)",
+                result["rejected"],
+            )
+        return result
 
     def run_job(self, context: Context) -> dict[str, Any]:
-        """The job itself; returns the JSON-able summary shown in the UI."""
+        """The job itself; returns the JSON-able summary (with `rejected`) shown in the UI."""
         raise NotImplementedError
 
     def _clients(
@@ -110,16 +118,7 @@ class WriteTalkLogsOperator(_SalesforceJobOperator):
             run_id=context["run_id"],
             api_calls=lambda: counter.total,
         )
-        result = summary.as_dict()
-        self.log.info("Summary: %s", result)
-        if summary.rejected:
-            self.log.warning(
-                "Salesforce rejected %d rows; they are kept as dead letters: %s / %s",
-                summary.rejected,
-                summary.talklogs.get("rejected_by_code"),
-                summary.tasks.get("rejected_by_code"),
-            )
-        return result
+        return summary.as_dict()
 
 
 class SyncLinksOperator(_SalesforceJobOperator):
@@ -135,9 +134,7 @@ class SyncLinksOperator(_SalesforceJobOperator):
             loader=loader,
             timezone=self.timezone,
         )
-        result = {**vars(summary), "rejected": summary.rejected, "api_calls": counter.total}
-        self.log.info("Summary: %s", result)
-        return result
+        return {**vars(summary), "rejected": summary.rejected, "api_calls": counter.total}
 
 
 class ReplayDeadLettersOperator(_SalesforceJobOperator):
@@ -160,10 +157,7 @@ class ReplayDeadLettersOperator(_SalesforceJobOperator):
             object_name=self.object_name or None,
             error_code=self.error_code or None,
         )
-        result = {**summary.by_object, "rejected": summary.still_rejected}
-        result["api_calls"] = counter.total
-        self.log.info("Summary: %s", result)
-        return result
+        return {**summary.by_object, "rejected": summary.still_rejected, "api_calls": counter.total}
 
 
 class RelinkOperator(_SalesforceJobOperator):
@@ -179,6 +173,4 @@ class RelinkOperator(_SalesforceJobOperator):
             bulk_query=loader.bulk.query,
             loader=loader,
         )
-        result = {**vars(summary), "rejected": summary.rejected, "api_calls": counter.total}
-        self.log.info("Summary: %s", result)
-        return result
+        return {**vars(summary), "rejected": summary.rejected, "api_calls": counter.total}
