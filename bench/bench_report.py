@@ -183,49 +183,60 @@ How to read it:
   pipeline built (create, upload, close, wait for completion; no result download).
 - DAG parse: `DagBag` of `dags/` in a fresh process (median of 3), against a file with one empty
   DAG.
-- The build machine was shared with other test runs (load average 5-6 on 2 cores) while this was
-  measured: absolute times are noisy by about +-30%; ratios within one size are more stable.
+- Measured on a quiet machine (load average under 1 when the run started; the tests were not
+  running): absolute times vary by about +-10% between runs, ratios within one size less.
 - The emulator answers in well under a millisecond, so REST per record is far cheaper here than
-  against a real org (at ~150 ms a call, 10,629 calls take about 27 minutes); its API calls are
+  against a real org (at ~150 ms a call, 9,057 calls take about 23 minutes); its API calls are
   what counts against the daily budget.
+- Long messages stay within LINE's 10,000 characters per message. The first measurements of
+  this issue used 0.2% messages of up to 150,000 characters (464 MiB of CSV at 1M, 75% of it
+  from those messages); transcripts over the 32,000 and 131,072 limits are covered by tests.
 
 ## What was optimised (issue 8)
 
+1M messages end to end went from 243 s (10.2x the floor) to 54 s (4.0x); 100k from 20.7 s to
+7.0 s. The "before" figures are the first measurement (a loaded machine, and the earlier mix
+with 150,000-character messages), so the factors below are approximate:
+
 - Transcripts rendered once per draft and split per field limit; control characters dropped by a
-  regex, UTF-16 length by encoding, long lines cut without a per-character walk. 100k:
-  transcripts 16.6 s -> 1.0 s; end to end 46.6 s -> 20.7 s.
-- Bulk result CSVs parsed as they stream in; only the key and `sf__Created` of successful rows
-  are kept (failed and unprocessed rows keep the full payload for dead letters). 1M: peak
-  1,129 MiB -> 521 MiB; 100k: 328 MiB -> 218 MiB.
-- Ledger claims inserted with Core `executemany` in batches of 20,000 (was ORM inserts of 500).
-  100k: 11.6 s -> 5.2 s.
-- Load path: rows are encoded as Bulk CSV once, when spooled (`CsvSpool`: UTF-8 records in a
+  regex; UTF-16 length counted only when a text has characters outside the BMP; minute stamps
+  cached; a transcript that fits its field is not walked. 100k: 16.6 s -> 0.35 s.
+- Ledger claims: SQLite gets the driver's `executemany` over plain tuples, PostgreSQL one JSON
+  parameter per 20,000 claims unpacked by the server; nothing is read back when every claim was
+  new (a fresh window), the owners are read only after a conflict. 1M: 67 s -> 11.7 s.
+- Recipients as a step function per room (they change only where a link period or a linked
+  member's membership starts or ends), matched by bisection. 1M: 27 s -> 2.0 s.
+- Rooms, members and links read by id after one pass that finds the window's rooms (was three
+  passes over the window's messages, and every link tested against every room). 1M: 14 s ->
+  0.8 s.
+- Message rows read through Core in chunks, timestamps converted by one `fromisoformat` call
+  each, `TalkLine` a named tuple. 1M: 34 s -> 12.9 s (of which SQLite's sort and fetch are
+  about 6 s).
+- Load path: rows encoded as Bulk CSV once, when spooled (`CsvSpool`: UTF-8 records in a
   temporary file, record offsets and keys in memory, cells quoted with str methods instead of
-  `csv.writer`), and upload parts are cut from those bytes (was JSON lines, decoded and
-  CSV-encoded again at load). Successful results are no longer downloaded: the rows that
-  succeeded are the keys sent less the failed and unprocessed rows, so a job costs 4 calls
-  (was 5) and the whole CSV no longer comes back to be parsed. 100k, two runs each: spool
-  0.25-0.27 s -> 0.17-0.24 s, CSV build 0.60-0.94 s -> 0.08 s, Bulk TalkLog__c + Task
-  3.1-3.6 s -> 1.8-1.9 s (the floor's uploads: 1.8 s), Bulk calls 10 -> 8.
+  `csv.writer`); upload parts are cut from those bytes. Successful results are never
+  downloaded: the rows that succeeded are the keys sent less the failed and unprocessed rows,
+  so a job costs 4 calls (was 5) and the CSV does not come back to be parsed. 1M: CSV build
+  16 s -> 0.4 s, JSON spool 5 s -> 1.3 s.
+- SQLite store: `synchronous=NORMAL` under WAL and a 64 MiB page cache.
+- DAG files: operators, hooks and alerts import the domain, simple-salesforce and requests
+  when a task runs, not when the file is parsed. 1.3 s -> 0.05 s.
 
 ## What is left (the gaps)
 
-- **API calls at 1M (24 at 4 calls per job, target 12)**: the window's CSVs are 464 MiB
-  (transcripts twice: TalkLog and the Task copy). Bulk API 2.0 takes one upload of at most
-  100 MB per job, so each object needs 3 jobs of 4 calls (create, upload, close, one poll).
-  Fewer calls need less data: the Task copy without content (`task_copy=no_content`) leaves one
-  small Task job (16 calls), and no job count below ceil(MB / 100) per object is possible.
-- **1M end to end (10x the floor, target 3x)**: per-row Python work dominates: ledger claims
-  (870k rows, 67 s: an `INSERT ... ON CONFLICT DO NOTHING` per row plus reading the owners back),
-  reading the messages into `TalkLine`s (34 s), recipients per message (27 s: every link's spans
-  checked for every message; could be computed per span change), room contexts (14 s), CSV
-  build (16 s) and the JSON spool (5 s; both since replaced by the CSV spool). Next steps: claims
-  as one `INSERT ... SELECT` from a temporary table per window, recipients computed once per
-  membership/link interval.
-- **DAG parse (1.4-2.4 s over two runs, target 0.5 s)**: `dags/talklog_dags.py` imports
-  `talklog_airflow.dag_factory`, which imports `talklog.store.models` (SQLAlchemy),
-  `talklog.salesforce.bulk` (requests) and simple-salesforce at module level. Importing them
-  inside the task callables would leave the file at the cost of building the DAG objects.
+- **API calls at 1M (16, target 12)**: the 1M window has 117 MB of TalkLog CSV and 117 MB of
+  Task CSV (the Task copy repeats the transcript). Bulk API 2.0 takes one upload of at most
+  100 MB per job (a second PUT to a job is refused), so each object needs 2 jobs of 4 calls.
+  Up to about 850,000 messages per window (under 100 MB per object) it is 8 calls. Less data
+  is the only way to fewer calls: `task_copy=no_content` makes the Task load one small job
+  (12 calls at 1M). Calls grow with megabytes (4 per 100 MB), never with records.
+- **1M end to end (4.0x the floor, target 3x)**: what is left is mostly SQLite work that grows
+  with the rows: the ledger's 862,000 (message, customer) rows (claims 11.7 s, of which about
+  7 s is inserting into its primary key and TalkLog index; marking them delivered 4.2 s) and
+  sorting and reading the window's messages by room (about 6 s of 12.9 s). A narrower ledger
+  (the per-TalkLog columns and `delivered_at` in a table of their own) would save about 4 s;
+  getting under 3x would need claims per (room, customer) span instead of per message, which
+  changes how exactly-once is proven.
 """
 
 
