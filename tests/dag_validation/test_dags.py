@@ -105,8 +105,8 @@ print(json.dumps({"s": elapsed, "dags": sorted(bag.dag_ids), "errors": list(bag.
 """
 
 
-def cold_parse(folder: Path, home: Path) -> dict[str, Any]:
-    """DagBag of `folder` in a fresh process, with no connections: seconds, DAGs, modules."""
+def _fresh_python(code: str, arg: Path, home: Path, **settings: str) -> subprocess.CompletedProcess:
+    """`code` in a fresh interpreter with the plugins on the path and no connections."""
     env = {
         key: value
         for key, value in os.environ.items()
@@ -114,19 +114,25 @@ def cold_parse(folder: Path, home: Path) -> dict[str, Any]:
     }
     env.update(
         AIRFLOW_HOME=str(home),
-        AIRFLOW__CORE__LOAD_EXAMPLES="False",
-        AIRFLOW__CORE__DAGS_FOLDER=str(folder),
         AIRFLOW__CORE__PLUGINS_FOLDER=str(PLUGINS_FOLDER),
         PYTHONPATH=str(PLUGINS_FOLDER),
+        **settings,
     )
-    done = subprocess.run(
-        [sys.executable, "-c", _PARSE_CODE, str(folder)],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=120,
+    return subprocess.run(
+        [sys.executable, "-c", code, str(arg)], env=env, capture_output=True, text=True, timeout=120
     )
+
+
+def cold_parse(folder: Path, home: Path) -> dict[str, Any]:
+    """DagBag of `folder` in a fresh process, with no connections: seconds, DAGs, modules."""
+    done = _fresh_python(
+        _PARSE_CODE,
+        folder,
+        home,
+        AIRFLOW__CORE__LOAD_EXAMPLES="False",
+        AIRFLOW__CORE__DAGS_FOLDER=str(folder),
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
     parsed = json.loads(done.stdout.strip().splitlines()[-1])
     assert parsed["dags"] and not parsed["errors"], (parsed["errors"], done.stderr[-2000:])
     return parsed
@@ -210,17 +216,5 @@ def test_airflow_plugin_loading_leaves_the_domain_package_importable(tmp_path):
     """Airflow's plugin loader runs every file of the plugins folder as a top-level module
     named after the file (`operators/talklog.py` as `talklog`) unless `.airflowignore` skips
     it: the deferred `talklog.*` imports of a running task must still work afterwards."""
-    env = {key: value for key, value in os.environ.items() if not key.startswith("PYTHON")}
-    env.update(
-        AIRFLOW_HOME=str(tmp_path),
-        AIRFLOW__CORE__PLUGINS_FOLDER=str(PLUGINS_FOLDER),
-        PYTHONPATH=str(PLUGINS_FOLDER),
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", _PLUGINS_THEN_RUN_CODE, str(DAGS_FOLDER)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = _fresh_python(_PLUGINS_THEN_RUN_CODE, DAGS_FOLDER, tmp_path)
     assert done.returncode == 0 and done.stdout.strip().endswith("ok"), done.stderr[-3000:]
