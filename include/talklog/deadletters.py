@@ -15,6 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from talklog.salesforce.soql import chunked
 from talklog.store.models import DeadLetter, DeadLetterStatus
 
 RETRYABLE_CODES = frozenset(
@@ -104,12 +105,12 @@ def resolve(
 ) -> int:
     """Close the open letters of records that Salesforce has now accepted."""
     closed = 0
-    for start in range(0, len(record_keys), 500):
+    for keys in chunked(record_keys, 500):
         result = session.execute(
             sa.update(DeadLetter)
             .where(
                 DeadLetter.object_name == object_name,
-                DeadLetter.record_key.in_(record_keys[start : start + 500]),
+                DeadLetter.record_key.in_(keys),
                 DeadLetter.status == DeadLetterStatus.OPEN.value,
             )
             .values(status=DeadLetterStatus.RESOLVED.value, resolved_at=when)

@@ -5,13 +5,14 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from operator import itemgetter
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from talklog.salesforce.soql import chunked
 from talklog.store.models import (
     LineUser,
     LineWorksUser,
@@ -26,6 +27,7 @@ from talklog.transcripts import TalkLine
 from talklog.windows import TalkWindow
 
 EXTRACT_CHUNK_ROWS = 20_000
+IN_BATCH = 500  # ids per IN (...) when reading rooms, members and links
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,13 +153,13 @@ def room_contexts(session: Session, window: TalkWindow) -> dict[str, RoomContext
         .all()
     )
     contexts: dict[str, RoomContext] = {}
-    for ids in _batches(active):
+    for ids in chunked(active, IN_BATCH):
         rows = connection.execute(
             sa.select(Room.id, Room.room_type, Room.title).where(Room.id.in_(ids))
         )
         contexts.update({room_id: RoomContext(room_id, *rest) for room_id, *rest in rows})
     member = RoomMember.__table__.c
-    for ids in _batches(active):
+    for ids in chunked(active, IN_BATCH):
         rows = connection.execute(
             sa.select(
                 RoomMember.room_id,
@@ -175,7 +177,7 @@ def room_contexts(session: Session, window: TalkWindow) -> dict[str, RoomContext
             )
     customers = sorted({c for context in contexts.values() for c in context.line_members})
     links_of_customer: dict[str, list[LinkInForce]] = defaultdict(list)
-    for ids in _batches(customers):
+    for ids in chunked(customers, IN_BATCH):
         for link in _links_of(session, ids):
             links_of_customer[link.line_user_id].append(link)
     for context in contexts.values():
@@ -186,12 +188,7 @@ def room_contexts(session: Session, window: TalkWindow) -> dict[str, RoomContext
     return contexts
 
 
-def _batches(ids: list[str], size: int = 500) -> Iterator[list[str]]:
-    for start in range(0, len(ids), size):
-        yield ids[start : start + size]
-
-
-def _links_of(session: Session, line_user_ids: list[str]) -> list[LinkInForce]:
+def _links_of(session: Session, line_user_ids: Sequence[str]) -> list[LinkInForce]:
     periods: dict[int, list[Span]] = defaultdict(list)
     rows = session.connection().execute(
         sa.select(LinkPeriod.link_id, LinkPeriod.started_at, LinkPeriod.ended_at)

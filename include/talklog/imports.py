@@ -47,6 +47,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
+from talklog.salesforce.soql import chunked
 from talklog.store.models import (
     LineUser,
     LineWorksUser,
@@ -507,7 +508,7 @@ class _StoreWriter:
 
     def _load_rooms(self, session: Session, firsts: dict[str, dt.datetime]) -> None:
         new = [channel for channel in firsts if channel not in self.rooms]
-        for batch in _batches(new):
+        for batch in chunked(new, _IN_BATCH):
             for room in session.scalars(sa.select(Room).where(Room.id.in_(batch))):
                 first = min(room.created_at, firsts[room.id])
                 self.rooms[room.id] = _RoomState(
@@ -545,7 +546,7 @@ class _StoreWriter:
     def _members(self, session: Session, rows: list[ExportRow]) -> None:
         wanted = {(row.channel_id, *who) for row in rows for who in self._who(row)} - self.members
         rooms = sorted({room for room, _, _ in wanted})
-        for batch in _batches(rooms):
+        for batch in chunked(rooms, _IN_BATCH):
             existing = session.execute(
                 sa.select(
                     RoomMember.room_id,
@@ -612,12 +613,12 @@ def _directory(session: Session, parties: set[Party]) -> _Directory:
     ids = sorted({p.account_id for p in parties if p.account_id})
     names = sorted({p.name for p in parties if not p.account_id})
     found = _Directory()
-    for batch in _batches(ids):
+    for batch in chunked(ids, _IN_BATCH):
         found.lw_ids.update(
             session.scalars(sa.select(LineWorksUser.id).where(LineWorksUser.id.in_(batch)))
         )
         found.line_ids.update(session.scalars(sa.select(LineUser.id).where(LineUser.id.in_(batch))))
-    for batch in _batches(names):
+    for batch in chunked(names, _IN_BATCH):
         for kind, model in ((MemberKind.LW, LineWorksUser), (MemberKind.LINE, LineUser)):
             rows = session.execute(
                 sa.select(model.display_name, model.id).where(model.display_name.in_(batch))
@@ -672,11 +673,6 @@ def _insert_new(session: Session, model: type, rows: list[dict[str, Any]], key: 
     for start in range(0, len(rows), _IN_BATCH):
         inserted.extend(connection.execute(statement, rows[start : start + _IN_BATCH]).scalars())
     return inserted
-
-
-def _batches(items: Sequence[str]) -> Iterator[Sequence[str]]:
-    for start in range(0, len(items), _IN_BATCH):
-        yield items[start : start + _IN_BATCH]
 
 
 def _chunks(

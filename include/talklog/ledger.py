@@ -16,6 +16,7 @@ from typing import NamedTuple
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from talklog.salesforce.soql import chunked
 from talklog.store.models import Delivery, UTCDateTime
 from talklog.windows import TalkWindow
 
@@ -62,8 +63,8 @@ def owners(session: Session, message_ids: Iterable[int]) -> dict[tuple[int, str]
     query = sa.select(table.c.message_id, table.c.customer_key, table.c.talklog_key)
     connection = session.connection()
     found: dict[tuple[int, str], str] = {}
-    for start in range(0, len(ids), _BATCH):
-        rows = connection.execute(query.where(table.c.message_id.in_(ids[start : start + _BATCH])))
+    for batch in chunked(ids, _BATCH):
+        rows = connection.execute(query.where(table.c.message_id.in_(batch)))
         found.update({(message_id, customer): key for message_id, customer, key in rows})
     return found
 
@@ -109,8 +110,8 @@ def _insert_sqlite(
     constants = (to_db(window.start), to_db(window.end), run_id)
     sql = _INSERT.format(rows="VALUES (?, ?, ?, ?, ?, ?, ?)")
     inserted = 0
-    for start in range(0, len(claims), _INSERT_BATCH):
-        rows = [(*item, *constants) for item in claims[start : start + _INSERT_BATCH]]
+    for batch in chunked(claims, _INSERT_BATCH):
+        rows = [(*item, *constants) for item in batch]
         inserted += connection.exec_driver_sql(sql, rows).rowcount
     return inserted
 
@@ -135,9 +136,9 @@ def _insert_postgres(
     """PostgreSQL (over the network): one JSON parameter per batch, one round trip each."""
     constants = {"window_start": window.start, "window_end": window.end, "run_id": run_id}
     inserted = 0
-    for start in range(0, len(claims), _INSERT_BATCH):
-        batch = json.dumps(claims[start : start + _INSERT_BATCH], ensure_ascii=False)
-        inserted += connection.execute(_POSTGRES_INSERT, {**constants, "claims": batch}).rowcount
+    for batch in chunked(claims, _INSERT_BATCH):
+        rows = json.dumps(batch, ensure_ascii=False)
+        inserted += connection.execute(_POSTGRES_INSERT, {**constants, "claims": rows}).rowcount
     return inserted
 
 

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator, Sequence
+from typing import TypeVar
+
+T = TypeVar("T")
 
 _ESCAPES = {
     "\\": "\\\\",
@@ -37,7 +40,7 @@ def id_list(ids: Iterable[str]) -> str:
     return "(" + ",".join(quote(value) for value in values) + ")"
 
 
-def chunked(values: Sequence[str], size: int) -> Iterator[Sequence[str]]:
+def chunked(values: Sequence[T], size: int) -> Iterator[Sequence[T]]:
     """Consecutive slices of at most `size` values (keeps IN lists and URLs short)."""
     for start in range(0, len(values), size):
         yield values[start : start + size]
