@@ -166,7 +166,7 @@ def _spool_for(
 ) -> CsvSpool:
     """The first spool whose columns hold all of `row`'s, or a new one."""
     for spool in spools:
-        if spool.header is None or set(row) <= set(spool.header):
+        if spool.fits(row):
             return spool
     spools.append(cleanup.enter_context(CsvSpool((key_field,))))
     return spools[-1]

@@ -171,10 +171,14 @@ class CsvSpool:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
+    def fits(self, row: Mapping[str, Any]) -> bool:
+        """Whether `row` can be added: no header yet, or every column of it in the header."""
+        return self.header is None or self._columns.issuperset(row)
+
     def add(self, row: Mapping[str, Any]) -> None:
         if self.header is None:
             self._set_header(tuple(row))
-        elif not self._columns.issuperset(row):
+        elif not self.fits(row):
             unknown = sorted(set(row) - self._columns)
             raise ValueError(f"row has columns not in the header: {unknown}")
         values = [

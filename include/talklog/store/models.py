@@ -51,11 +51,7 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
         return utc_from_db
 
     def process_result_value(self, value: Any, dialect: sa.Dialect) -> dt.datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            return value.replace(tzinfo=dt.UTC)
-        return value.astimezone(dt.UTC)
+        return utc_from_db(value)
 
 
 def utc_from_db(value: str | dt.datetime | None) -> dt.datetime | None:
