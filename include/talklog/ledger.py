@@ -3,21 +3,27 @@
 A run first *claims* (message, customer) pairs for the TalkLog it is building. The primary
 key makes a claim exclusive: a pair already claimed by another window, schedule or
 concurrent run keeps its first TalkLog, so no message is written to a customer twice. A
-claim becomes *delivered* once Salesforce accepted the TalkLog.
+TalkLog becomes *delivered* once Salesforce accepted it.
+
+Per pair the ledger keeps three narrow columns (`deliveries`); what belongs to the TalkLog
+(key, record, window, run, delivery state) is stored once per TalkLog (`talklog_claims`), so
+claiming a million pairs writes a million small rows and marking a window delivered updates
+one row per TalkLog.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import NamedTuple
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from talklog.salesforce.soql import chunked
-from talklog.store.models import Delivery, UTCDateTime
+from talklog.store.models import Delivery, TalkLogClaim
 from talklog.windows import TalkWindow
 
 _BATCH = 500  # ids per IN (...) lookup
@@ -33,14 +39,27 @@ class Claim(NamedTuple):
     target_record_id: str
 
 
+class LedgerEntry(NamedTuple):
+    """One (message, customer) pair with its TalkLog's columns, as operators read it."""
+
+    message_id: int
+    customer_key: str
+    talklog_key: str
+    target_record_id: str | None
+    task_key: str | None
+    delivered_at: dt.datetime | None
+    run_id: str | None
+
+
 def claim(
     session: Session, claims: Sequence[Claim], window: TalkWindow, run_id: str | None
 ) -> dict[tuple[int, str], str]:
     """Insert the claims not taken yet; return the TalkLog key each pair belongs to now.
 
-    Claims go in without per-row SQLAlchemy work (see `_INSERTERS`). When every claim was
-    inserted, the pairs are this window's and nothing is read back; otherwise (a re-run,
-    another window, a concurrent run) the owners are read from the ledger.
+    The TalkLogs are registered first (one row each, see `_talklog_ids`); the pairs then go
+    in without per-row SQLAlchemy work (see `_INSERTERS`). When every pair was inserted, the
+    pairs are this window's and nothing is read back; otherwise (a re-run, another window, a
+    concurrent run) the owners are read from the ledger.
     """
     if not claims:
         return {}
@@ -50,23 +69,82 @@ def claim(
         raise NotImplementedError(
             f"the delivery ledger supports PostgreSQL and SQLite, not {connection.dialect.name}"
         )
-    inserted = insert(connection, claims, window, run_id)
+    ids = _talklog_ids(connection, claims, window, run_id)
+    inserted = insert(
+        connection, [(item.message_id, item.customer_key, ids[item.talklog_key]) for item in claims]
+    )
     if inserted == len(claims):
         return {(item.message_id, item.customer_key): item.talklog_key for item in claims}
     return owners(session, {item.message_id for item in claims})
 
 
+def _talklog_ids(
+    connection: sa.Connection, claims: Sequence[Claim], window: TalkWindow, run_id: str | None
+) -> dict[str, int]:
+    """Register the TalkLogs of `claims` (first run wins) and return key -> ledger id.
+
+    TalkLog keys start with their room (`room|window|record`, see `talklogs.talklog_key`).
+    """
+    records = {item.talklog_key: item.target_record_id for item in claims}
+    rows = [
+        {
+            "talklog_key": key,
+            "room_id": key.split("|", 1)[0],
+            "target_record_id": record_id,
+            "window_start": window.start,
+            "window_end": window.end,
+            "run_id": run_id,
+        }
+        for key, record_id in records.items()
+    ]
+    table = TalkLogClaim.__table__
+    dialect_insert = postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
+    statement = (
+        dialect_insert(table)
+        .on_conflict_do_nothing(index_elements=[table.c.talklog_key])
+        .returning(table.c.talklog_key, table.c.id)
+    )
+    ids: dict[str, int] = dict(connection.execute(statement, rows).tuples().all())
+    missing = [key for key in records if key not in ids]
+    if missing:  # registered before (a re-run of this window)
+        query = sa.select(table.c.talklog_key, table.c.id).where(table.c.talklog_key.in_(missing))
+        ids.update(connection.execute(query).tuples().all())
+    return ids
+
+
 def owners(session: Session, message_ids: Iterable[int]) -> dict[tuple[int, str], str]:
     """(message, customer) -> TalkLog key for the given messages."""
     ids = sorted(message_ids)
-    table = Delivery.__table__
-    query = sa.select(table.c.message_id, table.c.customer_key, table.c.talklog_key)
+    pairs, talklogs = Delivery.__table__.c, TalkLogClaim.__table__.c
+    query = sa.select(pairs.message_id, pairs.customer_key, talklogs.talklog_key).join_from(
+        Delivery.__table__, TalkLogClaim.__table__, talklogs.id == pairs.talklog_id
+    )
     connection = session.connection()
     found: dict[tuple[int, str], str] = {}
     for batch in chunked(ids, _BATCH):
-        rows = connection.execute(query.where(table.c.message_id.in_(batch)))
+        rows = connection.execute(query.where(pairs.message_id.in_(batch)))
         found.update({(message_id, customer): key for message_id, customer, key in rows})
     return found
+
+
+def entries(session: Session, *where: sa.ColumnElement[bool]) -> list[LedgerEntry]:
+    """Ledger pairs with their TalkLog's columns (filters on `Delivery`/`TalkLogClaim`),
+    ordered by message and customer."""
+    query = (
+        sa.select(
+            Delivery.message_id,
+            Delivery.customer_key,
+            TalkLogClaim.talklog_key,
+            TalkLogClaim.target_record_id,
+            TalkLogClaim.task_key,
+            TalkLogClaim.delivered_at,
+            TalkLogClaim.run_id,
+        )
+        .join(TalkLogClaim, TalkLogClaim.id == Delivery.talklog_id)
+        .where(*where)
+        .order_by(Delivery.message_id, Delivery.customer_key)
+    )
+    return [LedgerEntry(*row) for row in session.execute(query)]
 
 
 def mark_delivered(session: Session, task_keys: dict[str, str | None], when: dt.datetime) -> None:
@@ -74,7 +152,7 @@ def mark_delivered(session: Session, task_keys: dict[str, str | None], when: dt.
     or None to keep the one recorded)."""
     if not task_keys:
         return
-    table = Delivery.__table__
+    table = TalkLogClaim.__table__
     statement = (
         sa.update(table)
         .where(table.c.talklog_key == sa.bindparam("key"))
@@ -96,50 +174,39 @@ def completed_talklogs(accepted_parts: Iterable[str], rejected_parts: Iterable[s
 
 
 _INSERT = (
-    "INSERT INTO deliveries (message_id, customer_key, talklog_key, target_record_id,"
-    " window_start, window_end, run_id) {rows} ON CONFLICT (message_id, customer_key) DO NOTHING"
+    "INSERT INTO deliveries (message_id, customer_key, talklog_id)"
+    " {rows} ON CONFLICT (message_id, customer_key) DO NOTHING"
 )
+Pair = tuple[int, str, int]  # (message id, customer key, TalkLog ledger id)
 
 
-def _insert_sqlite(
-    connection: sa.Connection, claims: Sequence[Claim], window: TalkWindow, run_id: str | None
-) -> int:
+def _insert_sqlite(connection: sa.Connection, pairs: Sequence[Pair]) -> int:
     """SQLite (in process): the driver's `executemany` over plain tuples."""
-    dialect = connection.dialect
-    to_db = UTCDateTime().dialect_impl(dialect).bind_processor(dialect) or (lambda value: value)
-    constants = (to_db(window.start), to_db(window.end), run_id)
-    sql = _INSERT.format(rows="VALUES (?, ?, ?, ?, ?, ?, ?)")
-    inserted = 0
-    for batch in chunked(claims, _INSERT_BATCH):
-        rows = [(*item, *constants) for item in batch]
-        inserted += connection.exec_driver_sql(sql, rows).rowcount
-    return inserted
+    sql = _INSERT.format(rows="VALUES (?, ?, ?)")
+    return sum(
+        connection.exec_driver_sql(sql, batch).rowcount for batch in chunked(pairs, _INSERT_BATCH)
+    )
 
 
 _POSTGRES_INSERT = sa.text(
     _INSERT.format(
-        rows="SELECT (claim->>0)::bigint, claim->>1, claim->>2, claim->>3,"
-        " :window_start, :window_end, :run_id"
-        " FROM json_array_elements(CAST(:claims AS json)) AS claim"
+        rows="SELECT (pair->>0)::bigint, pair->>1, (pair->>2)::integer"
+        " FROM json_array_elements(CAST(:pairs AS json)) AS pair"
     )
-).bindparams(
-    sa.bindparam("window_start", type_=UTCDateTime()),
-    sa.bindparam("window_end", type_=UTCDateTime()),
-    sa.bindparam("run_id", type_=sa.String()),
-    sa.bindparam("claims", type_=sa.String()),
-)
+).bindparams(sa.bindparam("pairs", type_=sa.String()))
 
 
-def _insert_postgres(
-    connection: sa.Connection, claims: Sequence[Claim], window: TalkWindow, run_id: str | None
-) -> int:
+def _insert_postgres(connection: sa.Connection, pairs: Sequence[Pair]) -> int:
     """PostgreSQL (over the network): one JSON parameter per batch, one round trip each."""
-    constants = {"window_start": window.start, "window_end": window.end, "run_id": run_id}
-    inserted = 0
-    for batch in chunked(claims, _INSERT_BATCH):
-        rows = json.dumps(batch, ensure_ascii=False)
-        inserted += connection.execute(_POSTGRES_INSERT, {**constants, "claims": rows}).rowcount
-    return inserted
+    return sum(
+        connection.execute(
+            _POSTGRES_INSERT, {"pairs": json.dumps(batch, ensure_ascii=False)}
+        ).rowcount
+        for batch in chunked(pairs, _INSERT_BATCH)
+    )
 
 
-_INSERTERS = {"sqlite": _insert_sqlite, "postgresql": _insert_postgres}
+_INSERTERS: dict[str, Callable[[sa.Connection, Sequence[Pair]], int]] = {
+    "sqlite": _insert_sqlite,
+    "postgresql": _insert_postgres,
+}

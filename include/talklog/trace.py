@@ -5,7 +5,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from talklog.store.models import DeadLetter, Delivery, Message
+from talklog import ledger
+from talklog.store.models import DeadLetter, Delivery, Message, TalkLogClaim
 
 
 def trace_message(session: Session, message_key: str) -> list[str]:
@@ -17,9 +18,7 @@ def trace_message(session: Session, message_key: str) -> list[str]:
         f"message {message_key!r}: room {message.room_id}, sent {message.sent_at:%Y-%m-%d %H:%M:%S}"
         f" UTC, type {message.message_type}"
     ]
-    deliveries = session.scalars(
-        sa.select(Delivery).where(Delivery.message_id == message.id).order_by(Delivery.customer_key)
-    ).all()
+    deliveries = ledger.entries(session, Delivery.message_id == message.id)
     if not deliveries:
         lines.append("  not claimed by any window: no linked customer, or its window has not run")
     for delivery in deliveries:
@@ -31,18 +30,31 @@ def trace_record(session: Session, record_key: str) -> list[str]:
     """A TalkLog/Task/LineWorks key (or a TalkLog key without its part): deliveries and letters."""
     base = record_key.removeprefix("log|")
     base = base.rsplit("|", 1)[0] if base.count("|") >= 3 else base
-    count = session.scalar(sa.select(sa.func.count()).where(Delivery.talklog_key == base)) or 0
-    delivered = session.scalar(
-        sa.select(sa.func.count()).where(
-            Delivery.talklog_key == base, Delivery.delivered_at.is_not(None)
-        )
-    )
+    claim = session.scalar(sa.select(TalkLogClaim).where(TalkLogClaim.talklog_key == base))
+    count = _pair_count(session, claim) if claim else 0
+    delivered = count if claim and claim.delivered_at else 0
     lines = [f"{record_key!r}: {count} (message, customer) pairs, {delivered} delivered"]
     lines.extend(_letter_lines(session, record_key, base))
     return lines
 
 
-def _delivery_lines(session: Session, delivery: Delivery) -> list[str]:
+def _pair_count(session: Session, claim: TalkLogClaim) -> int:
+    """Pairs of one TalkLog, found through its room's messages in its window (indexed)."""
+    query = (
+        sa.select(sa.func.count())
+        .select_from(Message)
+        .join(Delivery, Delivery.message_id == Message.id)
+        .where(
+            Message.room_id == claim.room_id,
+            Message.sent_at >= claim.window_start,
+            Message.sent_at < claim.window_end,
+            Delivery.talklog_id == claim.id,
+        )
+    )
+    return session.scalar(query) or 0
+
+
+def _delivery_lines(session: Session, delivery: ledger.LedgerEntry) -> list[str]:
     state = (
         f"delivered {delivery.delivered_at:%Y-%m-%d %H:%M} UTC"
         if delivery.delivered_at

@@ -22,6 +22,7 @@ import sqlalchemy as sa
 from simple_salesforce import Salesforce
 from sqlalchemy.orm import Session, sessionmaker
 
+from talklog.ledger import LedgerEntry, entries
 from talklog.links import LinkSyncSummary, sync_links
 from talklog.loading import BulkLoader
 from talklog.pipeline import RunSummary, write_talk_logs
@@ -29,7 +30,6 @@ from talklog.salesforce.bulk import BulkClient
 from talklog.salesforce.calls import ApiCallCounter
 from talklog.store import make_session_factory, upgrade
 from talklog.store.models import (
-    Delivery,
     LineUser,
     LineWorksUser,
     Link,
@@ -325,10 +325,10 @@ def _messages(session: Session, window: TalkWindow) -> Iterable[tuple[str, TalkL
         yield room_id, TalkLine(*fields)
 
 
-def ledger(world: World) -> list[Delivery]:
-    """Every row of the delivery ledger."""
+def ledger(world: World) -> list[LedgerEntry]:
+    """Every (message, customer) pair of the delivery ledger, with its TalkLog's columns."""
     with world.sessions() as session:
-        return list(session.scalars(sa.select(Delivery)))
+        return entries(session)
 
 
 def local(day: dt.date, hour: int) -> dt.datetime:

@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from talklog import deadletters
+from talklog import deadletters, ledger
 from talklog.links import sync_links
 from talklog.loading import BulkLoader
 from talklog.pipeline import write_talk_logs
@@ -14,7 +14,7 @@ from talklog.replay import replay_dead_letters
 from talklog.salesforce.bulk import BulkClient
 from talklog.salesforce.calls import ApiCallCounter
 from talklog.store import make_session_factory, upgrade
-from talklog.store.models import Delivery
+from talklog.store.models import TalkLogClaim
 from talklog.synth.examples import write_examples
 from talklog.talklogs import TalkLogSettings
 from talklog.trace import trace_record
@@ -108,7 +108,7 @@ def test_rejected_rows_become_dead_letters_that_a_replay_delivers(world, sf_emul
     assert sf_emulator.records("TalkLog__c") == []
     with world["sessions"]() as session:
         assert deadletters.count_open(session) == {"UNABLE_TO_LOCK_ROW": 12}
-        assert session.query(Delivery).filter(Delivery.delivered_at.is_not(None)).count() == 0
+        assert ledger.entries(session, TalkLogClaim.delivered_at.is_not(None)) == []
         letter = deadletters.open_letters(session, retryable_only=True, object_name="TalkLog__c")[0]
         assert "UNABLE_TO_LOCK_ROW" in "\n".join(trace_record(session, letter.record_key))
 
@@ -118,4 +118,4 @@ def test_rejected_rows_become_dead_letters_that_a_replay_delivers(world, sf_emul
     assert len(sf_emulator.records("TalkLog__c")) == 6
     with world["sessions"]() as session:
         assert deadletters.count_open(session) == {}
-        assert session.query(Delivery).filter(Delivery.delivered_at.is_(None)).count() == 0
+        assert ledger.entries(session, TalkLogClaim.delivered_at.is_(None)) == []

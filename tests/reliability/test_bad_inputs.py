@@ -18,6 +18,7 @@ import pytest
 import sqlalchemy as sa
 
 from talklog.extract import LinkInForce, RoomContext, window_lines
+from talklog.ledger import entries
 from talklog.links import LinkSyncSummary
 from talklog.pipeline import RunSummary
 from talklog.store import upgrade
@@ -31,6 +32,7 @@ from talklog.store.models import (
     Message,
     Room,
     RoomMember,
+    TalkLogClaim,
 )
 from talklog.talklogs import TalkLogDraft, TalkLogSettings, transcript_parts
 from talklog.targets import CustomerRecord, Placement
@@ -200,11 +202,8 @@ def _check_record(corpus: Corpus, case: Case) -> None:
         assert len(talklogs) <= case.parts[0] and len(tasks) <= case.parts[1]
     with corpus.sessions() as session:
         lines = dict(window_lines(session, WINDOW)).get(room, [])
-        delivered = session.scalars(
-            sa.select(Delivery.delivered_at).where(
-                Delivery.message_id.in_([line.message_id for line in lines])
-            )
-        ).all()
+        ids = [line.message_id for line in lines]
+        delivered = [e.delivered_at for e in entries(session, Delivery.message_id.in_(ids))]
     assert lines and len(delivered) == len(lines) and all(delivered)
     for line in lines:
         assert text.count(render_line(line, TOKYO)) >= 1, line.message_id
@@ -218,9 +217,7 @@ def _check_dead_letter(corpus: Corpus, case: Case) -> None:
         letters = session.scalars(
             sa.select(DeadLetter).where(DeadLetter.record_key.contains(f"{room_id(case)}|"))
         ).all()
-        claims = session.scalars(
-            sa.select(Delivery).where(Delivery.talklog_key.startswith(f"{room_id(case)}|"))
-        ).all()
+        claims = entries(session, TalkLogClaim.room_id == room_id(case))
     assert letters and {letter.error_code for letter in letters} == set(case.reason.split())
     assert all(letter.error_message and letter.status == "open" for letter in letters)
     assert claims and all(claim.delivered_at is None for claim in claims)  # wait for replay
@@ -232,9 +229,7 @@ def _check_unresolved(corpus: Corpus, case: Case) -> None:
     room = room_id(case)
     assert not [r for r in corpus.emulator.records("TalkLog__c") if r["RoomId__c"] == room]
     with corpus.sessions() as session:
-        claimed = session.scalars(
-            sa.select(Delivery).where(Delivery.talklog_key.startswith(f"{room}|"))
-        ).all()
+        claimed = entries(session, TalkLogClaim.room_id == room)
     assert not claimed  # nothing claimed: a corrected link delivers the messages later
 
 

@@ -19,10 +19,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import sqlalchemy as sa
 
+from talklog.ledger import entries
 from talklog.links import WATERMARK
-from talklog.store.models import Watermark
+from talklog.store.models import TalkLogClaim, Watermark
 from tests.integration.talklog_world import World, ledger
 from tests.reliability import report
 from tests.reliability.harness import (
@@ -200,7 +200,5 @@ def test_sigkill_at_boundary_then_rerun_converges(
 
 def _assert_no_leftover_ledger(world: World) -> None:
     with world.sessions() as session:
-        undelivered = session.execute(
-            sa.text("SELECT count(*) FROM deliveries WHERE delivered_at IS NULL")
-        ).scalar_one()
-    assert undelivered == 0
+        undelivered = entries(session, TalkLogClaim.delivered_at.is_(None))
+    assert undelivered == []

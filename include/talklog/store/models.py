@@ -253,28 +253,42 @@ class LinkPeriod(Base):
     link: Mapped[Link] = relationship(back_populates="periods")
 
 
+class TalkLogClaim(Base):
+    """Delivery ledger, per TalkLog: the (room, window, record) transcript a window claimed
+    message pairs for, and whether Salesforce accepted it (`delivered_at`, its first Task)."""
+
+    __tablename__ = "talklog_claims"
+
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=True)
+    talklog_key: Mapped[str] = mapped_column(sa.String(255), unique=True)
+    room_id: Mapped[str] = mapped_column(LINE_ID)
+    target_record_id: Mapped[str | None] = mapped_column(SALESFORCE_ID)
+    window_start: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    window_end: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    run_id: Mapped[str | None] = mapped_column(sa.String(255))
+    task_key: Mapped[str | None] = mapped_column(sa.String(255))
+    delivered_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+
 class Delivery(Base):
-    """Delivery ledger: which message reached which customer, in which TalkLog part and Task.
+    """Delivery ledger, per message: which message reaches which customer, in which TalkLog.
 
     The primary key (message, customer) makes "each message reaches each customer once" a
     database guarantee, whatever schedule, backfill or retry wrote it. `customer_key` is the
     stable identity of the receiving customer (it survives lead conversion and re-links).
+    A row holds three narrow columns (a window claims about one per message) and, on SQLite,
+    lives in its primary key's B-tree only (WITHOUT ROWID); the TalkLog's own columns are in
+    `talklog_claims`.
     """
 
     __tablename__ = "deliveries"
-    __table_args__ = (sa.Index("ix_deliveries_talklog", "talklog_key"),)
+    __table_args__ = ({"sqlite_with_rowid": False},)
 
     message_id: Mapped[int] = mapped_column(
         sa.ForeignKey("messages.id", ondelete="CASCADE"), primary_key=True
     )
     customer_key: Mapped[str] = mapped_column(sa.String(255), primary_key=True)
-    talklog_key: Mapped[str] = mapped_column(sa.String(255))
-    task_key: Mapped[str | None] = mapped_column(sa.String(255))
-    target_record_id: Mapped[str | None] = mapped_column(SALESFORCE_ID)
-    window_start: Mapped[dt.datetime] = mapped_column(UTCDateTime)
-    window_end: Mapped[dt.datetime] = mapped_column(UTCDateTime)
-    delivered_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
-    run_id: Mapped[str | None] = mapped_column(sa.String(255))
+    talklog_id: Mapped[int] = mapped_column(sa.ForeignKey("talklog_claims.id", ondelete="CASCADE"))
 
 
 class DeadLetter(Base):
