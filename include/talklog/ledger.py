@@ -19,11 +19,10 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import NamedTuple
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from talklog.salesforce.soql import chunked
-from talklog.store.models import Delivery, TalkLogClaim
+from talklog.store.models import Delivery, TalkLogClaim, UTCDateTime
 from talklog.windows import TalkWindow
 
 _BATCH = 500  # ids per IN (...) lookup
@@ -81,35 +80,32 @@ def claim(
 def _talklog_ids(
     connection: sa.Connection, claims: Sequence[Claim], window: TalkWindow, run_id: str | None
 ) -> dict[str, int]:
-    """Register the TalkLogs of `claims` (first run wins) and return key -> ledger id.
+    """Register the TalkLogs of `claims` (the first run's row stays) and return key -> id.
 
     TalkLog keys start with their room (`room|window|record`, see `talklogs.talklog_key`).
+    Two statements whatever the backend, both compiled once (a window has thousands of rooms).
     """
     records = {item.talklog_key: item.target_record_id for item in claims}
     rows = [
-        {
-            "talklog_key": key,
-            "room_id": key.split("|", 1)[0],
-            "target_record_id": record_id,
-            "window_start": window.start,
-            "window_end": window.end,
-            "run_id": run_id,
-        }
+        {"key": key, "room": key.split("|", 1)[0], "record": record_id}
         for key, record_id in records.items()
     ]
-    table = TalkLogClaim.__table__
-    dialect_insert = postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
-    statement = (
-        dialect_insert(table)
-        .on_conflict_do_nothing(index_elements=[table.c.talklog_key])
-        .returning(table.c.talklog_key, table.c.id)
-    )
-    ids: dict[str, int] = dict(connection.execute(statement, rows).tuples().all())
-    missing = [key for key in records if key not in ids]
-    if missing:  # registered before (a re-run of this window)
-        query = sa.select(table.c.talklog_key, table.c.id).where(table.c.talklog_key.in_(missing))
-        ids.update(connection.execute(query).tuples().all())
-    return ids
+    constants = {"window_start": window.start, "window_end": window.end, "run_id": run_id}
+    connection.execute(_REGISTER, [{**row, **constants} for row in rows])
+    return dict(connection.execute(_IDS, {"keys": list(records)}).tuples().all())
+
+
+_REGISTER = sa.text(
+    "INSERT INTO talklog_claims (talklog_key, room_id, target_record_id, window_start,"
+    " window_end, run_id) VALUES (:key, :room, :record, :window_start, :window_end, :run_id)"
+    " ON CONFLICT (talklog_key) DO NOTHING"
+).bindparams(
+    sa.bindparam("window_start", type_=UTCDateTime()),
+    sa.bindparam("window_end", type_=UTCDateTime()),
+)
+_IDS = sa.select(TalkLogClaim.talklog_key, TalkLogClaim.id).where(
+    TalkLogClaim.talklog_key.in_(sa.bindparam("keys", expanding=True))
+)
 
 
 def owners(session: Session, message_ids: Iterable[int]) -> dict[tuple[int, str], str]:
