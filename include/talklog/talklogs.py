@@ -7,7 +7,7 @@ members are part of every linked customer's transcript.
 
 from __future__ import annotations
 
-from bisect import bisect_right
+from bisect import bisect_left
 from collections import defaultdict
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -62,16 +62,24 @@ def room_claims(
     placed: Mapping[str, CustomerRecord],
     window: TalkWindow,
 ) -> list[Claim]:
-    """The (message, customer) pairs this window would deliver for one room."""
+    """The (message, customer) pairs this window would deliver for one room.
+
+    `lines` are in time order (as `window_lines` yields them): each recipient step covers a
+    contiguous run of them, found by bisection, so the work is per step and receiver rather
+    than per message.
+    """
     bounds, steps = room.recipient_steps()
-    receivers = [_receivers(room, step, placed, window) for step in steps]
-    claims = []
-    for line in lines:
-        step = bisect_right(bounds, line.sent_at) - 1
-        if step < 0:
+    times = [line.sent_at for line in lines]
+    claims: list[Claim] = []
+    for number, links in enumerate(steps):
+        receivers = _receivers(room, links, placed, window)
+        if not receivers:
             continue
-        for customer_key, key, record_id in receivers[step]:
-            claims.append(Claim(line.message_id, customer_key, key, record_id))
+        start = bisect_left(times, bounds[number])
+        end = bisect_left(times, bounds[number + 1]) if number + 1 < len(bounds) else len(times)
+        ids = [line.message_id for line in lines[start:end]]
+        for customer_key, key, record_id in receivers:
+            claims.extend([Claim(message_id, customer_key, key, record_id) for message_id in ids])
     return claims
 
 
