@@ -215,6 +215,7 @@ def instrument(clock: StageClock, sample: Sample, csv_dir: Path) -> None:
     ledger.claim = clock.timed("ledger: claims", ledger.claim, rows=len)
     pipeline.room_claims = clock.timed("transform: recipients", pipeline.room_claims)
     pipeline.room_drafts = clock.timed("transform: drafts", pipeline.room_drafts)
+    pipeline.render_draft = clock.timed("transform: transcripts, rows", pipeline.render_draft)
     for name, object_name in (("talklog_rows", "TalkLog__c"), ("task_rows", "Task")):
         func = getattr(pipeline, name)
         rows = _listed(func, sample, object_name)
