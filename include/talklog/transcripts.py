@@ -11,7 +11,9 @@ import datetime as dt
 import functools
 import re
 import unicodedata
+from bisect import bisect_right
 from collections.abc import Iterable, Sequence
+from itertools import accumulate
 from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
@@ -28,9 +30,11 @@ PLACEHOLDERS = {
     "video": "動画",
 }
 CONTINUATION_INDENT = "    "
+_NEXT_LINE = "\n" + CONTINUATION_INDENT
 # Unicode category Cc (C0 and C1 controls) without tab and newline; carriage returns are
 # normalised to newlines before this applies.
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_ASTRAL = re.compile(r"[\U00010000-\U0010ffff]")  # two UTF-16 units each
 
 
 class TalkLine(NamedTuple):
@@ -77,6 +81,8 @@ def message_content(line: TalkLine) -> str:
 
 def _clean(text: str) -> str:
     """Drop control characters other than newline and tab; normalise line ends."""
+    if text.isprintable():  # one C scan: no control character (category Cc) at all
+        return text
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     return _CONTROL.sub("", text)
 
@@ -85,8 +91,14 @@ def render_line(line: TalkLine, zone: ZoneInfo) -> str:
     """`2026-01-09 00:05 [LINE] 山田 太郎: text`, continuation lines indented."""
     stamp = _minute_stamp(int(line.sent_at.timestamp()) // 60, zone)
     tag = SPEAKER_TAGS.get(line.speaker_kind, "[?]")
-    content = message_content(line).replace("\n", "\n" + CONTINUATION_INDENT)
-    return f"{stamp} {tag} {_clean(line.speaker_name).replace(chr(10), ' ')}: {content}"
+    content = message_content(line).replace("\n", _NEXT_LINE)
+    return f"{stamp} {tag} {_speaker(line.speaker_name)}: {content}"
+
+
+@functools.lru_cache(maxsize=4096)
+def _speaker(name: str) -> str:
+    """A speaker's name on one line (a window has a few thousand speakers)."""
+    return _clean(name).replace("\n", " ")
 
 
 @functools.lru_cache(maxsize=4096)
@@ -114,28 +126,27 @@ def split_transcript(text: str, limit: int) -> list[str]:
     units = utf16_len(text)
     if units <= limit:
         return [text]
-    measure = len if units == len(text) else utf16_len  # no surrogate pairs: count characters
+    lines = text.splitlines(keepends=True)
+    ends = list(accumulate(map(len, lines)))  # where each line ends, in characters
+    if units == len(text):
+        unit_ends = ends  # no surrogate pairs: units are characters
+    else:  # the same lines with every pair as two characters: where they end, in units
+        wide = _ASTRAL.sub("  ", text).splitlines(keepends=True)
+        unit_ends = list(accumulate(map(len, wide)))
     parts: list[str] = []
-    current: list[str] = []
-    size = 0
-    for line in text.splitlines(keepends=True):
-        line_units = measure(line)
-        if current and size + line_units > limit and line_units <= limit:
-            parts.append("".join(current))  # the line fits a part of its own: break before it
-            current, size = [], 0
-        while size + line_units > limit:
-            cut = _safe_cut(line, limit - size, forced=not current)
-            if cut:
-                current.append(line[:cut])
-                line = line[cut:]
-                line_units = measure(line)
-            parts.append("".join(current))
-            current, size = [], 0
-        if line:
-            current.append(line)
-            size += line_units
-    if current:
-        parts.append("".join(current))
+    start, start_units, i = 0, 0, 0  # the current part starts at `start`, inside line i
+    while (j := bisect_right(unit_ends, start_units + limit, i)) < len(lines):
+        # lines i..j-1 end in this part, line j does not
+        if j > i and unit_ends[j] - unit_ends[j - 1] <= limit:  # line j fits a part of its own
+            end, end_units = ends[j - 1], unit_ends[j - 1]
+        else:  # a head of line j (or, with j == i, of what is left of it) fills the part
+            head, head_units = (ends[j - 1], unit_ends[j - 1]) if j > i else (start, start_units)
+            free = limit - (head_units - start_units)
+            cut = _safe_cut(text[head : ends[j]], free, forced=j == i)
+            end, end_units = head + cut, head_units + utf16_len(text[head : head + cut])
+        parts.append(text[start:end])
+        start, start_units, i = end, end_units, j
+    parts.append(text[start:])
     return parts
 
 

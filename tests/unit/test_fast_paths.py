@@ -5,11 +5,17 @@ from __future__ import annotations
 import bisect
 import datetime as dt
 import unicodedata
+from zoneinfo import ZoneInfo
 
+import pytest
+import sqlalchemy as sa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from talklog.extract import LinkInForce, RoomContext, Span
+from talklog.extract import LinkInForce, RoomContext, Span, window_lines
+from talklog.store import make_session_factory
+from talklog.store.models import LineUser, LineWorksUser, Message
+from talklog.synth import GeneratorConfig, generate
 from talklog.talklogs import (
     TalkLogSettings,
     TaskCopy,
@@ -19,7 +25,15 @@ from talklog.talklogs import (
     talklog_rows,
     task_rows,
 )
-from talklog.transcripts import _clean, _safe_cut, split_transcript, utf16_len
+from talklog.transcripts import (
+    TalkLine,
+    _clean,
+    _safe_cut,
+    render_line,
+    split_transcript,
+    utf16_len,
+)
+from talklog.windows import TalkWindow
 
 from .test_talklogs import PLACED, WINDOW, YAMADA_SF, lines_from, link, room
 
@@ -27,6 +41,8 @@ TEXT = st.text(
     alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",))
     | st.sampled_from("\r\n\t\x00\x0b\x1f\x7f\x85\x9f\u0301\u200d\ufe0f😀山")
 )
+
+TOKYO = ZoneInfo("Asia/Tokyo")
 
 
 def _clean_by_category(text: str) -> str:
@@ -66,6 +82,53 @@ def test_utf16_len_counts_code_units(text):
 def test_safe_cut_matches_the_character_walk(text, limit):
     if utf16_len(text) > limit:
         assert _safe_cut(text, limit) == _cut_by_walking(text, limit)
+
+
+def _split_line_by_line(text: str, limit: int) -> list[str]:
+    """`split_transcript` as it was: a line at a time, each line measured."""
+    if utf16_len(text) <= limit:
+        return [text]
+    parts: list[str] = []
+    current: list[str] = []
+    size = 0
+    for line in text.splitlines(keepends=True):
+        line_units = utf16_len(line)
+        if current and size + line_units > limit and line_units <= limit:
+            parts.append("".join(current))
+            current, size = [], 0
+        while size + line_units > limit:
+            cut = _safe_cut(line, limit - size, forced=not current)
+            if cut:
+                current.append(line[:cut])
+                line = line[cut:]
+                line_units = utf16_len(line)
+            parts.append("".join(current))
+            current, size = [], 0
+        if line:
+            current.append(line)
+            size += line_units
+    if current:
+        parts.append("".join(current))
+    return parts
+
+
+_LINE = TEXT | st.text(alphabet=st.sampled_from("a山😀\u0301\u200d"), min_size=8, max_size=60)
+
+
+@settings(max_examples=500)
+@given(st.lists(_LINE, max_size=10).map("\n".join), st.integers(min_value=2, max_value=40))
+def test_split_by_line_ends_matches_the_line_by_line_split(text, limit):
+    assert split_transcript(text, limit) == _split_line_by_line(text, limit)
+
+
+@settings(max_examples=200)
+@given(TEXT, TEXT)
+def test_rendered_line_matches_the_uncached_name_and_content(name, text):
+    line = TalkLine(1, WINDOW.start, "line", name, "text", text)
+    stamp = WINDOW.start.astimezone(TOKYO).strftime("%Y-%m-%d %H:%M")
+    speaker = _clean(name).replace("\n", " ")
+    content = _clean(text).replace("\n", "\n    ")
+    assert render_line(line, TOKYO) == f"{stamp} [LINE] {speaker}: {content}"
 
 
 def test_long_line_split_is_unchanged():
@@ -124,3 +187,40 @@ def test_recipient_steps_give_the_recipients_at_every_moment(
         moment = at(minute) + dt.timedelta(seconds=minute % 7)
         step = bisect.bisect_right(bounds, moment) - 1
         assert (steps[step] if step >= 0 else []) == context.recipients(moment)
+
+
+def _lines_by_orm(session, window: TalkWindow) -> list[tuple[str, list[TalkLine]]]:
+    """`window_lines` the straightforward way: every row through the ORM types."""
+    rows = session.execute(
+        sa.select(
+            Message.room_id,
+            Message.id,
+            Message.sent_at,
+            Message.sender_kind,
+            sa.func.coalesce(LineWorksUser.display_name, LineUser.display_name, "?"),
+            Message.message_type,
+            Message.text,
+            Message.file_name,
+            Message.file_size,
+        )
+        .outerjoin(LineWorksUser, LineWorksUser.id == Message.sender_lw_user_id)
+        .outerjoin(LineUser, LineUser.id == Message.sender_line_user_id)
+        .where(Message.sent_at >= window.start, Message.sent_at < window.end)
+        .order_by(Message.room_id, Message.sent_at, Message.id)
+    )
+    rooms: dict[str, list[TalkLine]] = {}
+    for room_id, *fields in rows:
+        rooms.setdefault(room_id, []).append(TalkLine(*fields))
+    return list(rooms.items())
+
+
+@pytest.mark.parametrize("chunk_rows", [1, 7, 20_000])
+def test_window_lines_equal_the_lines_read_row_by_row(store_url, chunk_rows):
+    config = GeneratorConfig(seed=3, n_rooms=6, messages=150)
+    generate(store_url, config, migrate=True)
+    start, end = config.window()
+    with make_session_factory(store_url)() as session:
+        for window in (TalkWindow(start, end), TalkWindow(start + (end - start) / 3, end)):
+            expected = _lines_by_orm(session, window)
+            assert list(window_lines(session, window, chunk_rows)) == expected
+            assert len(expected) > 1
