@@ -194,18 +194,28 @@ How to read it:
 
 ## What was optimised (issue 8)
 
-1M messages end to end went from 243 s (10.2x the floor) to 54 s (4.0x); 100k from 20.7 s to
-7.0 s. The "before" figures are the first measurement (a loaded machine, and the earlier mix
+1M messages end to end went from 243 s (10.2x the floor) to 41 s (3.3x); 100k from 20.7 s to
+5.0 s. The "before" figures are the first measurement (a loaded machine, and the earlier mix
 with 150,000-character messages), so the factors below are approximate:
 
 - Transcripts rendered once per draft and split per field limit; control characters dropped by a
-  regex; UTF-16 length counted only when a text has characters outside the BMP; minute stamps
-  cached; a transcript that fits its field is not walked. 100k: 16.6 s -> 0.35 s.
+  regex only when a text is not printable; speaker names cleaned once per name; minute stamps
+  cached; a transcript that fits its field is not walked, a longer one is split at line ends
+  found by bisection over cumulative UTF-16 lengths. 100k: 16.6 s -> 0.35 s (rendering is
+  counted in this stage since the last run: 7.1 s at 1M).
 - Ledger claims: SQLite gets the driver's `executemany` over plain tuples, PostgreSQL one JSON
   parameter per 20,000 claims unpacked by the server; nothing is read back when every claim was
   new (a fresh window), the owners are read only after a conflict. 1M: 67 s -> 11.7 s.
+- Narrow ledger (store migration 0002): a (message, customer) pair is three columns in
+  `deliveries` (WITHOUT ROWID on SQLite, no index besides its key, `message_id` not checked
+  against the messages table); the TalkLog's key, record, window, run and delivery state are one
+  row per TalkLog in `talklog_claims`, registered with two precompiled statements per room.
+  1M: claims 11.7 s -> 6.1 s, marking delivered 4.2 s -> 0.13 s.
+- The staging loop runs with Python's cyclic garbage collector paused: it allocates millions
+  of short-lived acyclic tuples, and each automatic collection walked all live ones again.
 - Recipients as a step function per room (they change only where a link period or a linked
-  member's membership starts or ends), matched by bisection. 1M: 27 s -> 2.0 s.
+  member's membership starts or ends); each step's messages are found by bisection once per
+  step. 1M: 27 s -> 1.2 s.
 - Rooms, members and links read by id after one pass that finds the window's rooms (was three
   passes over the window's messages, and every link tested against every room). 1M: 14 s ->
   0.8 s.
@@ -230,13 +240,14 @@ with 150,000-character messages), so the factors below are approximate:
   Up to about 850,000 messages per window (under 100 MB per object) it is 8 calls. Less data
   is the only way to fewer calls: `task_copy=no_content` makes the Task load one small job
   (12 calls at 1M). Calls grow with megabytes (4 per 100 MB), never with records.
-- **1M end to end (4.0x the floor, target 3x)**: what is left is mostly SQLite work that grows
-  with the rows: the ledger's 862,000 (message, customer) rows (claims 11.7 s, of which about
-  7 s is inserting into its primary key and TalkLog index; marking them delivered 4.2 s) and
-  sorting and reading the window's messages by room (about 6 s of 12.9 s). A narrower ledger
-  (the per-TalkLog columns and `delivered_at` in a table of their own) would save about 4 s;
-  getting under 3x would need claims per (room, customer) span instead of per message, which
-  changes how exactly-once is proven.
+- **1M end to end (3.3x the floor, target 3x)**: between 3.0x and 3.3x over the last runs
+  (the floor's SELECT alone varies from 3.9 to 5.9 s). What is left is Python work per row in
+  one process: reading the window's rows by room (10.7 s, of which SQLite's sort and fetch
+  are about 6 s), rendering 862,000 transcript lines (about 5 s) and claiming 862,000 pairs
+  (6.1 s, of which about 3.5 s is SQLite inserting them). Reading the next chunk of rows in a
+  second thread while the first renders (sqlite3 releases the GIL while it steps) could
+  overlap a few seconds; claims per (room, customer) span instead of per message would remove
+  most of the ledger work but change how exactly-once is proven. Neither is built.
 """
 
 
