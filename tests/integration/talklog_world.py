@@ -268,7 +268,7 @@ def expected(world: World, window: TalkWindow | None = None) -> Expected:
     with world.sessions() as session:
         members = _member_spans(session)
         links = _link_spans(session)
-        for room_id, line in _messages(session, window):
+        for room_id, line in window_messages(session, window):
             targets = {
                 target
                 for lw, customer, target, spans in links
@@ -303,7 +303,9 @@ def _link_spans(session: Session) -> list[tuple[str, str, str, list]]:
     ]
 
 
-def _messages(session: Session, window: TalkWindow) -> Iterable[tuple[str, TalkLine]]:
+def window_messages(session: Session, window: TalkWindow) -> Iterable[tuple[str, TalkLine]]:
+    """(room id, line) of every message in `window`, read the straightforward way (an oracle
+    independent of `window_lines`), in no particular order."""
     speaker = sa.func.coalesce(LineWorksUser.display_name, LineUser.display_name, "?")
     rows = session.execute(
         sa.select(

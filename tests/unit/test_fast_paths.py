@@ -8,13 +8,11 @@ import unicodedata
 from zoneinfo import ZoneInfo
 
 import pytest
-import sqlalchemy as sa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from talklog.extract import LinkInForce, RoomContext, Span, window_lines
 from talklog.store import make_session_factory
-from talklog.store.models import LineUser, LineWorksUser, Message
 from talklog.synth import GeneratorConfig, generate
 from talklog.talklogs import (
     TalkLogSettings,
@@ -34,6 +32,7 @@ from talklog.transcripts import (
     utf16_len,
 )
 from talklog.windows import TalkWindow
+from tests.integration.talklog_world import window_messages
 
 from .test_talklogs import PLACED, WINDOW, YAMADA_SF, lines_from, link, room
 
@@ -190,28 +189,15 @@ def test_recipient_steps_give_the_recipients_at_every_moment(
 
 
 def _lines_by_orm(session, window: TalkWindow) -> list[tuple[str, list[TalkLine]]]:
-    """`window_lines` the straightforward way: every row through the ORM types."""
-    rows = session.execute(
-        sa.select(
-            Message.room_id,
-            Message.id,
-            Message.sent_at,
-            Message.sender_kind,
-            sa.func.coalesce(LineWorksUser.display_name, LineUser.display_name, "?"),
-            Message.message_type,
-            Message.text,
-            Message.file_name,
-            Message.file_size,
-        )
-        .outerjoin(LineWorksUser, LineWorksUser.id == Message.sender_lw_user_id)
-        .outerjoin(LineUser, LineUser.id == Message.sender_line_user_id)
-        .where(Message.sent_at >= window.start, Message.sent_at < window.end)
-        .order_by(Message.room_id, Message.sent_at, Message.id)
-    )
+    """`window_lines` the straightforward way: every row through the ORM types, then rooms
+    in id order and each room's lines in time order."""
     rooms: dict[str, list[TalkLine]] = {}
-    for room_id, *fields in rows:
-        rooms.setdefault(room_id, []).append(TalkLine(*fields))
-    return list(rooms.items())
+    for room_id, line in window_messages(session, window):
+        rooms.setdefault(room_id, []).append(line)
+    return [
+        (room_id, sorted(lines, key=lambda line: (line.sent_at, line.message_id)))
+        for room_id, lines in sorted(rooms.items())
+    ]
 
 
 @pytest.mark.parametrize("chunk_rows", [1, 7, 20_000])
