@@ -86,12 +86,12 @@ def _talklog_ids(
     Two statements whatever the backend, both compiled once (a window has thousands of rooms).
     """
     records = {item.talklog_key: item.target_record_id for item in claims}
+    constants = {"window_start": window.start, "window_end": window.end, "run_id": run_id}
     rows = [
-        {"key": key, "room": key.split("|", 1)[0], "record": record_id}
+        {"key": key, "room": key.split("|", 1)[0], "record": record_id, **constants}
         for key, record_id in records.items()
     ]
-    constants = {"window_start": window.start, "window_end": window.end, "run_id": run_id}
-    connection.execute(_REGISTER, [{**row, **constants} for row in rows])
+    connection.execute(_REGISTER, rows)
     return dict(connection.execute(_IDS, {"keys": list(records)}).tuples().all())
 
 
@@ -111,14 +111,13 @@ _IDS = sa.select(TalkLogClaim.talklog_key, TalkLogClaim.id).where(
 def owners(session: Session, message_ids: Iterable[int]) -> dict[tuple[int, str], str]:
     """(message, customer) -> TalkLog key for the given messages."""
     ids = sorted(message_ids)
-    pairs, talklogs = Delivery.__table__.c, TalkLogClaim.__table__.c
-    query = sa.select(pairs.message_id, pairs.customer_key, talklogs.talklog_key).join_from(
-        Delivery.__table__, TalkLogClaim.__table__, talklogs.id == pairs.talklog_id
+    query = sa.select(Delivery.message_id, Delivery.customer_key, TalkLogClaim.talklog_key).join(
+        TalkLogClaim, TalkLogClaim.id == Delivery.talklog_id
     )
     connection = session.connection()
     found: dict[tuple[int, str], str] = {}
     for batch in chunked(ids, _BATCH):
-        rows = connection.execute(query.where(pairs.message_id.in_(batch)))
+        rows = connection.execute(query.where(Delivery.message_id.in_(batch)))
         found.update({(message_id, customer): key for message_id, customer, key in rows})
     return found
 
