@@ -5,9 +5,10 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from operator import itemgetter
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -108,19 +109,35 @@ def _in_window(window: TalkWindow) -> sa.ColumnElement[bool]:
     return sa.and_(Message.sent_at >= window.start, Message.sent_at < window.end)
 
 
+def count_window_messages(session: Session, window: TalkWindow) -> int:
+    """How many messages `window` holds (an index range count)."""
+    query = sa.select(sa.func.count()).select_from(Message).where(_in_window(window))
+    return session.connection().execute(query).scalar_one()
+
+
 def window_lines(
-    session: Session, window: TalkWindow, chunk_rows: int = EXTRACT_CHUNK_ROWS
+    db: Session | sa.Connection, window: TalkWindow, chunk_rows: int = EXTRACT_CHUNK_ROWS
 ) -> Iterator[tuple[str, list[TalkLine]]]:
     """(room id, its messages in time order) for every room that talked in `window`.
 
     Rows are streamed from the database in chunks; one room's messages are held at a time.
     """
+    for room_id, rows in window_rows(db, window, chunk_rows):
+        yield room_id, talk_lines(rows)
+
+
+def window_rows(
+    db: Session | sa.Connection, window: TalkWindow, chunk_rows: int = EXTRACT_CHUNK_ROWS
+) -> Iterator[tuple[str, list[tuple[Any, ...]]]]:
+    """`window_lines` as plain tuples of what the driver returned (`talk_lines` makes them
+    lines): cheap to send to another process."""
+    connection = db.connection() if isinstance(db, Session) else db
     speaker = sa.func.coalesce(LineWorksUser.display_name, LineUser.display_name, "?")
-    stmt = (
+    query = (
         sa.select(
             Message.room_id,
             Message.id,
-            sa.type_coerce(Message.sent_at, sa.String),  # converted below, one C call a row
+            sa.type_coerce(Message.sent_at, sa.String),  # converted by talk_lines
             Message.sender_kind,
             speaker,
             Message.message_type,
@@ -130,14 +147,28 @@ def window_lines(
         )
         .outerjoin(LineWorksUser, LineWorksUser.id == Message.sender_lw_user_id)
         .outerjoin(LineUser, LineUser.id == Message.sender_line_user_id)
-        .where(_in_window(window))
+        .where(_in_window(window), Message.room_id.in_(sa.bindparam("rooms", expanding=True)))
         .order_by(Message.room_id, Message.sent_at, Message.id)
         .execution_options(yield_per=chunk_rows, stream_results=True)
     )
-    result = session.connection().execute(stmt)  # Core: no ORM row processing
-    rows = itertools.chain.from_iterable(result.partitions())  # chunk by chunk, not row by row
-    for room_id, group in itertools.groupby(rows, key=itemgetter(0)):
-        yield room_id, [TalkLine(row[1], utc_from_db(row[2]), *row[3:]) for row in group]
+    # A few hundred rooms per query: each is read along its (room, time) index, so rows come
+    # in order without sorting the whole window first (the first rows arrive at once).
+    for rooms in chunked(active_room_ids(connection, window), IN_BATCH):
+        result = connection.execute(query, {"rooms": rooms})  # Core: no ORM row processing
+        rows = itertools.chain.from_iterable(result.partitions())  # chunk by chunk
+        for room_id, group in itertools.groupby(rows, key=itemgetter(0)):
+            yield room_id, [tuple(row)[1:] for row in group]
+
+
+def active_room_ids(connection: sa.Connection, window: TalkWindow) -> list[str]:
+    """The rooms that talked in `window`, in id order."""
+    query = sa.select(Message.room_id).where(_in_window(window)).distinct()
+    return list(connection.execute(query.order_by(Message.room_id)).scalars())
+
+
+def talk_lines(rows: Iterable[tuple[Any, ...]]) -> list[TalkLine]:
+    """Rows of `window_rows` as lines (the timestamp parsed in one C call per row)."""
+    return [TalkLine(row[0], utc_from_db(row[1]), *row[2:]) for row in rows]
 
 
 def room_contexts(session: Session, window: TalkWindow) -> dict[str, RoomContext]:
@@ -147,11 +178,7 @@ def room_contexts(session: Session, window: TalkWindow) -> dict[str, RoomContext
     are then read by id, a few hundred per query.
     """
     connection = session.connection()
-    active = list(
-        connection.execute(sa.select(Message.room_id).where(_in_window(window)).distinct())
-        .scalars()
-        .all()
-    )
+    active = active_room_ids(connection, window)
     contexts: dict[str, RoomContext] = {}
     for ids in chunked(active, IN_BATCH):
         rows = connection.execute(

@@ -6,7 +6,7 @@ import contextlib
 import datetime as dt
 import gc
 from collections import Counter
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -14,8 +14,9 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
 from talklog import ledger
-from talklog.extract import room_contexts, window_lines
+from talklog.extract import count_window_messages, room_contexts, window_lines
 from talklog.loading import BulkLoader, LoadOutcome, patient_queries
+from talklog.reader import can_read_in_child, window_lines_in_child
 from talklog.salesforce.bulk import CsvSpool, RequestLimitExceededError
 from talklog.salesforce.fields import UPSERT_KEYS
 from talklog.store.models import LineWorksUser
@@ -28,7 +29,12 @@ from talklog.talklogs import (
     task_rows,
 )
 from talklog.targets import QueryAll, resolve_customers
+from talklog.transcripts import TalkLine
 from talklog.windows import TalkWindow
+
+# From this many messages a window's messages are read by a second process (another core);
+# below it, starting that process costs more than it saves.
+READER_PROCESS_MIN_MESSAGES = 50_000
 
 
 @dataclass
@@ -74,14 +80,20 @@ def write_talk_logs(
     settings: TalkLogSettings,
     run_id: str | None = None,
     api_calls: Callable[[], int] | None = None,
+    reader_process_min_messages: int | None = READER_PROCESS_MIN_MESSAGES,
 ) -> RunSummary:
-    """Write the transcripts of `window` to Salesforce; safe to repeat for the same window."""
+    """Write the transcripts of `window` to Salesforce; safe to repeat for the same window.
+
+    A window of at least `reader_process_min_messages` messages (None: never) is read by a
+    second process while this one claims and renders (see `talklog.reader`).
+    """
     summary = RunSummary(window.key(), window.label(settings.timezone))
     staged = _Staged()
     query_all = patient_queries(query_all, sleep=loader.sleep)
     try:
         with _collector_paused():
-            _stage(sessions, query_all, window, settings, run_id, summary, staged)
+            _stage(sessions, query_all, window, settings, run_id, summary, staged,
+                   reader_process_min_messages)  # fmt: skip
         talklogs = loader.upsert("TalkLog__c", UPSERT_KEYS["TalkLog__c"], staged.talklogs)
         summary.talklogs = talklogs.summary()
         tasks = loader.upsert("Task", UPSERT_KEYS["Task"], staged.tasks)
@@ -126,9 +138,13 @@ def _stage(
     run_id: str | None,
     summary: RunSummary,
     staged: _Staged,
+    reader_process_min_messages: int | None,
 ) -> None:
     """Claim this window's (message, customer) pairs and park its TalkLog and Task rows."""
-    with sessions.begin() as session:
+    with (
+        sessions.begin() as session,
+        open_window_lines(session, window, reader_process_min_messages) as rooms,
+    ):
         contexts = room_contexts(session, window)
         linked = {(link.target_type, link.target_id) for c in contexts.values() for link in c.links}
         placed, unresolved = resolve_customers(query_all, sorted(linked))
@@ -136,7 +152,7 @@ def _stage(
         staff = dict(
             session.execute(sa.select(LineWorksUser.id, LineWorksUser.salesforce_user_id)).all()
         )
-        for room_id, lines in window_lines(session, window):
+        for room_id, lines in rooms:
             room = contexts[room_id]
             summary.rooms += 1
             summary.messages += len(lines)
@@ -153,6 +169,24 @@ def _stage(
                     first_task = first_task or row["LineWorksKey__c"]
                     staged.tasks.add(row)
                 staged.first_task_key[draft.key] = first_task
+
+
+@contextlib.contextmanager
+def open_window_lines(
+    session: Session, window: TalkWindow, reader_process_min_messages: int | None
+) -> Generator[Iterator[tuple[str, list[TalkLine]]]]:
+    """The window's rooms and their lines (`extract.window_lines`), read by a second process
+    when the window is big enough and the store can be opened twice."""
+    url = session.get_bind().url
+    if (
+        reader_process_min_messages is not None
+        and can_read_in_child(url)
+        and count_window_messages(session, window) >= reader_process_min_messages
+    ):
+        with window_lines_in_child(url, window) as rooms:
+            yield rooms
+    else:
+        yield window_lines(session, window)
 
 
 def _mark_delivered(

@@ -108,7 +108,7 @@ class World:
         assert not synced.unresolved_targets, synced
         return synced
 
-    def run(self, window: TalkWindow, run_id: str = "test") -> RunSummary:
+    def run(self, window: TalkWindow, run_id: str = "test", **options: Any) -> RunSummary:
         return write_talk_logs(
             sessions=self.sessions,
             query_all=self.clients.query_all,
@@ -117,6 +117,7 @@ class World:
             settings=TalkLogSettings(),
             run_id=run_id,
             api_calls=lambda: self.counter.total,
+            **options,
         )
 
     def window(self) -> TalkWindow:

@@ -48,9 +48,9 @@ def world(sf_emulator, sqlite_url) -> World:
     return build_world(sf_emulator, sqlite_url, CONFIG)
 
 
-def _run_all(world: World, windows: list[TalkWindow], run_id: str) -> None:
+def _run_all(world: World, windows: list[TalkWindow], run_id: str, **options) -> None:
     for window in windows:
-        summary = world.run(window, run_id)
+        summary = world.run(window, run_id, **options)
         assert summary.rejected == 0, summary.as_dict()
         assert not summary.unresolved_targets, summary.as_dict()
 
@@ -101,4 +101,10 @@ def test_daily_first_then_hourly_delivers_the_rest_once(world):
     assert {key: state[key] for key in daily} == daily  # the daily transcripts stay whole
     hourly_keys = {key.split("|")[1] for key in set(state) - set(daily)}
     assert hourly_keys == {hourly_windows()[0].key()}  # only 00:00-00:59 was left to write
+    _assert_each_message_once_everywhere(world)
+
+
+def test_windows_read_by_the_reader_process_deliver_each_message_once(world):
+    """Big windows read their messages in a second process (`talklog.reader`); forced here."""
+    _run_all(world, [DAILY, *hourly_windows()], "reader", reader_process_min_messages=0)
     _assert_each_message_once_everywhere(world)

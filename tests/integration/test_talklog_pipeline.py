@@ -48,7 +48,7 @@ def world(sf_emulator, sqlite_url):
     }
 
 
-def run_window(world, window: TalkWindow):
+def run_window(world, window: TalkWindow, **options):
     return write_talk_logs(
         sessions=world["sessions"],
         query_all=world["query_all"],
@@ -57,6 +57,7 @@ def run_window(world, window: TalkWindow):
         settings=TalkLogSettings(),
         run_id="test",
         api_calls=lambda: world["counter"].total,
+        **options,
     )
 
 
@@ -65,14 +66,18 @@ def day_window(examples) -> TalkWindow:
     return TalkWindow(example.window_start, example.window_end)
 
 
-def test_section_5_examples_end_to_end_and_idempotent(world, sf_emulator):
+# 0: the messages are read by the second process (`talklog.reader`), as in big windows.
+@pytest.mark.parametrize("reader_process_min_messages", [None, 0], ids=["in-process", "reader"])
+def test_section_5_examples_end_to_end_and_idempotent(
+    world, sf_emulator, reader_process_min_messages
+):
     links = sync_links(
         sessions=world["sessions"], query_all=world["query_all"], loader=world["loader"]
     )
     assert links.linkworks["rejected"] == 0 and links.linkworks["written"] == links.links
     assert len(sf_emulator.records("LineWorks__c")) == links.links
     window = day_window(world["examples"])
-    first = run_window(world, window)
+    first = run_window(world, window, reader_process_min_messages=reader_process_min_messages)
     assert first.rejected == 0, first.as_dict()
 
     talklogs = sf_emulator.records("TalkLog__c")
@@ -90,7 +95,7 @@ def test_section_5_examples_end_to_end_and_idempotent(world, sf_emulator):
     assert all(task["WhatId"] in world["targets"].values() for task in tasks)
 
     all_tasks = len(sf_emulator.records("Task"))
-    second = run_window(world, window)
+    second = run_window(world, window, reader_process_min_messages=reader_process_min_messages)
     assert second.rejected == 0 and second.talklogs["written"] == len(talklogs)
     assert second.tasks["written"] == len(tasks)
     assert len(sf_emulator.records("TalkLog__c")) == len(talklogs)  # updated, none created

@@ -7,12 +7,14 @@ import datetime as dt
 import unicodedata
 from zoneinfo import ZoneInfo
 
+import psutil
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from talklog.extract import LinkInForce, RoomContext, Span, window_lines
-from talklog.store import make_session_factory
+from talklog.reader import ReaderProcessError, window_lines_in_child
+from talklog.store import make_engine, make_session_factory
 from talklog.synth import GeneratorConfig, generate
 from talklog.talklogs import (
     TalkLogSettings,
@@ -210,3 +212,37 @@ def test_window_lines_equal_the_lines_read_row_by_row(store_url, chunk_rows):
             expected = _lines_by_orm(session, window)
             assert list(window_lines(session, window, chunk_rows)) == expected
             assert len(expected) > 1
+
+
+def test_window_lines_read_by_the_reader_process_equal_the_lines_read_here(store_url):
+    config = GeneratorConfig(seed=4, n_rooms=8, messages=400)
+    generate(store_url, config, migrate=True)
+    window = TalkWindow(*config.window())
+    url = make_engine(store_url).url
+    with make_session_factory(store_url)() as session:
+        expected = list(window_lines(session, window))
+    with window_lines_in_child(url, window, chunk_rows=7) as rooms:
+        assert list(rooms) == expected
+    assert len(expected) > 1
+
+
+def test_a_reader_process_that_fails_says_why_and_is_stopped(tmp_path):
+    url = make_engine(f"sqlite:///{tmp_path / 'no-such-dir' / 'store.db'}").url
+    window = TalkWindow(*GeneratorConfig(seed=4).window())
+    failure = "OperationalError: unable to open database"
+    with (
+        pytest.raises(ReaderProcessError, match=failure),
+        window_lines_in_child(url, window) as rooms,
+    ):
+        next(rooms)
+    assert psutil.Process().children() == []
+
+
+def test_a_reader_process_left_early_is_stopped(sqlite_url):
+    config = GeneratorConfig(seed=4, n_rooms=8, messages=400)
+    generate(sqlite_url, config, migrate=True)
+    with window_lines_in_child(make_engine(sqlite_url).url, TalkWindow(*config.window())) as rooms:
+        first_room = next(rooms)
+        assert len(psutil.Process().children()) == 1  # the reader, still running
+    assert first_room[1]
+    assert psutil.Process().children() == []  # killed and reaped, not left reading
