@@ -119,6 +119,15 @@ class CsvPart:
     keys: list[str] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class SubmittedJob:
+    """An ingest job whose data is uploaded and closed: what collecting its results needs."""
+
+    job_id: str
+    rows: int
+    keys: list[str]
+
+
 def csv_cell(text: str) -> str:
     """Text as a CSV cell: quoted, with quotes doubled, when it holds a comma, a quote or a
     line break (what `csv.writer` does, and a bare CR too); str methods, not a per-character
@@ -331,20 +340,23 @@ class BulkClient:
         external_id_field: str | None,
         key_field: str | None,
     ) -> IngestResult:
+        """Every part's job is created, uploaded and closed before any is waited for, so
+        Salesforce processes the parts of a big load side by side."""
         result = IngestResult(key_field)
-        for part in spool.parts(self.max_upload_bytes, key_field):
-            self._ingest_part(object_name, operation, part, external_id_field, result)
+        submitted = [
+            self._submit_part(object_name, operation, part, external_id_field)
+            for part in spool.parts(self.max_upload_bytes, key_field)
+        ]
+        for number, job in enumerate(submitted):
+            # the first wait covers the later jobs' processing too: they are polled at once
+            first_delay = self.poll_interval if number == 0 else 0.0
+            self._collect_part(object_name, operation, job, result, first_delay)
         return result
 
-    def _ingest_part(
-        self,
-        object_name: str,
-        operation: str,
-        part: CsvPart,
-        ext: str | None,
-        result: IngestResult,
-    ) -> None:
-        """One job: create, upload, close, wait, then fetch only the results that hold rows."""
+    def _submit_part(
+        self, object_name: str, operation: str, part: CsvPart, ext: str | None
+    ) -> SubmittedJob:
+        """One job: create, upload, close (Salesforce starts processing it)."""
         job_id = self._open_job(object_name, operation, ext)
         try:
             self._call("PUT", f"/ingest/{job_id}/batches", data=part.data, content_type="text/csv")
@@ -352,30 +364,43 @@ class BulkClient:
         except BulkApiError:
             self._abort_quietly(f"/ingest/{job_id}")
             raise
-        job = self._job_summary(job_id, self._wait(f"/ingest/{job_id}"))
+        return SubmittedJob(job_id, part.rows, part.keys)
+
+    def _collect_part(
+        self,
+        object_name: str,
+        operation: str,
+        submitted: SubmittedJob,
+        result: IngestResult,
+        first_delay: float,
+    ) -> None:
+        """Wait for a submitted job, then fetch only the results that hold rows."""
+        job_id, rows = submitted.job_id, submitted.rows
+        info = self._wait(f"/ingest/{job_id}", first_delay)
+        job = self._job_summary(job_id, info)
         failed = self._results(job_id, "failedResults") if job.records_failed else []
         unprocessed = (
-            self._results(job_id, "unprocessedrecords") if job.records_processed < part.rows else []
+            self._results(job_id, "unprocessedrecords") if job.records_processed < rows else []
         )
         returned = len(failed) + len(unprocessed)
-        if job.records_processed - job.records_failed != part.rows - returned:
+        if job.records_processed - job.records_failed != rows - returned:
             log.warning(
                 "Bulk job %s: %d rows sent, Salesforce counts %d processed and %d failed, but"
                 " returned %d failed and %d unprocessed rows",
                 job_id,
-                part.rows,
+                rows,
                 job.records_processed,
                 job.records_failed,
                 len(failed),
                 len(unprocessed),
             )
         result.jobs.append(job)
-        result.sent += part.rows
+        result.sent += rows
         result.failed += failed
         result.unprocessed += unprocessed
         if result.key_field:
             result.succeeded_keys += succeeded_keys(
-                part.keys, result.key_field, failed, unprocessed
+                submitted.keys, result.key_field, failed, unprocessed
             )
         log.info(
             "Bulk job %s %s %s: %s; %d rows, %d ok, %d failed, %d unprocessed",
@@ -383,8 +408,8 @@ class BulkClient:
             operation,
             object_name,
             job.state,
-            part.rows,
-            part.rows - returned,
+            rows,
+            rows - returned,
             len(failed),
             len(unprocessed),
         )
@@ -450,11 +475,14 @@ class BulkClient:
                 return
 
     # -- plumbing ------------------------------------------------------------------------
-    def _wait(self, path: str) -> dict[str, Any]:
+    def _wait(self, path: str, first_delay: float | None = None) -> dict[str, Any]:
+        """Poll a job until it ends, backing off; the first poll comes after `first_delay`
+        (default: a short poll interval, since a job polled at once is never done)."""
         deadline = time.monotonic() + self.timeout
-        delay = self.poll_interval  # a short first delay: a job polled at once is never done
+        delay = self.poll_interval
+        pause = delay if first_delay is None else first_delay
         while True:
-            time.sleep(delay)
+            time.sleep(pause)
             info = self._call("GET", path).json()
             if info["state"] in TERMINAL_STATES:
                 return info
@@ -462,7 +490,7 @@ class BulkClient:
                 raise BulkApiError(
                     408, "TIMEOUT", f"job still {info['state']} after {self.timeout}s"
                 )
-            delay = min(delay * 1.5, self.max_poll_interval)
+            pause = delay = min(delay * 1.5, self.max_poll_interval)
 
     def _call(
         self,

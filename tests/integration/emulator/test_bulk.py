@@ -72,8 +72,10 @@ def test_100k_upsert_in_several_jobs_accounts_for_every_row(sf_emulator, bulk):
         for i in range(100_000)
     ]
     bulk.max_upload_bytes = 1536 * 1024
-    fetched: list[str] = []
-    bulk.session.hooks["response"].append(lambda r, *_, **__: fetched.append(r.url))
+    calls: list[tuple[str, str]] = []
+    bulk.session.hooks["response"].append(
+        lambda r, *_, **__: calls.append((r.request.method, r.url))
+    )
     started = time.perf_counter()
     result = bulk.ingest("TalkLog__c", "upsert", rows, external_id_field="TalkLogKey__c")
     elapsed = time.perf_counter() - started
@@ -89,8 +91,11 @@ def test_100k_upsert_in_several_jobs_accounts_for_every_row(sf_emulator, bulk):
     keys = set(result.succeeded_keys) | {r["TalkLogKey__c"] for r in result.failed}
     assert len(keys) == 100_000
     assert sf_emulator.stats()["records"]["TalkLog__c"] == result.succeeded
-    downloads = [url.rsplit("/", 1)[1] for url in fetched if url.endswith(("Results", "records"))]
+    downloads = [url.rsplit("/", 1)[1] for _, url in calls if url.endswith(("Results", "records"))]
     assert downloads == ["failedResults"] * len(result.jobs)  # never successfulResults
+    closes = [n for n, (method, _) in enumerate(calls) if method == "PATCH"]
+    first_poll = next(n for n, (method, _) in enumerate(calls) if method == "GET")
+    assert len(closes) == len(result.jobs) and closes[-1] < first_poll  # all submitted first
     assert elapsed < 60, f"100k-row upsert took {elapsed:.1f}s"
 
 
