@@ -183,7 +183,7 @@ How to read it:
 - Stage times are exclusive wall time (a stage nested in another is not counted twice); peak RSS
   per stage is the highest resident memory of the pipeline process sampled while that stage ran
   (every 5 ms); the overall peak is `ru_maxrss` of the process plus that of its message reader
-  process (from 50,000 messages), as if both peaked at once (store generation runs in another
+  process (from 250,000 messages), as if both peaked at once (store generation runs in another
   process; the link sync before the run is included). The emulator's memory is not counted.
 - Bulk calls are the Bulk API 2.0 calls of the TalkLog and Task loads (job create, upload, close,
   polls; failed or unprocessed rows downloaded only when a job reports some, successful results
@@ -197,7 +197,8 @@ How to read it:
 - DAG parse: `DagBag` of `dags/` in a fresh process (median of 3), against a file with one empty
   DAG.
 - Measured on a quiet machine (load average under 1 when the run started; the tests were not
-  running): absolute times vary by about +-10% between runs, ratios within one size less.
+  running): absolute times still vary by up to a third between runs, ratios within one size
+  less.
 - The emulator answers in well under a millisecond, so REST per record is far cheaper here than
   against a real org (at ~150 ms a call, 9,057 calls take about 23 minutes); its API calls are
   what counts against the daily budget.
@@ -211,7 +212,7 @@ How to read it:
 20.7 s to {wall_100k}. The "before" figures are the first measurement (a loaded machine, and the
 earlier mix with 150,000-character messages), so the factors below are approximate:
 
-- A second process reads the window's messages (`talklog.reader`, from 50,000 messages per
+- A second process reads the window's messages (`talklog.reader`, from 250,000 messages per
   window): the database read and the row decoding run on the other core while the main process
   claims, renders and spools. Rows cross a pipe as plain pickled tuples, 5,000 lines a batch,
   written by a thread of the reader so that it reads on while the main process takes a batch
@@ -222,7 +223,6 @@ earlier mix with 150,000-character messages), so the factors below are approxima
 - The benchmark's own stage clock no longer reads `/proc` at each of the ~74,000 stage changes
   of a 1M run (about 2 s that were counted as pipeline time); the sampler thread keeps the
   memory figures.
-
 - Transcripts rendered once per draft and split per field limit; control characters dropped by a
   regex only when a text is not printable; speaker names cleaned once per name; minute stamps
   cached; a transcript that fits its field is not walked, a longer one is split at line ends

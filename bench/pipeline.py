@@ -7,7 +7,7 @@ so that its memory is not counted), its links point at records created in the em
 the admin API, the links are synced, and `write_talk_logs` runs in a fresh child process with
 every stage timed. Peak RSS per stage comes from a sampler thread (/proc/self/statm every 5 ms,
 attributed to the stage running at that moment); the peak is `ru_maxrss` of that process plus
-its message reader process (windows from 50,000 messages), as if both peaked at once.
+its message reader process (windows from 250,000 messages), as if both peaked at once.
 
 Baselines of the same run: per-record REST upserts of the same rows (a sample, extrapolated
 when there are more rows than the sample), the floor (a plain SELECT of the window's rows plus
