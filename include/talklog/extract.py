@@ -171,16 +171,14 @@ def talk_lines(rows: Iterable[tuple[Any, ...]]) -> list[TalkLine]:
     return [TalkLine(row[0], utc_from_db(row[1]), *row[2:]) for row in rows]
 
 
-def room_contexts(
-    session: Session, window: TalkWindow, room_ids: Sequence[str] | None = None
-) -> dict[str, RoomContext]:
-    """Members and links of every room that talked in `window` (or of `room_ids`).
+def room_contexts(session: Session, window: TalkWindow) -> dict[str, RoomContext]:
+    """Members and links of every room that talked in `window`.
 
     The rooms are found once (a pass over the window's messages); rooms, members and links
     are then read by id, a few hundred per query.
     """
     connection = session.connection()
-    active = active_room_ids(connection, window) if room_ids is None else list(room_ids)
+    active = active_room_ids(connection, window)
     contexts: dict[str, RoomContext] = {}
     for ids in chunked(active, IN_BATCH):
         rows = connection.execute(

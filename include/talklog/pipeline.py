@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
 from talklog import ledger
-from talklog.extract import RoomContext, count_window_messages, room_contexts, window_lines
+from talklog.extract import count_window_messages, room_contexts, window_lines
 from talklog.loading import BulkLoader, LoadOutcome, patient_queries
 from talklog.reader import can_read_in_child, window_lines_in_child
 from talklog.salesforce.bulk import CsvSpool, RequestLimitExceededError
@@ -154,8 +154,10 @@ def _stage(
             session.execute(sa.select(LineWorksUser.id, LineWorksUser.salesforce_user_id)).all()
         )
         for room_id, lines in rooms:
-            room = contexts.get(room_id) or _late_room(session, window, room_id)
-            if room is None:  # imported after this run's snapshot: as if it came after the run
+            room = contexts.get(room_id)
+            if room is None:
+                # Imported after this run read the window's rooms (the reader process reads
+                # with its own snapshot): left to the window's next run, as a later import is.
                 continue
             summary.rooms += 1
             summary.messages += len(lines)
@@ -172,12 +174,6 @@ def _stage(
                     first_task = first_task or row["LineWorksKey__c"]
                     staged.tasks.add(row)
                 staged.first_task_key[draft.key] = first_task
-
-
-def _late_room(session: Session, window: TalkWindow, room_id: str) -> RoomContext | None:
-    """A room that an import added after the contexts were read (the reader process has its
-    own snapshot), if this transaction sees it."""
-    return room_contexts(session, window, [room_id]).get(room_id)
 
 
 @contextlib.contextmanager

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from talklog.extract import LinkInForce, RoomContext, Span, room_contexts, window_lines
+from talklog.extract import LinkInForce, RoomContext, Span, window_lines
 from talklog.reader import ReaderProcessError, window_lines_in_child
 from talklog.store import make_engine, make_session_factory
 from talklog.synth import GeneratorConfig, generate
@@ -253,16 +253,3 @@ def test_a_reader_process_left_early_is_stopped(sqlite_url):
 def _children() -> set[int]:
     """Process ids of this process's children (other tests' servers among them)."""
     return {child.pid for child in psutil.Process().children()}
-
-
-def test_contexts_of_given_rooms_equal_those_read_for_the_window(sqlite_url):
-    """A room the reader process saw after this run read its contexts is read by id."""
-    config = GeneratorConfig(seed=4, n_rooms=8, messages=400)
-    generate(sqlite_url, config, migrate=True)
-    window = TalkWindow(*config.window())
-    with make_session_factory(sqlite_url)() as session:
-        every = room_contexts(session, window)
-        room_id = max(every, key=lambda room: len(every[room].links))
-        assert every[room_id].links and every[room_id].line_members
-        assert room_contexts(session, window, [room_id]) == {room_id: every[room_id]}
-        assert room_contexts(session, window, ["no-such-room"]) == {}
