@@ -3,8 +3,9 @@ row conversion run on another core while this one claims and renders.
 
 The parent starts `python -m talklog.reader`, sends it the store URL and the window on
 stdin (never on the command line: the URL may hold a password) and reads pickled batches
-of `(room id, lines)` from its stdout, in the order `extract.window_lines` yields them.
-The pipe holds a batch or two, so memory stays bounded whichever side is faster.
+of `(room id, rows)` (`extract.window_rows`) from its stdout, which it turns into the lines
+`extract.window_lines` would have given, in the same order. At most a few batches wait in
+the child's queue and the pipe, so memory stays bounded whichever side is faster.
 
 The child reads committed messages through its own connection; the parent claims from
 what it receives, so both sides agree on the lines even while an import adds messages.
