@@ -14,7 +14,7 @@ $(UV):
 	$(PYTHON) -m venv $(TOOLS)
 	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 
-$(STAMP): pyproject.toml uv.lock | $(UV)
+$(STAMP): pyproject.toml devtools/pyproject.toml uv.lock | $(UV)
 	$(UV) sync --locked --python $(PYTHON)
 	@touch $@
 
@@ -37,7 +37,7 @@ test: lint
 
 ## demo: generate a demo store and run the main job end to end
 demo: setup
-	PYTHONPATH=$(CURDIR)/plugins:$(CURDIR)/dags $(VENV)/bin/python -m talklog_airflow.demo
+	$(VENV)/bin/python -m talklog_dev.demo
 
 ## bench: the performance benchmark (1k to 1M messages, ~10 min), e.g. ARGS='--sizes 1000,100000';
 ##   writes docs/performance.md and docs/performance.png (the plot needs the `bench` group)
@@ -47,13 +47,13 @@ bench: setup
 
 ## emulator: run the local Salesforce API emulator in the foreground
 emulator: setup
-	$(VENV)/bin/python -m talklog.emulator serve --port $${PORT:-8443}
+	$(VENV)/bin/python -m talklog_dev.emulator serve --port $${PORT:-8443}
 
 ## airflow: scheduler, dag-processor, api-server (+ Celery worker) on 127.0.0.1, no containers
 ##   PostgreSQL metadata DB `talklog_airflow` when 127.0.0.1:5432 answers, else SQLite;
 ##   TALKLOG_AIRFLOW_EXECUTOR=CeleryExecutor adds a worker on the local Redis. Ctrl-C stops all.
 airflow: setup
-	PYTHONPATH=$(CURDIR)/plugins:$(CURDIR)/dags $(VENV)/bin/python -m talklog_airflow.localstack
+	$(VENV)/bin/python -m talklog_dev.localstack
 
 ## airflow-cli: the airflow CLI against the running `make airflow`, e.g. ARGS='dags list'
 airflow-cli: setup

@@ -167,8 +167,8 @@ class Report:
 HEADER = """# Performance
 
 Measured by `bench/pipeline.py` on {date} ({machine}, Python {python}, 2 cores), against the
-local Salesforce emulator (`talklog.emulator`, HTTPS on 127.0.0.1, one process). Each size is
-one talk window of generated talk (`talklog.synth`: ~250 messages per room and day, 30% group
+local Salesforce emulator (`talklog_dev.emulator`, HTTPS on 127.0.0.1, one process). Each size is
+one talk window of generated talk (`talklog_dev.synth`: ~250 messages per room and day, 30% group
 rooms, 0.2% long messages of 2,000-10,000 characters, 10,000 being LINE's limit per message)
 whose links point at records created in the emulator. Regenerate with
 `.venv/bin/python bench/pipeline.py` (about 10 minutes).

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from talklog.store import upgrade
-from talklog.synth import GeneratorConfig, generate
+from talklog_dev.synth import GeneratorConfig, generate
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 

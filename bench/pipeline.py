@@ -47,7 +47,7 @@ KEYS = {"TalkLog__c": "TalkLogKey__c", "Task": "LineWorksKey__c"}
 
 def org_config(messages: int) -> Any:
     """Rooms grow with the volume (about 250 messages per room and day, up to 4,000 rooms)."""
-    from talklog.synth import GeneratorConfig
+    from talklog_dev.synth import GeneratorConfig
 
     rooms = min(4_000, max(30, messages // 250))
     return GeneratorConfig(
@@ -83,7 +83,7 @@ def create_targets(emulator: Any, customers: int) -> dict[str, list[str]]:
 
 def generate_store(messages: int, store: Path, targets_file: Path, user_id: str) -> None:
     from talklog.store import upgrade
-    from talklog.synth import generate
+    from talklog_dev.synth import generate
 
     ids = json.loads(targets_file.read_text())
     config = org_config(messages).replace(
@@ -264,7 +264,6 @@ def _listed(func: Callable, sample: Sample, object_name: str) -> Callable:
 
 def measure(size: int, store: Path, ready_file: Path, out: Path) -> None:
     """Sync the links, then run one window with every stage timed; then the baselines."""
-    from talklog.emulator.process import EmulatorHandle
     from talklog.links import sync_links
     from talklog.loading import BulkLoader
     from talklog.pipeline import write_talk_logs
@@ -273,6 +272,7 @@ def measure(size: int, store: Path, ready_file: Path, out: Path) -> None:
     from talklog.store import make_session_factory
     from talklog.talklogs import TalkLogSettings
     from talklog.windows import TalkWindow
+    from talklog_dev.emulator.process import EmulatorHandle
 
     info = json.loads(ready_file.read_text())
     emulator = EmulatorHandle(
@@ -490,7 +490,7 @@ def run_size(emulator: Any, workdir: Path, size: int) -> dict[str, Any]:
 
 
 def measure_sizes(workdir: Path, sizes: list[int]) -> list[dict[str, Any]]:
-    from talklog.emulator.process import run_emulator
+    from talklog_dev.emulator.process import run_emulator
 
     with run_emulator(workdir / "emulator") as emulator:
         return [run_size(emulator, workdir, size) for size in sizes]

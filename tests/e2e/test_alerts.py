@@ -20,7 +20,7 @@ import pytest
 from airflow.dag_processing.dagbag import DagBag
 
 from talklog.store import upgrade
-from talklog.synth.examples import write_examples
+from talklog_dev.synth.examples import write_examples
 
 DAGS_FOLDER = Path(__file__).resolve().parents[2] / "dags"
 DAY = dt.date(2026, 1, 9)

@@ -38,11 +38,11 @@ from talklog.store.models import (
     RoomMember,
     TargetType,
 )
-from talklog.synth import GenerationReport, GeneratorConfig, generate
 from talklog.talklogs import TalkLogSettings
 from talklog.targets import QueryAll
 from talklog.transcripts import TalkLine, render_line
 from talklog.windows import DEFAULT_TIMEZONE, TalkWindow
+from talklog_dev.synth import GenerationReport, GeneratorConfig, generate
 
 TOKYO = ZoneInfo(DEFAULT_TIMEZONE)
 DAY = dt.date(2026, 1, 9)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from talklog.pipeline import RunSummary
-from talklog.synth import GeneratorConfig
+from talklog_dev.synth import GeneratorConfig
 
 from .talklog_world import DAY, build_world
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import pytest
 
-from talklog.synth import GeneratorConfig
 from talklog.windows import TalkWindow
+from talklog_dev.synth import GeneratorConfig
 
 from .talklog_world import (
     DAY,

@@ -19,7 +19,7 @@ def hook(salesforce_conn_env) -> TalkLogSalesforceHook:
 
 def test_hook_queries_through_the_airflow_connection(hook, salesforce_conn_env, monkeypatch):
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/certs/ca-certificates.crt")
-    assert hook.conn_type == "salesforce" and hook.default_conn_name == "salesforce_default"
+    assert hook.conn_type == "talklog_salesforce" and hook.default_conn_name == "salesforce_default"
     assert hook.api_version == "66.0"
     hook.get_conn().Account.create({"Name": "ACME"})
     result = hook.make_query("SELECT Id, Name FROM Account")

@@ -10,7 +10,7 @@ from talklog.links import WATERMARK, sync_links
 from talklog.loading import BulkLoader
 from talklog.store import make_session_factory, upgrade
 from talklog.store.models import Link, LinkPeriod, Watermark
-from talklog.synth.examples import one_to_one_linked
+from talklog_dev.synth.examples import one_to_one_linked
 from tests.integration.talklog_world import direct_clients
 
 DAY = dt.date(2026, 1, 9)

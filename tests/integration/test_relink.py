@@ -14,9 +14,9 @@ from talklog.relink import relink
 from talklog.salesforce.calls import ApiCallCounter
 from talklog.store import make_session_factory, upgrade
 from talklog.store.models import Link, TargetType
-from talklog.synth.examples import Target, one_to_one_linked
 from talklog.talklogs import TalkLogSettings
 from talklog.windows import TalkWindow
+from talklog_dev.synth.examples import Target, one_to_one_linked
 from tests.integration.talklog_world import direct_clients
 
 DAY = dt.date(2026, 1, 9)

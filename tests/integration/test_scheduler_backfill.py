@@ -1,6 +1,6 @@
 """A real scheduler-driven backfill: `make airflow`'s topology, the emulator and a message store.
 
-The local topology (`talklog_airflow.localstack`: scheduler, dag-processor, api-server on
+The local topology (`talklog_dev.localstack`: scheduler, dag-processor, api-server on
 127.0.0.1, plus a Celery worker in the Celery variant) runs on a throw-away PostgreSQL metadata
 database (SQLite with LocalExecutor when PostgreSQL does not answer). The test unpauses the link
 sync and the hourly DAG, lets the link sync run, backfills the 24 hourly windows of a generated
@@ -24,9 +24,8 @@ from typing import Any
 
 import pytest
 
-from talklog.synth import GeneratorConfig
 from talklog.windows import TalkWindow
-from talklog_airflow.localstack import (
+from talklog_dev.localstack import (
     CELERY,
     DEFAULT_REDIS_URL,
     LOCAL,
@@ -38,6 +37,7 @@ from talklog_airflow.localstack import (
     running,
     url_answers,
 )
+from talklog_dev.synth import GeneratorConfig
 from tests.fixtures.databases import POSTGRES_ADMIN_URL, postgres_answers
 
 from .talklog_world import DAY, World, build_world, delivered_lines, expected, ledger, local

@@ -15,7 +15,7 @@ import pytest
 import requests
 
 from talklog.salesforce.bulk import RequestLimitExceededError
-from talklog.synth import GeneratorConfig
+from talklog_dev.synth import GeneratorConfig
 
 from .talklog_world import DAY, Clients, World, build_world, expected, ledger, snapshot
 

@@ -15,10 +15,10 @@ from talklog.salesforce.bulk import BulkClient
 from talklog.salesforce.calls import ApiCallCounter
 from talklog.store import make_session_factory, upgrade
 from talklog.store.models import TalkLogClaim
-from talklog.synth.examples import write_examples
 from talklog.talklogs import TalkLogSettings
 from talklog.trace import trace_record
 from talklog.windows import TalkWindow
+from talklog_dev.synth.examples import write_examples
 
 DAY = dt.date(2026, 1, 9)
 

@@ -27,7 +27,6 @@ from typing import Any
 
 import requests
 
-from talklog.emulator.process import EmulatorHandle
 from talklog.links import sync_links
 from talklog.loading import BulkLoader
 from talklog.pipeline import write_talk_logs
@@ -35,6 +34,7 @@ from talklog.salesforce.bulk import TERMINAL_STATES
 from talklog.store import make_session_factory
 from talklog.talklogs import TalkLogSettings
 from talklog.windows import TalkWindow
+from talklog_dev.emulator.process import EmulatorHandle
 from tests.integration.talklog_world import direct_clients
 
 INGEST_JOB = re.compile(r"/jobs/ingest/[^/?]+$")

@@ -16,8 +16,8 @@ from typing import Any
 
 from talklog import deadletters
 from talklog.relink import relink
-from talklog.synth import GeneratorConfig
 from talklog.windows import TalkWindow
+from talklog_dev.synth import GeneratorConfig
 from tests.integration.talklog_world import (
     DAY,
     VOLATILE,

@@ -19,11 +19,11 @@ import pytest
 import sqlalchemy as sa
 from airflow.dag_processing.dagbag import DagBag
 
-from talklog.emulator.process import EmulatorHandle, run_emulator
 from talklog.salesforce.soql import quote
 from talklog.store import make_session_factory, upgrade
 from talklog.store.models import Message
-from talklog.synth.examples import write_examples
+from talklog_dev.emulator.process import EmulatorHandle, run_emulator
+from talklog_dev.synth.examples import write_examples
 
 pytestmark = pytest.mark.reliability
 REPO = Path(__file__).resolve().parents[2]

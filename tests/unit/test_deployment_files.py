@@ -78,7 +78,7 @@ def test_emulator_is_an_optional_profile_reachable_by_its_service_name():
 def test_the_emulator_certificate_covers_the_service_name(tmp_path):
     from cryptography import x509
 
-    from talklog.emulator import tls
+    from talklog_dev.emulator import tls
 
     files = tls.generate(tmp_path, names=["sf-emulator"])
     cert = x509.load_pem_x509_certificate(files.cert_file.read_bytes())

@@ -15,7 +15,6 @@ from hypothesis import strategies as st
 from talklog.extract import LinkInForce, RoomContext, Span, window_lines
 from talklog.reader import ReaderProcessError, window_lines_in_child
 from talklog.store import make_engine, make_session_factory
-from talklog.synth import GeneratorConfig, generate
 from talklog.talklogs import (
     TalkLogSettings,
     TaskCopy,
@@ -34,6 +33,7 @@ from talklog.transcripts import (
     utf16_len,
 )
 from talklog.windows import TalkWindow
+from talklog_dev.synth import GeneratorConfig, generate
 from tests.integration.talklog_world import window_messages
 
 from .test_talklogs import PLACED, WINDOW, YAMADA_SF, lines_from, link, room

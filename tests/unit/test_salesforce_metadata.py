@@ -1,4 +1,4 @@
-"""The SFDX source in include/salesforce: well-formed, holding every field the pipeline writes."""
+"""The SFDX source in salesforce: well-formed, holding every field the pipeline writes."""
 
 from __future__ import annotations
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from simple_salesforce.exceptions import SalesforceMoreThanOneRecord
 
-from talklog.emulator.process import EmulatorHandle, run_emulator
+from talklog_dev.emulator.process import EmulatorHandle, run_emulator
 
 NS = "http://soap.sforce.com/2006/04/metadata"
 OBJECT_XML = f"""<?xml version="1.0" encoding="UTF-8"?>

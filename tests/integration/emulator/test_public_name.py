@@ -6,7 +6,7 @@ from pathlib import Path
 
 from cryptography import x509
 
-from talklog.emulator.process import run_emulator
+from talklog_dev.emulator.process import run_emulator
 
 
 def test_public_name_is_announced_and_covered_by_the_certificate(tmp_path: Path) -> None:

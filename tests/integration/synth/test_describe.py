@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 
-from talklog import cli, demo
+from talklog import cli
 from talklog.store import upgrade
-from talklog.synth import GeneratorConfig, generate
-from talklog.synth.describe import describe_store
-from talklog.synth.examples import SCENARIOS, write_examples
+from talklog.store.describe import describe_store
+from talklog_dev import cli as dev_cli
+from talklog_dev import demo_store as demo
+from talklog_dev.synth import GeneratorConfig, generate
+from talklog_dev.synth.examples import SCENARIOS, write_examples
 
 
 def test_summary_counts_match_what_was_generated(store_url):
@@ -47,7 +49,7 @@ def test_an_empty_store_is_described_without_failing(sqlite_url):
 def test_cli_upgrades_generates_and_describes(tmp_path, capsys):
     url = f"sqlite:///{tmp_path / 'cli.db'}"
     cli.main(["store", "upgrade", "--url", url])
-    cli.main(["generate", "--url", url, "--messages", "300", "--days", "2", "--seed", "9"])
+    dev_cli.main(["generate", "--url", url, "--messages", "300", "--days", "2", "--seed", "9"])
     cli.main(["store", "describe", "--url", url])
     out = capsys.readouterr().out
     assert "wrote 300 messages" in out

@@ -17,8 +17,8 @@ from talklog.store.models import (
     Room,
     TargetType,
 )
-from talklog.synth import sfids
-from talklog.synth.examples import EXAMPLES, Example, Target, write_examples
+from talklog_dev.synth import sfids
+from talklog_dev.synth.examples import EXAMPLES, Example, Target, write_examples
 
 DAY = dt.date(2025, 1, 9)
 

@@ -20,7 +20,7 @@ from talklog.store.models import (
     RoomMember,
     TargetType,
 )
-from talklog.synth import GenerationReport, GeneratorConfig, generate, sfids
+from talklog_dev.synth import GenerationReport, GeneratorConfig, generate, sfids
 
 TABLES = (LineWorksUser, LineUser, Room, RoomMember, Link, LinkPeriod, Message)
 CONFIG = GeneratorConfig(

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from talklog.emulator.ids import IdFactory, case_safe_suffix, custom_prefixes, normalize_id, to18
+from talklog_dev.emulator.ids import (
+    IdFactory,
+    case_safe_suffix,
+    custom_prefixes,
+    normalize_id,
+    to18,
+)
 
 
 def test_case_safe_suffix_matches_known_salesforce_ids():

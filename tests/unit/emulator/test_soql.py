@@ -6,9 +6,9 @@ import datetime as dt
 
 import pytest
 
-from talklog.emulator.records import RecordStore
-from talklog.emulator.schema import build_schema
-from talklog.emulator.soql import DateRange, Evaluator, SoqlError, date_range, parse
+from talklog_dev.emulator.records import RecordStore
+from talklog_dev.emulator.schema import build_schema
+from talklog_dev.emulator.soql import DateRange, Evaluator, SoqlError, date_range, parse
 
 
 @pytest.fixture(scope="module")

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from talklog.emulator.bulk import BulkEngine, BulkError
-from talklog.emulator.records import MultipleMatches, RecordError, RecordStore
-from talklog.emulator.schema import build_schema
 from talklog.salesforce.bulk import csv_value, spool_rows
+from talklog_dev.emulator.bulk import BulkEngine, BulkError
+from talklog_dev.emulator.records import MultipleMatches, RecordError, RecordStore
+from talklog_dev.emulator.schema import build_schema
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +29,7 @@ def test_upsert_created_updated_and_multiple_matches(store):
     assert store.upsert("Task", "LineWorksKey__c", "K", {"Subject": "t"}, None)[1] is False
     for _ in range(2):
         store.insert("Task", {"Subject": "dup"}, None)
-    from talklog.emulator.schema import Field
+    from talklog_dev.emulator.schema import Field
 
     field = Field("Subject", "string", "Subject", 255, external_id=True)
     store.schema.objects["Task"].add(field)

@@ -10,8 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from talklog.store.models import MessageType
-from talklog.synth import GeneratorConfig, vocab
-from talklog.synth.generator import allocate, media_content
+from talklog_dev.synth import GeneratorConfig, vocab
+from talklog_dev.synth.generator import allocate, media_content
 
 
 def test_day_and_days_give_local_midnights_in_utc():

@@ -6,9 +6,9 @@ import random
 
 import pytest
 
-from talklog.emulator.ids import normalize_id
 from talklog.store.models import TargetType
-from talklog.synth import sfids
+from talklog_dev.emulator.ids import normalize_id
+from talklog_dev.synth import sfids
 
 
 @pytest.mark.parametrize(

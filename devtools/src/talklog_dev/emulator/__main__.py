@@ -1,0 +1,74 @@
+"""``python -m talklog_dev.emulator serve ...``: the local Salesforce API emulator."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+from talklog_dev.emulator.app import DEFAULT_CLIENT_ID, EmulatorConfig, EmulatorState
+from talklog_dev.emulator.faults import Faults, parse_fault_option
+
+SECRET_ENV = "TALKLOG_EMULATOR_CLIENT_SECRET"
+PASSWORD_ENV = "TALKLOG_EMULATOR_PASSWORD"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m talklog_dev.emulator", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run the HTTPS emulator (127.0.0.1 by default)")
+    serve.add_argument("--port", type=int, default=8443, help="TCP port (0 = any free port)")
+    serve.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (default 127.0.0.1; 0.0.0.0 only inside a container)",
+    )
+    serve.add_argument(
+        "--public-name",
+        help="DNS name clients use (e.g. sf-emulator): added to the certificate, announced",
+    )
+    serve.add_argument(
+        "--state", default=":memory:", help="SQLite file that keeps records, or :memory:"
+    )
+    serve.add_argument("--ca-out", type=Path, help="folder for ca.pem and the server certificate")
+    serve.add_argument("--ready-file", type=Path, help="write the ready JSON line here too")
+    serve.add_argument("--client-id", default=DEFAULT_CLIENT_ID)
+    serve.add_argument("--client-secret", help=f"default: ${SECRET_ENV} or a generated one")
+    serve.add_argument("--password", help=f"password flow password; default ${PASSWORD_ENV}")
+    serve.add_argument("--daily-api-limit", type=int, default=100_000)
+    serve.add_argument("--bulk-polls", type=int, default=1, help="InProgress polls per Bulk job")
+    serve.add_argument(
+        "--fault",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="start with a fault switched on, e.g. lock_failure_rate=0.01 (repeatable)",
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    config = EmulatorConfig(client_id=args.client_id, daily_api_limit=args.daily_api_limit)
+    config.client_secret = args.client_secret or os.environ.get(SECRET_ENV) or config.client_secret
+    config.password = args.password or os.environ.get(PASSWORD_ENV) or config.password
+    faults = Faults(bulk_polls_in_progress=args.bulk_polls)
+    try:
+        for option in args.fault:
+            faults.update(parse_fault_option(option))
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    state_path = None if args.state == ":memory:" else args.state
+    state = EmulatorState(config, state_path=state_path, faults=faults)
+    ca_out = args.ca_out or Path(tempfile.mkdtemp(prefix="talklog-emulator-tls-"))
+    from talklog_dev.emulator.server import serve
+
+    serve(state, args.port, ca_out, args.ready_file, args.state, args.host, args.public_name)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

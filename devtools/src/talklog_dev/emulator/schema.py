@@ -1,0 +1,326 @@
+"""Object and field definitions: standard objects as data, custom ones from the SFDX metadata."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+
+from talklog.salesforce.metadata import FieldSpec, ObjectSpec, load_custom_schema
+from talklog_dev.emulator.ids import custom_prefixes, to18
+
+# SFDX field types -> the type names describe() and the REST API use.
+SFDX_TYPES = {
+    "Text": "string",
+    "TextArea": "textarea",
+    "LongTextArea": "textarea",
+    "Html": "textarea",
+    "Lookup": "reference",
+    "MasterDetail": "reference",
+    "Checkbox": "boolean",
+    "Url": "url",
+    "Email": "email",
+    "Phone": "phone",
+    "Number": "double",
+    "Currency": "currency",
+    "Percent": "percent",
+    "DateTime": "datetime",
+    "Date": "date",
+    "Picklist": "picklist",
+    "AutoNumber": "string",
+}
+STANDARD_PREFIXES = {
+    "Account": "001",
+    "Contact": "003",
+    "User": "005",
+    "Lead": "00Q",
+    "Task": "00T",
+}
+RECORD_TYPE_PREFIX = "012"
+PERSON_ACCOUNT_RECORD_TYPE = to18("012Em0000000001")
+"""The record type id that makes a new Account a person account."""
+BUSINESS_ACCOUNT_RECORD_TYPE = to18("012Em0000000002")
+RECORD_TYPES = {
+    PERSON_ACCOUNT_RECORD_TYPE: "PersonAccount",
+    BUSINESS_ACCOUNT_RECORD_TYPE: "Business",
+}
+
+
+@dataclass(frozen=True)
+class Field:
+    """One field as describe() shows it and as the record store enforces it."""
+
+    name: str
+    type: str
+    label: str
+    length: int | None = None
+    required: bool = False
+    createable: bool = True
+    updateable: bool = True
+    external_id: bool = False
+    unique: bool = False
+    reference_to: tuple[str, ...] = ()
+    relationship_name: str | None = None
+    default: object = None
+    precision: int | None = None
+    scale: int | None = None
+    auto_number: bool = False
+
+    @property
+    def is_reference(self) -> bool:
+        return self.type in ("reference", "id")
+
+
+@dataclass
+class SObject:
+    """One object: its key prefix and fields (looked up case-insensitively)."""
+
+    name: str
+    label: str
+    key_prefix: str
+    custom: bool
+    fields: dict[str, Field]
+    _by_lower: dict[str, Field] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        self._by_lower = {name.lower(): f for name, f in self.fields.items()}
+
+    def field(self, name: str) -> Field | None:
+        """The field with this API name, any case."""
+        return self._by_lower.get(name.lower())
+
+    def relationship(self, name: str) -> Field | None:
+        """The reference field whose relationship name is this (e.g. ``Lead__r``, ``Who``)."""
+        lower = name.lower()
+        for f in self.fields.values():
+            if f.relationship_name and f.relationship_name.lower() == lower:
+                return f
+        return None
+
+    def add(self, new: Field) -> None:
+        self.fields[new.name] = new
+        self._by_lower[new.name.lower()] = new
+
+
+def _system_fields(owner: bool = True) -> list[Field]:
+    ro = {"createable": False, "updateable": False}
+    fields = [
+        Field("Id", "id", "Record ID", 18, **ro),
+        Field("IsDeleted", "boolean", "Deleted", **ro),
+        Field("CreatedDate", "datetime", "Created Date", **ro),
+        Field(
+            "CreatedById",
+            "reference",
+            "Created By ID",
+            18,
+            reference_to=("User",),
+            relationship_name="CreatedBy",
+            **ro,
+        ),
+        Field("LastModifiedDate", "datetime", "Last Modified Date", **ro),
+        Field(
+            "LastModifiedById",
+            "reference",
+            "Last Modified By ID",
+            18,
+            reference_to=("User",),
+            relationship_name="LastModifiedBy",
+            **ro,
+        ),
+        Field("SystemModstamp", "datetime", "System Modstamp", **ro),
+    ]
+    if owner:
+        fields.append(
+            Field(
+                "OwnerId",
+                "reference",
+                "Owner ID",
+                18,
+                reference_to=("User",),
+                relationship_name="Owner",
+            )
+        )
+    return fields
+
+
+def _ro(name: str, type_: str, label: str, **kw: object) -> Field:
+    return Field(name, type_, label, createable=False, updateable=False, **kw)  # type: ignore[arg-type]
+
+
+def _standard_objects() -> dict[str, list[Field]]:
+    name = _ro("Name", "string", "Full Name", length=121)
+    return {
+        "User": [
+            *_system_fields(owner=False),
+            Field("Username", "string", "Username", 80, required=True, unique=True),
+            Field("FirstName", "string", "First Name", 40),
+            Field("LastName", "string", "Last Name", 80, required=True),
+            name,
+            Field("Email", "email", "Email", 128),
+            Field("IsActive", "boolean", "Active", default=True),
+        ],
+        "Account": [
+            *_system_fields(),
+            Field("Name", "string", "Account Name", 255),
+            Field("FirstName", "string", "First Name", 40),
+            Field("LastName", "string", "Last Name", 80),
+            Field(
+                "RecordTypeId",
+                "reference",
+                "Record Type ID",
+                18,
+                reference_to=("RecordType",),
+                relationship_name="RecordType",
+            ),
+            _ro("IsPersonAccount", "boolean", "Is Person Account"),
+            _ro(
+                "PersonContactId",
+                "reference",
+                "Person Contact ID",
+                length=18,
+                reference_to=("Contact",),
+                relationship_name="PersonContact",
+            ),
+        ],
+        "Contact": [
+            *_system_fields(),
+            Field("FirstName", "string", "First Name", 40),
+            Field("LastName", "string", "Last Name", 80, required=True),
+            name,
+            Field(
+                "AccountId",
+                "reference",
+                "Account ID",
+                18,
+                reference_to=("Account",),
+                relationship_name="Account",
+            ),
+            Field("Email", "email", "Email", 80),
+            _ro("IsPersonAccount", "boolean", "Is Person Account"),
+        ],
+        "Lead": [
+            *_system_fields(),
+            Field("FirstName", "string", "First Name", 40),
+            Field("LastName", "string", "Last Name", 80, required=True),
+            name,
+            Field("Company", "string", "Company", 255, required=True),
+            Field("Email", "email", "Email", 80),
+            Field("Status", "picklist", "Lead Status", 255, default="Open - Not Contacted"),
+            _ro("IsConverted", "boolean", "Converted"),
+            _ro(
+                "ConvertedAccountId",
+                "reference",
+                "Converted Account ID",
+                length=18,
+                reference_to=("Account",),
+                relationship_name="ConvertedAccount",
+            ),
+            _ro(
+                "ConvertedContactId",
+                "reference",
+                "Converted Contact ID",
+                length=18,
+                reference_to=("Contact",),
+                relationship_name="ConvertedContact",
+            ),
+            _ro("ConvertedDate", "date", "Converted Date"),
+        ],
+        "Task": [
+            *_system_fields(),
+            Field("Subject", "combobox", "Subject", 255),
+            Field("Description", "textarea", "Description", 32000),
+            Field("Status", "picklist", "Status", 255, required=True, default="Not Started"),
+            Field("Priority", "picklist", "Priority", 40, required=True, default="Normal"),
+            Field("ActivityDate", "date", "Due Date Only"),
+            Field(
+                "WhoId",
+                "reference",
+                "Name ID",
+                18,
+                reference_to=("Contact", "Lead"),
+                relationship_name="Who",
+            ),
+            Field(
+                "WhatId",
+                "reference",
+                "Related To ID",
+                18,
+                reference_to=("Account",),
+                relationship_name="What",
+            ),
+            _ro("IsClosed", "boolean", "Closed"),
+        ],
+    }
+
+
+def _from_spec(spec: FieldSpec) -> Field:
+    """Convert a metadata ``FieldSpec`` into a :class:`Field`."""
+    is_ref = spec.type in ("Lookup", "MasterDetail")
+    auto = spec.type == "AutoNumber"
+    return Field(
+        name=spec.name,
+        type=SFDX_TYPES.get(spec.type, "string"),
+        label=spec.label,
+        length=18 if is_ref else spec.length,
+        # A custom object's Name defaults to the record id when an API call leaves it out.
+        required=spec.required and spec.name != "Name",
+        createable=not auto,
+        updateable=not auto,
+        external_id=spec.external_id,
+        unique=spec.unique,
+        reference_to=(spec.reference_to,) if is_ref and spec.reference_to else (),
+        relationship_name=spec.name.removesuffix("__c") + "__r" if is_ref else None,
+        default=_default(spec.type, spec.default_value),
+        precision=spec.precision,
+        scale=spec.scale,
+        auto_number=auto,
+    )
+
+
+def _default(sfdx_type: str, value: str | None) -> object:
+    if value is None:
+        return None
+    if sfdx_type == "Checkbox":
+        return value.strip().lower() == "true"
+    return value.strip().strip('"')
+
+
+class Schema:
+    """All objects the emulator knows, by name (any case) and by key prefix."""
+
+    def __init__(self, objects: Iterable[SObject]) -> None:
+        self.objects = {o.name: o for o in objects}
+        self._by_lower = {name.lower(): o for name, o in self.objects.items()}
+        self._by_prefix = {o.key_prefix: o for o in self.objects.values()}
+
+    def get(self, name: str) -> SObject | None:
+        """The object with this API name, any case."""
+        return self._by_lower.get(name.lower())
+
+    def by_prefix(self, prefix: str) -> SObject | None:
+        """The object whose ids start with this key prefix."""
+        return self._by_prefix.get(prefix)
+
+
+def build_schema(custom: Mapping[str, ObjectSpec] | None = None) -> Schema:
+    """Standard objects plus the custom objects and fields of the shipped SFDX metadata."""
+    if custom is None:
+        custom = load_custom_schema()
+    standard = _standard_objects()
+    custom_names = [name for name, spec in custom.items() if spec.custom]
+    prefixes = {**STANDARD_PREFIXES, **custom_prefixes(custom_names)}
+    objects: dict[str, SObject] = {}
+    for name, fields in standard.items():
+        objects[name] = SObject(name, name, prefixes[name], False, {f.name: f for f in fields})
+    for name, spec in custom.items():
+        obj = objects.get(name)
+        if obj is None:
+            system = {f.name: f for f in _system_fields()}
+            obj = SObject(name, spec.label, prefixes[name], True, system)
+            objects[name] = obj
+        for spec_field in spec.fields.values():
+            obj.add(_from_spec(spec_field))
+    # Task.WhatId may point at an Account or any custom object.
+    task = objects["Task"]
+    what = task.fields["WhatId"]
+    task.add(replace(what, reference_to=("Account", *sorted(custom_names))))
+    return Schema(objects.values())

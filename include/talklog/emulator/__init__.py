@@ -1,5 +1,0 @@
-"""A local Salesforce API emulator: OAuth, REST, SOQL and Bulk API 2.0 over HTTPS on 127.0.0.1.
-
-Start it with `python -m talklog.emulator serve` (server: `talklog.emulator.app`), or from
-Python with `talklog.emulator.process.run_emulator`.
-"""
