@@ -19,7 +19,7 @@ from talklog_dev.emulator.schema import (
 )
 from talklog_dev.emulator.values import FieldValueError, coerce, format_datetime, utcnow
 
-DEFAULT_USER = {"Username": "integration@talklog_dev.emulator", "LastName": "Integration"}
+DEFAULT_USER = {"Username": "integration@talklog.emulator", "LastName": "Integration"}
 Record = dict[str, Any]
 
 
