@@ -1,8 +1,9 @@
 """Dead letters: records Salesforce rejected, kept with their error until a load succeeds.
 
-Errors that pass by themselves (row locks, timeouts, a lookup target not synced yet) are
-retried by later runs automatically; the others wait for an operator's replay after the
-cause is fixed. Payloads are kept in the store, never logged.
+Errors that pass by themselves (row locks, timeouts, a lookup target not synced yet: the
+failure policy's RETRY_NOW and RETRY_NEXT_RUN rows, `talklog.salesforce.failures`) are retried
+by later runs automatically; the others wait for an operator's replay after the cause is
+fixed. Payloads are kept in the store, never logged.
 """
 
 from __future__ import annotations
@@ -16,19 +17,9 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from talklog.salesforce.soql import chunked
+from talklog.salesforce.failures import classify, row_error
 from talklog.store.models import DeadLetter, DeadLetterStatus
 
-RETRYABLE_CODES = frozenset(
-    {
-        "UNABLE_TO_LOCK_ROW",
-        "SERVER_UNAVAILABLE",
-        "REQUEST_RUNNING_TOO_LONG",
-        "QUERY_TIMEOUT",
-        "INVALID_SESSION_ID",
-        "UNPROCESSED",  # the job ended before the row was processed
-    }
-)
-_NOT_SYNCED_YET = "Foreign key external ID"
 MAX_AUTOMATIC_ATTEMPTS = 10
 """A retryable letter rejected this often stops riding along and waits for a replay: its
 cause did not pass by itself (a lookup target that will never sync, a lock that stays)."""
@@ -47,17 +38,14 @@ class Rejection:
 
     @property
     def retryable(self) -> bool:
-        return self.error_code in RETRYABLE_CODES or _NOT_SYNCED_YET in self.error_message
+        """Whether later runs retry it by themselves (the failure policy's row classes)."""
+        return classify(None, self.error_code, self.error_message).retryable
 
 
 def parse_bulk_error(text: str) -> tuple[str, str, str | None]:
     """`CODE:message:fields --` (Bulk API 2.0 sf__Error) -> (code, message, fields)."""
-    code, _, rest = text.partition(":")
-    message, _, fields = rest.rpartition(":")
-    if not message:  # no fields part
-        message, fields = rest, ""
-    fields = fields.removesuffix("--").strip()
-    return code.strip(), message.strip(), fields or None
+    error = row_error(text)
+    return error.code, error.message, error.fields_text
 
 
 def record(

@@ -1,10 +1,11 @@
 """Loading rows into Salesforce with Bulk API 2.0, exactly as the operator needs to see it.
 
-Every row ends accepted or as a dead letter with Salesforce's error; transient row errors
-(row locks) are retried inside the load with a backoff first, and open retryable dead letters
-of the same object ride along with the next load, so they pass by themselves. The SOQL
-queries of a run get the same patience (`patient_queries`): 5xx answers are retried, the
-daily API budget stops the run with `RequestLimitExceededError`.
+Every row ends accepted or as a dead letter with Salesforce's error. The failure policy
+(`talklog.salesforce.failures`) decides what happens to each: rows answered RETRY_NOW (row
+locks) are sent again inside the load after its backoff, and open retryable dead letters of the
+same object ride along with the next load, so they pass by themselves. The SOQL queries of a
+run get the same policy (`patient_queries`): 5xx answers are retried, the daily API budget
+stops the run with `RequestLimitExceededError`.
 """
 
 from __future__ import annotations
@@ -20,22 +21,18 @@ from typing import Any
 from sqlalchemy.orm import Session, sessionmaker
 
 from talklog import deadletters
-from talklog.deadletters import Rejection, parse_bulk_error
-from talklog.salesforce.bulk import (
-    RETRY_STATUSES,
-    BulkClient,
-    CsvSpool,
-    RequestLimitExceededError,
-    SessionExpiredError,
-    spool_rows,
+from talklog.deadletters import Rejection
+from talklog.salesforce.bulk import BulkClient, CsvSpool, spool_rows
+from talklog.salesforce.failures import (
+    QUERY_RETRY,
+    ROW_RETRY,
+    Backoff,
+    Failure,
+    SfError,
+    call_with_policy,
+    row_error,
 )
 from talklog.targets import QueryAll
-
-IN_LOAD_RETRIES = 3
-IN_LOAD_BACKOFF_S = 2.0
-TRANSIENT_ROW_ERRORS = frozenset({"UNABLE_TO_LOCK_ROW", "UNPROCESSED"})
-QUERY_RETRIES = 3
-QUERY_BACKOFF_S = 1.0
 
 
 @dataclass
@@ -71,6 +68,7 @@ class BulkLoader:
     run_id: str | None = None
     sleep: Callable[[float], None] = time.sleep
     clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC)
+    row_retry: Backoff = ROW_RETRY
 
     def upsert(
         self, object_name: str, key_field: str, rows: CsvSpool | Iterable[Mapping[str, Any]]
@@ -82,18 +80,32 @@ class BulkLoader:
         """
         outcome = LoadOutcome(object_name)
         with contextlib.ExitStack() as cleanup:
-            for pending in self._spools(object_name, key_field, rows, outcome, cleanup):
-                for attempt in range(IN_LOAD_RETRIES + 1):
-                    transient = self._submit(object_name, key_field, pending, outcome)
-                    if not transient or attempt == IN_LOAD_RETRIES:
-                        break
-                    self.sleep(IN_LOAD_BACKOFF_S * 2**attempt)
-                    transient.sort(key=lambda row: str(row.get(key_field)))
-                    for row in transient:
-                        outcome.rejected.pop(str(row[key_field]), None)
-                    pending = cleanup.enter_context(spool_rows(transient, (key_field,)))
+            for spool in self._spools(object_name, key_field, rows, outcome, cleanup):
+                self._upsert_spool(object_name, key_field, spool, outcome, cleanup)
         self._record(object_name, outcome)
         return outcome
+
+    def _upsert_spool(
+        self,
+        object_name: str,
+        key_field: str,
+        spool: CsvSpool,
+        outcome: LoadOutcome,
+        cleanup: contextlib.ExitStack,
+    ) -> None:
+        """Upsert `spool`, then the rows answered RETRY_NOW again (sorted by key, after the
+        policy's backoff) while `row_retry` allows; rows still failing stay retryable letters."""
+        pending = spool
+        for retry in range(1, self.row_retry.attempts):
+            retry_now = self._submit(object_name, key_field, pending, outcome)
+            if not retry_now:
+                return
+            self.sleep(self.row_retry.delay(retry))
+            retry_now.sort(key=lambda row: str(row.get(key_field)))
+            for row in retry_now:
+                outcome.rejected.pop(str(row[key_field]), None)
+            pending = cleanup.enter_context(spool_rows(retry_now, (key_field,)))
+        self._submit(object_name, key_field, pending, outcome)
 
     def _spools(
         self,
@@ -126,31 +138,21 @@ class BulkLoader:
     def _submit(
         self, object_name: str, key_field: str, spool: CsvSpool, outcome: LoadOutcome
     ) -> list[dict[str, Any]]:
+        """One ingest; every failed or unprocessed row becomes a rejection. Returns the
+        payloads of the rows the policy says to send again now."""
         result = self.bulk.ingest(object_name, "upsert", spool, external_id_field=key_field)
         outcome.accepted_keys.update(result.succeeded_keys)
         outcome.written += result.succeeded
         outcome.sent += result.sent
-        transient: list[dict[str, Any]] = []
-        for row in result.failed:
-            code, message, fields = parse_bulk_error(row.get("sf__Error", ""))
-            payload = _payload(row)
-            outcome.rejected[row[key_field]] = Rejection(
-                object_name, row[key_field], code, message, fields, payload
-            )
-            if code in TRANSIENT_ROW_ERRORS:
-                transient.append(payload)
-        for row in result.unprocessed:
-            payload = _payload(row)
-            outcome.rejected[row[key_field]] = Rejection(
-                object_name,
-                row[key_field],
-                "UNPROCESSED",
-                "the Bulk job ended before this row",
-                None,
-                payload,
-            )
-            transient.append(payload)
-        return transient
+        returned = [(row, row_error(row.get("sf__Error", ""))) for row in result.failed]
+        returned += result.unprocessed_with_errors()
+        retry_now: list[dict[str, Any]] = []
+        for row, error in returned:
+            key, payload = row[key_field], _payload(row)
+            outcome.rejected[key] = _rejection(object_name, key, error, payload)
+            if error.failure is Failure.RETRY_NOW:
+                retry_now.append(payload)
+        return retry_now
 
     def _record(self, object_name: str, outcome: LoadOutcome) -> None:
         now = self.clock()
@@ -172,6 +174,10 @@ def _spool_for(
     return spools[-1]
 
 
+def _rejection(object_name: str, key: str, error: SfError, payload: dict[str, Any]) -> Rejection:
+    return Rejection(object_name, key, error.code, error.message, error.fields_text, payload)
+
+
 def _payload(result_row: Mapping[str, str]) -> dict[str, Any]:
     """The row as sent, from a Bulk result row (which echoes the columns after sf__ ones)."""
     return {key: value for key, value in result_row.items() if not key.startswith("sf__")}
@@ -180,41 +186,19 @@ def _payload(result_row: Mapping[str, str]) -> dict[str, Any]:
 def patient_queries(
     query_all: QueryAll,
     *,
-    retries: int = QUERY_RETRIES,
-    backoff_s: float = QUERY_BACKOFF_S,
+    backoff: Backoff = QUERY_RETRY,
     sleep: Callable[[float], None] = time.sleep,
 ) -> QueryAll:
-    """`query_all` that retries 5xx answers with a backoff and says clearly when to stop.
+    """`query_all` under the failure policy: 5xx and connection failures are retried after
+    `backoff`, and it says clearly when to stop.
 
     Works with any client whose errors carry the HTTP `status` and the REST error `content`
     (simple-salesforce's do). The daily API budget raises `RequestLimitExceededError`, an
-    expired session that the client could not renew raises `SessionExpiredError`.
+    expired session that the client could not renew raises `SessionExpiredError`; other
+    errors pass unchanged.
     """
 
     def run(soql: str) -> list[Mapping[str, Any]]:
-        for attempt in range(retries + 1):
-            try:
-                return list(query_all(soql))
-            except Exception as exc:
-                status, code, message = _rest_error(exc)
-                if status in RETRY_STATUSES and attempt < retries:
-                    sleep(backoff_s * 2**attempt)
-                    continue
-                if status == 403 and code == "REQUEST_LIMIT_EXCEEDED":
-                    raise RequestLimitExceededError(status, code, message) from exc
-                if status == 401:
-                    raise SessionExpiredError(status, code, message) from exc
-                raise
-        raise AssertionError("unreachable")
+        return call_with_policy(lambda: list(query_all(soql)), backoff=backoff, sleep=sleep)
 
     return run
-
-
-def _rest_error(exc: Exception) -> tuple[int | None, str, str]:
-    """(HTTP status, errorCode, message) of a REST client error, when it carries them."""
-    status = getattr(exc, "status", None)
-    content = getattr(exc, "content", None)
-    first = content[0] if isinstance(content, list) and content else content
-    if isinstance(first, Mapping):
-        return status, str(first.get("errorCode", "")), str(first.get("message", ""))
-    return status, "", str(content or exc)

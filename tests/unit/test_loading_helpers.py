@@ -25,6 +25,7 @@ from talklog.salesforce.bulk import (
     spool_rows,
     succeeded_keys,
 )
+from talklog.salesforce.failures import Backoff
 
 URL = "https://127.0.0.1/services/data/v66.0/query"
 
@@ -125,7 +126,7 @@ def test_5xx_answers_are_retried_with_a_backoff():
         _error(SalesforceGeneralError, 500, "UNKNOWN_EXCEPTION"),
     )
     slept: list[float] = []
-    patient = patient_queries(query_all, backoff_s=0.5, sleep=slept.append)
+    patient = patient_queries(query_all, backoff=Backoff(4, 0.5), sleep=slept.append)
     assert list(patient("SELECT Id FROM Account")) == [{"Id": "001000000000001AAA"}]
     assert len(calls) == 3 and slept == [0.5, 1.0]
 
@@ -134,7 +135,9 @@ def test_a_lasting_outage_is_raised_after_the_retries():
     outage = [_error(SalesforceGeneralError, 503, "SERVER_UNAVAILABLE") for _ in range(4)]
     query_all, calls = _failing(*outage)
     with pytest.raises(SalesforceGeneralError):
-        patient_queries(query_all, retries=3, sleep=lambda _: None)("SELECT Id FROM Lead")
+        patient_queries(query_all, backoff=Backoff(4, 0.5), sleep=lambda _: None)(
+            "SELECT Id FROM Lead"
+        )
     assert len(calls) == 4
 
 

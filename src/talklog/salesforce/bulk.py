@@ -25,6 +25,23 @@ from itertools import repeat
 from typing import IO, Any
 
 import requests
+import tenacity
+
+from talklog.salesforce.failures import (
+    UNPROCESSED,
+    Backoff,
+    BulkApiError,
+    SfError,
+    call_with_policy,
+    error_of_response,
+    exception_for,
+    job_error,
+    row_error,
+)
+
+# re-exported: the operator, the pipeline and the tests import them from here
+from talklog.salesforce.failures import RequestLimitExceededError as RequestLimitExceededError
+from talklog.salesforce.failures import SessionExpiredError as SessionExpiredError
 
 log = logging.getLogger(__name__)
 
@@ -33,25 +50,6 @@ NULL = "#N/A"
 UNCHANGED = ""
 """An empty cell: Salesforce keeps the field as it is (its default on insert), unlike NULL."""
 TERMINAL_STATES = ("JobComplete", "Failed", "Aborted")
-RETRY_STATUSES = (500, 502, 503, 504)
-
-
-class BulkApiError(Exception):
-    """Salesforce refused a Bulk request (HTTP status, errorCode, message)."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(f"{status} {code}: {message}")
-        self.status = status
-        self.code = code
-        self.message = message
-
-
-class SessionExpiredError(BulkApiError):
-    """401 INVALID_SESSION_ID and no way (or no luck) refreshing the session."""
-
-
-class RequestLimitExceededError(BulkApiError):
-    """403 REQUEST_LIMIT_EXCEEDED: the org's daily API budget is spent; stop and alert."""
 
 
 @dataclass(frozen=True)
@@ -64,6 +62,11 @@ class JobSummary:
     records_failed: int
     error_message: str | None = None
 
+    @property
+    def error(self) -> SfError | None:
+        """Why the job ended Failed or Aborted (None when it completed)."""
+        return job_error(self.state, self.error_message)
+
 
 @dataclass
 class IngestResult:
@@ -72,7 +75,8 @@ class IngestResult:
     Failed and unprocessed rows come back from Salesforce with their full payload; every other
     row sent succeeded (its ``successfulResults`` row is never downloaded: Salesforce echoes
     every column there). ``succeeded_keys`` holds the key column's value of each succeeded row
-    in the order sent (empty when the ingest had no key field).
+    in the order sent (empty when the ingest had no key field). ``unprocessed_errors`` says,
+    row by row, why `unprocessed` rows were left (their job's error, or ``UNPROCESSED``).
     """
 
     key_field: str | None = None
@@ -81,6 +85,13 @@ class IngestResult:
     succeeded_keys: list[str] = field(default_factory=list)
     failed: list[dict[str, str]] = field(default_factory=list)
     unprocessed: list[dict[str, str]] = field(default_factory=list)
+    unprocessed_errors: list[SfError] = field(default_factory=list)
+
+    def unprocessed_with_errors(self) -> Iterator[tuple[dict[str, str], SfError]]:
+        """Each unprocessed row with the reason its job left it."""
+        for number, row in enumerate(self.unprocessed):
+            reasons = self.unprocessed_errors
+            yield row, reasons[number] if number < len(reasons) else UNPROCESSED
 
     @property
     def succeeded(self) -> int:
@@ -93,7 +104,7 @@ class IngestResult:
 
 def error_code(failed_row: Mapping[str, str]) -> str:
     """The errorCode of a failed row's ``sf__Error`` (``CODE:message:fields --``)."""
-    return failed_row.get("sf__Error", "").split(":", 1)[0]
+    return row_error(failed_row.get("sf__Error", "")).code
 
 
 def csv_value(value: Any) -> str:
@@ -298,7 +309,10 @@ class BulkClient:
         timeout: float = 3600.0,
         max_upload_bytes: int = MAX_UPLOAD_BYTES,
         retries: int = 3,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
+        """`retries` 5xx/connection failures per call are retried after 2, 4, 8... poll
+        intervals (at most `max_poll_interval`), as the failure policy says."""
         self.session = session
         self.base = f"{instance_url.rstrip('/')}/services/data/v{api_version}/jobs"
         self.access_token = access_token
@@ -307,7 +321,8 @@ class BulkClient:
         self.max_poll_interval = max_poll_interval
         self.timeout = timeout
         self.max_upload_bytes = max_upload_bytes
-        self.retries = retries
+        self.backoff = Backoff(retries + 1, 2 * poll_interval, max_poll_interval)
+        self.sleep = sleep
 
     # -- ingest --------------------------------------------------------------------------
     def ingest(
@@ -398,6 +413,7 @@ class BulkClient:
         result.sent += rows
         result.failed += failed
         result.unprocessed += unprocessed
+        result.unprocessed_errors += [job.error or UNPROCESSED] * len(unprocessed)
         if result.key_field:
             result.succeeded_keys += succeeded_keys(
                 submitted.keys, result.key_field, failed, unprocessed
@@ -457,8 +473,9 @@ class BulkClient:
         body = {"operation": "query", "query": soql, "contentType": "CSV", "lineEnding": "LF"}
         job_id = self._call("POST", "/query", json=body).json()["id"]
         info = self._wait(f"/query/{job_id}")
-        if info["state"] != "JobComplete":
-            raise BulkApiError(400, info["state"], info.get("errorMessage") or "query job failed")
+        error = job_error(info["state"], info.get("errorMessage"))
+        if error is not None:
+            raise exception_for(error)
         locator: str | None = None
         while True:
             params: dict[str, Any] = {"maxRecords": page_size}
@@ -476,21 +493,25 @@ class BulkClient:
 
     # -- plumbing ------------------------------------------------------------------------
     def _wait(self, path: str, first_delay: float | None = None) -> dict[str, Any]:
-        """Poll a job until it ends, backing off; the first poll comes after `first_delay`
-        (default: a short poll interval, since a job polled at once is never done)."""
-        deadline = time.monotonic() + self.timeout
-        delay = self.poll_interval
-        pause = delay if first_delay is None else first_delay
-        while True:
-            time.sleep(pause)
-            info = self._call("GET", path).json()
-            if info["state"] in TERMINAL_STATES:
-                return info
-            if time.monotonic() > deadline:
-                raise BulkApiError(
-                    408, "TIMEOUT", f"job still {info['state']} after {self.timeout}s"
-                )
-            pause = delay = min(delay * 1.5, self.max_poll_interval)
+        """Poll a job until it ends, the pause growing 1.5 times per poll up to
+        `max_poll_interval`; the first poll comes after `first_delay` (default: one poll
+        interval, since a job polled at once is never done). Polling, not a failure retry:
+        each poll is one `_call`, which applies the failure policy."""
+        self.sleep(self.poll_interval if first_delay is None else first_delay)
+        polling = tenacity.Retrying(
+            retry=tenacity.retry_if_result(lambda info: info["state"] not in TERMINAL_STATES),
+            wait=tenacity.wait_exponential(
+                multiplier=self.poll_interval * 1.5, exp_base=1.5, max=self.max_poll_interval
+            ),
+            stop=tenacity.stop_after_delay(self.timeout),
+            sleep=self.sleep,
+            retry_error_callback=self._still_running,
+        )
+        return polling(lambda: self._call("GET", path).json())
+
+    def _still_running(self, state: tenacity.RetryCallState) -> dict[str, Any]:
+        info = state.outcome.result() if state.outcome else {"state": "unknown"}
+        raise BulkApiError(408, "TIMEOUT", f"job still {info['state']} after {self.timeout}s")
 
     def _call(
         self,
@@ -504,9 +525,9 @@ class BulkClient:
         accept: str = "application/json",
         stream: bool = False,
     ) -> requests.Response:
-        refreshed = False
-        attempt = 0
-        while True:
+        """One request under the failure policy (a 401 renews the session once)."""
+
+        def request() -> requests.Response:
             headers = {
                 "Authorization": f"Bearer {self.access_token}",
                 "Content-Type": content_type,
@@ -522,34 +543,13 @@ class BulkClient:
                 timeout=300,
                 stream=stream,
             )
-            if response.status_code < 300:
-                return response
-            code, message = _error_of(response)
-            if response.status_code == 401 and self.refresh_token and not refreshed:
-                self.access_token = self.refresh_token()
-                refreshed = True
-                continue
-            if response.status_code in RETRY_STATUSES and attempt < self.retries:
-                attempt += 1
-                time.sleep(min(self.poll_interval * 2**attempt, self.max_poll_interval))
-                continue
-            raise _exception(response.status_code, code, message)
+            if response.status_code >= 300:
+                raise exception_for(error_of_response(response))
+            return response
 
+        refresh = self._refresh if self.refresh_token else None
+        return call_with_policy(request, backoff=self.backoff, sleep=self.sleep, refresh=refresh)
 
-def _error_of(response: requests.Response) -> tuple[str, str]:
-    try:
-        body = response.json()
-    except ValueError:
-        return "UNKNOWN", response.text[:200]
-    first = body[0] if isinstance(body, list) and body else body
-    if isinstance(first, dict):
-        return str(first.get("errorCode", "UNKNOWN")), str(first.get("message", ""))
-    return "UNKNOWN", str(body)[:200]
-
-
-def _exception(status: int, code: str, message: str) -> BulkApiError:
-    if status == 401:
-        return SessionExpiredError(status, code, message)
-    if status == 403 and code == "REQUEST_LIMIT_EXCEEDED":
-        return RequestLimitExceededError(status, code, message)
-    return BulkApiError(status, code, message)
+    def _refresh(self) -> None:
+        assert self.refresh_token is not None
+        self.access_token = self.refresh_token()

@@ -27,6 +27,7 @@ from airflow.providers.salesforce.hooks.salesforce import SalesforceHook
 from simple_salesforce import Salesforce
 
 from talklog.salesforce.bulk import BulkClient
+from talklog.salesforce.failures import error_of_response
 
 DEFAULT_API_VERSION = "66.0"
 TOKEN_PATH = "/services/oauth2/token"
@@ -209,10 +210,9 @@ class TalkLogSalesforceHook(SalesforceHook):
 
 
 def _oauth_error(response: requests.Response) -> str:
-    try:
-        body = response.json()
-    except ValueError:
+    """``error: error_description`` of a refused token request (the shared parser's); nothing
+    of a body that is not an OAuth or REST error (it might echo the request)."""
+    error = error_of_response(response)
+    if error.code == "UNKNOWN":
         return ""
-    if isinstance(body, dict):
-        return f"{body.get('error', '')}: {body.get('error_description', '')}".strip(": ")
-    return ""
+    return f"{error.code}: {error.message}".strip(": ")
