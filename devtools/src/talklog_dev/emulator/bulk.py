@@ -29,6 +29,9 @@ DELIMITERS = {
 LINE_ENDINGS = {"LF": "\n", "CRLF": "\r\n"}
 INGEST_OPERATIONS = ("insert", "update", "upsert", "delete", "hardDelete")
 TERMINAL = ("JobComplete", "Failed", "Aborted")
+# Python's csv module refuses fields over 131,072 characters by default; Salesforce reads any
+# cell of an upload and fails the row when the value is longer than its field.
+csv.field_size_limit(MAX_UPLOAD_BYTES)
 
 
 class BulkError(Exception):
@@ -282,7 +285,8 @@ class BulkEngine:
         try:
             header, rows = _read_csv(job) if job.data is not None else ([], [])
             job.header = header
-            plan = self._plan_columns(job, header)
+            # An empty upload (zero bytes) completes with nothing processed, as in Salesforce.
+            plan = self._plan_columns(job, header) if header else []
         except BulkError as exc:
             job.state = "Failed"
             job.error_message = exc.error.message
@@ -531,6 +535,8 @@ def _read_csv(job: IngestJob) -> tuple[list[str], list[list[str]]]:
         raise BulkError(
             400, "INVALIDBATCH", f"InvalidBatch : Invalid UTF-8 at byte {exc.start}"
         ) from None
+    if not text.strip():
+        return [], []
     first_line = text.split("\n", 1)[0]
     if "\n" in text and first_line.endswith("\r") != (job.line_ending == "CRLF"):
         raise BulkError(
@@ -542,9 +548,11 @@ def _read_csv(job: IngestJob) -> tuple[list[str], list[list[str]]]:
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=DELIMITERS[job.column_delimiter])
     try:
         header = next(reader)
+        rows = [row for row in reader if row]
     except StopIteration:
-        raise BulkError(400, "INVALIDBATCH", "InvalidBatch : No content found") from None
-    rows = [row for row in reader if row]
+        return [], []
+    except csv.Error as exc:
+        raise BulkError(400, "INVALIDBATCH", f"InvalidBatch : Failed to parse CSV: {exc}") from None
     width = len(header)
     for number, row in enumerate(rows, start=2):
         if len(row) != width:

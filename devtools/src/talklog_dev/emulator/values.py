@@ -14,6 +14,8 @@ TEXT_TYPES = frozenset(
     {"string", "textarea", "url", "email", "phone", "picklist", "combobox", "multipicklist"}
 )
 NUMBER_TYPES = frozenset({"double", "currency", "percent", "int"})
+LONG_TEXT_MAX = 131_072
+"""No Salesforce text field holds more: the cap for a text field whose metadata has no length."""
 
 
 class FieldValueError(ValueError):
@@ -80,11 +82,12 @@ def _text(field: Field, value: object) -> str:
     if isinstance(value, bool | dict | list):
         _bad(field, value)
     text = value if isinstance(value, str) else str(value)
-    if field.length is not None and len(text) > field.length:
+    limit = field.length or LONG_TEXT_MAX
+    if len(text) > limit:
         shown = text[:20] + "..." if len(text) > 20 else text
         raise FieldValueError(
             "STRING_TOO_LONG",
-            f"{field.label}: data value too large: {shown} (max length={field.length})",
+            f"{field.label}: data value too large: {shown} (max length={limit})",
             field.name,
         )
     return text

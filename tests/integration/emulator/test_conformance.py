@@ -1,0 +1,103 @@
+"""Emulator answers that must match a real org's, driven through plain HTTP (requests)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import time
+from typing import Any
+
+import pytest
+
+from talklog_dev.emulator.process import API_VERSION
+
+LONG_TEXT_MAX = 131_072
+
+
+def _read_csv(text: str) -> list[dict[str, str]]:
+    """Result rows; failedResults may echo a cell longer than csv's default field limit."""
+    limit = csv.field_size_limit(10 * LONG_TEXT_MAX)
+    try:
+        return list(csv.DictReader(io.StringIO(text)))
+    finally:
+        csv.field_size_limit(limit)
+
+
+@pytest.fixture
+def api(sf_emulator):
+    """(session with the bearer token, base URL of /services/data/vXX.X)."""
+    session = sf_emulator.session()
+    session.headers["Authorization"] = f"Bearer {sf_emulator.token()}"
+    return session, f"{sf_emulator.instance_url}/services/data/v{API_VERSION}"
+
+
+def _ingest(api, body: dict[str, Any], data: bytes) -> tuple[str, dict[str, Any]]:
+    """Create a job, upload ``data``, close it and poll until it ends: (job id, job info)."""
+    session, base = api
+    job = session.post(f"{base}/jobs/ingest", json=body, timeout=10)
+    assert job.status_code == 200, job.text
+    job_id = job.json()["id"]
+    upload = session.put(
+        f"{base}/jobs/ingest/{job_id}/batches",
+        data=data,
+        headers={"Content-Type": "text/csv"},
+        timeout=30,
+    )
+    assert upload.status_code == 201, upload.text
+    closed = session.patch(
+        f"{base}/jobs/ingest/{job_id}", json={"state": "UploadComplete"}, timeout=10
+    )
+    assert closed.status_code == 200, closed.text
+    for _ in range(50):
+        info = session.get(f"{base}/jobs/ingest/{job_id}", timeout=30)
+        assert info.status_code == 200, info.text
+        if info.json()["state"] in ("JobComplete", "Failed", "Aborted"):
+            return job_id, info.json()
+        time.sleep(0.01)
+    raise AssertionError("job did not end")
+
+
+def _results(api, job_id: str, kind: str) -> list[dict[str, str]]:
+    session, base = api
+    response = session.get(f"{base}/jobs/ingest/{job_id}/{kind}", timeout=30)
+    assert response.status_code == 200, response.text
+    return _read_csv(response.text)
+
+
+@pytest.mark.parametrize("data", [b"", b"\xef\xbb\xbf", b"Name,TalkLogKey__c\n"])
+def test_empty_upload_completes_with_nothing_processed(api, data):
+    body = {"object": "TalkLog__c", "operation": "upsert", "externalIdFieldName": "TalkLogKey__c"}
+    job_id, info = _ingest(api, body, data)
+    assert info["state"] == "JobComplete", info
+    assert info["numberRecordsProcessed"] == 0 and info["numberRecordsFailed"] == 0
+    assert _results(api, job_id, "failedResults") == []
+
+
+def test_cell_over_long_text_max_fails_the_row_and_the_job_completes(api, sf_emulator):
+    too_long = "あ" * (LONG_TEXT_MAX + 1)
+    rows = [["room/1", "ok", "short"], ["room/2", "too long", too_long]]
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerows([["TalkLogKey__c", "Name", "Transcript__c"], *rows])
+    body = {"object": "TalkLog__c", "operation": "upsert", "externalIdFieldName": "TalkLogKey__c"}
+    job_id, info = _ingest(api, body, buffer.getvalue().encode("utf-8"))
+    assert info["state"] == "JobComplete", info
+    assert info["numberRecordsProcessed"] == 2 and info["numberRecordsFailed"] == 1
+    failed = _results(api, job_id, "failedResults")
+    assert [row["TalkLogKey__c"] for row in failed] == ["room/2"]
+    assert failed[0]["sf__Error"].startswith("STRING_TOO_LONG:")
+    assert failed[0]["sf__Error"].endswith(":Transcript__c --")
+    assert [r["TalkLogKey__c"] for r in sf_emulator.records("TalkLog__c")] == ["room/1"]
+    # The job stays readable: polls keep answering.
+    session, base = api
+    assert session.get(f"{base}/jobs/ingest/{job_id}", timeout=10).status_code == 200
+
+
+def test_value_over_metadata_length_fails_the_row(api):
+    body = {"object": "Lead", "operation": "insert"}
+    data = f"LastName,Company\nok,Acme\n{'x' * 81},Acme\n".encode()
+    job_id, info = _ingest(api, body, data)
+    assert info["state"] == "JobComplete"
+    failed = _results(api, job_id, "failedResults")
+    assert len(failed) == 1 and failed[0]["sf__Error"].startswith("STRING_TOO_LONG:")
+    assert "max length=80" in failed[0]["sf__Error"]
