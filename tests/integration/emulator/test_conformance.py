@@ -101,3 +101,31 @@ def test_value_over_metadata_length_fails_the_row(api):
     failed = _results(api, job_id, "failedResults")
     assert len(failed) == 1 and failed[0]["sf__Error"].startswith("STRING_TOO_LONG:")
     assert "max length=80" in failed[0]["sf__Error"]
+
+
+def test_unknown_route_and_method_answer_salesforce_errors(api):
+    session, base = api
+    missing = session.get(f"{base}/no/such/resource", timeout=10)
+    assert missing.status_code == 404
+    assert missing.json() == [
+        {"errorCode": "NOT_FOUND", "message": "The requested resource does not exist"}
+    ]
+    outside = session.get(f"{base.rsplit('/services', 1)[0]}/nothing-here", timeout=10)
+    assert outside.status_code == 404 and outside.json()[0]["errorCode"] == "NOT_FOUND"
+    wrong_method = session.put(f"{base}/limits", json={}, timeout=10)
+    assert wrong_method.status_code == 405
+    assert wrong_method.json()[0]["errorCode"] == "METHOD_NOT_ALLOWED"
+    assert "detail" not in wrong_method.text
+
+
+def test_result_urls_with_a_trailing_slash_answer_without_redirect(api):
+    body = {"object": "Lead", "operation": "insert"}
+    job_id, _ = _ingest(api, body, b"LastName,Company\nA,B\n")
+    session, base = api
+    for kind in ("successfulResults", "failedResults", "unprocessedrecords"):
+        response = session.get(
+            f"{base}/jobs/ingest/{job_id}/{kind}/", allow_redirects=False, timeout=10
+        )
+        assert response.status_code == 200, (kind, response.status_code)
+    info = session.get(f"{base}/jobs/ingest/{job_id}/", allow_redirects=False, timeout=10)
+    assert info.status_code == 200 and info.json()["id"] == job_id

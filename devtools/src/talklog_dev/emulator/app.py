@@ -15,6 +15,7 @@ from urllib.parse import parse_qs
 
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from talklog_dev.emulator.bulk import BulkEngine, BulkError
 from talklog_dev.emulator.convert import convert_lead
@@ -175,6 +176,12 @@ class LimitInfoMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        path = scope["path"]
+        if len(path) > 1 and path.endswith("/"):
+            # Salesforce answers ``…/successfulResults/`` like ``…/successfulResults``: no
+            # redirect (the routes are matched without the trailing slash).
+            stripped = path.rstrip("/") or "/"
+            scope = {**scope, "path": stripped, "raw_path": stripped.encode()}
         if not scope["path"].startswith("/services/data/"):
             await self.app(scope, receive, send)
             self.state.store.flush()
@@ -897,7 +904,11 @@ def create_app(state: EmulatorState | None = None) -> FastAPI:
     """The emulator as an ASGI app (state in memory unless the state says otherwise)."""
     state = state or EmulatorState()
     app = FastAPI(
-        title="talklog Salesforce emulator", openapi_url=None, docs_url=None, redoc_url=None
+        title="talklog Salesforce emulator",
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
+        redirect_slashes=False,
     )
     app.state.emulator = state
     app.include_router(_oauth_router())
@@ -910,6 +921,23 @@ def create_app(state: EmulatorState | None = None) -> FastAPI:
 
 
 def _add_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:  # ruff: ignore[unused-async]
+        """Unknown routes and methods answer Salesforce's error array, not ``{"detail": …}``."""
+        if exc.status_code == 405:
+            allowed = (exc.headers or {}).get("Allow", "")
+            message = f"HTTP Method '{request.method}' not allowed. Allowed are {allowed}"
+            body = [{"errorCode": "METHOD_NOT_ALLOWED", "message": message}]
+            return JSONResponse(body, status_code=405, headers=exc.headers)
+        if exc.status_code == 404:
+            body = [{"errorCode": "NOT_FOUND", "message": "The requested resource does not exist"}]
+            return JSONResponse(body, status_code=404)
+        return JSONResponse(
+            [{"errorCode": "UNKNOWN_EXCEPTION", "message": str(exc.detail)}],
+            status_code=exc.status_code,
+            headers=exc.headers,
+        )
+
     @app.exception_handler(ApiError)
     async def api_error(request: Request, exc: ApiError) -> JSONResponse:  # ruff: ignore[unused-async]
         return JSONResponse(exc.errors, status_code=exc.status)
