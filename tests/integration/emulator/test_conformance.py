@@ -129,3 +129,19 @@ def test_result_urls_with_a_trailing_slash_answer_without_redirect(api):
         assert response.status_code == 200, (kind, response.status_code)
     info = session.get(f"{base}/jobs/ingest/{job_id}/", allow_redirects=False, timeout=10)
     assert info.status_code == 200 and info.json()["id"] == job_id
+
+
+def test_bulk_upsert_on_id_creates_rows_with_a_blank_id(api, sf_emulator):
+    existing = sf_emulator.create_record("Lead", LastName="Old", Company="Acme")
+    body = {"object": "Lead", "operation": "upsert", "externalIdFieldName": "Id"}
+    data = f"Id,LastName,Company\n{existing},Renamed,Acme\n,New,Acme\n".encode()
+    job_id, info = _ingest(api, body, data)
+    assert info["state"] == "JobComplete" and info["numberRecordsFailed"] == 0, info
+    successful = _results(api, job_id, "successfulResults")
+    assert [(r["LastName"], r["sf__Created"]) for r in successful] == [
+        ("Renamed", "false"),
+        ("New", "true"),
+    ]
+    assert successful[0]["sf__Id"] == existing and successful[1]["sf__Id"].startswith("00Q")
+    names = sorted(r["LastName"] for r in sf_emulator.records("Lead"))
+    assert names == ["New", "Renamed"]

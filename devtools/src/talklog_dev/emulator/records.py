@@ -139,6 +139,10 @@ class RecordStore:
         """Insert or update by external id: (id, created). 300-style ambiguity raises MULTIPLE."""
         obj = self._object(sobject)
         field = self.external_field(obj, field_name)
+        if (value is None or value == "") and field.name == "Id":
+            # Upsert on Id: a record without an Id is created (Bulk and collections alike).
+            values = {k: v for k, v in values.items() if k.lower() != "id"}
+            return self.insert(obj.name, values, user_id), True
         if value is None or value == "":
             raise fail("MISSING_ARGUMENT", f"{field.name} not specified")
         matches = self.find_external(obj.name, field, value)
