@@ -145,3 +145,28 @@ def test_bulk_upsert_on_id_creates_rows_with_a_blank_id(api, sf_emulator):
     assert successful[0]["sf__Id"] == existing and successful[1]["sf__Id"].startswith("00Q")
     names = sorted(r["LastName"] for r in sf_emulator.records("Lead"))
     assert names == ["New", "Renamed"]
+
+
+def test_collection_retrieve_by_post(api, sf_emulator):
+    first = sf_emulator.create_record("Lead", LastName="A", Company="X")
+    second = sf_emulator.create_record("Lead", LastName="B", Company="Y")
+    session, base = api
+    response = session.post(
+        f"{base}/composite/sobjects/Lead",
+        json={"ids": [first, second, "00QEm0000009999"], "fields": ["Id", "LastName"]},
+        timeout=10,
+    )
+    assert response.status_code == 200, response.text
+    records = response.json()
+    assert [r["LastName"] if r else None for r in records] == ["A", "B", None]
+    assert records[0]["attributes"]["type"] == "Lead" and set(records[0]) == {
+        "attributes",
+        "Id",
+        "LastName",
+    }
+    bad = session.post(
+        f"{base}/composite/sobjects/Lead",
+        json={"ids": [first], "fields": ["NoSuchField__c"]},
+        timeout=10,
+    )
+    assert bad.status_code == 400 and bad.json()[0]["errorCode"] == "INVALID_FIELD"

@@ -30,6 +30,7 @@ VERSIONS = [f"{n}.0" for n in range(31, 67)]
 ORG_ID = to18("00DEm0000000001")
 DEFAULT_CLIENT_ID = "talklog-emulator"
 COLLECTION_LIMIT = 200
+RETRIEVE_POST_LIMIT = 2000
 QUERY_BATCH = 2000
 CSV_TYPE = "text/csv; charset=UTF-8"
 
@@ -647,12 +648,35 @@ def _add_collection_routes(router: APIRouter) -> None:
 
     @router.get("/composite/sobjects/{sobject}")
     async def retrieve_many(sobject: str, ids: str, fields: str, ctx: Ctx = Api) -> list:
-        obj = _sobject(ctx, sobject)
-        out = []
-        for record_id in ids.split(","):
-            record = ctx.state.store.get(obj.name, record_id)
-            out.append(_record_view(ctx, obj, record, fields) if record else None)
-        return out
+        return _retrieve_many(ctx, sobject, [i for i in ids.split(",") if i], fields)
+
+    @router.post("/composite/sobjects/{sobject}")
+    async def retrieve_many_by_post(sobject: str, request: Request, ctx: Ctx = Api) -> list:
+        """Retrieve with ``{"ids": [...], "fields": [...]}`` (up to 2,000 ids)."""
+        body = await _json_body(request)
+        ids = body.get("ids") if isinstance(body, dict) else None
+        fields = body.get("fields") if isinstance(body, dict) else None
+        if not isinstance(ids, list) or not isinstance(fields, list) or not fields:
+            raise _error(400, "JSON_PARSER_ERROR", "Expected an object with ids and fields arrays")
+        if len(ids) > RETRIEVE_POST_LIMIT:
+            raise _error(
+                400,
+                "EXCEEDED_ID_LIMIT",
+                f"cannot retrieve more than {RETRIEVE_POST_LIMIT} records in one request",
+            )
+        return _retrieve_many(ctx, sobject, [str(i) for i in ids], ",".join(map(str, fields)))
+
+
+def _retrieve_many(ctx: Ctx, sobject: str, ids: list[str], fields: str) -> list:
+    """Collection retrieve: one view per id, null where no such record."""
+    obj = _sobject(ctx, sobject)
+    out = []
+    for record_id in ids:
+        record = ctx.state.store.get(obj.name, record_id)
+        out.append(_record_view(ctx, obj, record, fields) if record else None)
+    if all(r is None for r in out):
+        _record_view(ctx, obj, {"Id": ""}, fields)  # an unknown field is an error all the same
+    return out
 
 
 def _too_many() -> ApiError:
