@@ -170,3 +170,46 @@ def test_collection_retrieve_by_post(api, sf_emulator):
         timeout=10,
     )
     assert bad.status_code == 400 and bad.json()[0]["errorCode"] == "INVALID_FIELD"
+
+
+def test_collection_upsert_failed_rows_carry_created_false(api):
+    session, base = api
+    response = session.patch(
+        f"{base}/composite/sobjects/TalkLog__c/TalkLogKey__c",
+        json={
+            "allOrNone": False,
+            "records": [
+                {"attributes": {"type": "TalkLog__c"}, "TalkLogKey__c": "k/1", "Name": "ok"},
+                {
+                    "attributes": {"type": "TalkLog__c"},
+                    "TalkLogKey__c": "k/2",
+                    "NoSuchField__c": 1,
+                },
+            ],
+        },
+        timeout=10,
+    )
+    assert response.status_code == 200, response.text
+    ok, failed = response.json()
+    assert ok["success"] is True and ok["created"] is True
+    assert failed["success"] is False and failed["created"] is False
+    assert failed["id"] is None and failed["errors"][0]["statusCode"] == "INVALID_FIELD"
+
+
+def test_collection_upsert_rolled_back_rows_carry_created_false(api):
+    session, base = api
+    response = session.patch(
+        f"{base}/composite/sobjects/TalkLog__c/TalkLogKey__c",
+        json={
+            "allOrNone": True,
+            "records": [
+                {"attributes": {"type": "TalkLog__c"}, "TalkLogKey__c": "k/3", "Name": "ok"},
+                {"attributes": {"type": "TalkLog__c"}, "TalkLogKey__c": "k/4", "Nope__c": 1},
+            ],
+        },
+        timeout=10,
+    )
+    assert response.status_code == 200, response.text
+    results = response.json()
+    assert [(r["success"], r["created"]) for r in results] == [(False, False), (False, False)]
+    assert results[0]["errors"][0]["statusCode"] == "ALL_OR_NONE_OPERATION_ROLLED_BACK"

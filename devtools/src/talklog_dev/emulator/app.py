@@ -630,7 +630,7 @@ def _add_collection_routes(router: APIRouter) -> None:
                     SfError("DUPLICATE_EXTERNAL_ID", f"more than one record found: {exc.ids}")
                 ) from None
 
-        return _run_collection(ctx, records, all_or_none, upsert_one)
+        return _run_collection(ctx, records, all_or_none, upsert_one, upsert=True)
 
     @router.delete("/composite/sobjects")
     async def delete_many(ids: str, ctx: Ctx = Api, allOrNone: bool = False) -> list[dict]:
@@ -703,8 +703,14 @@ def _collection_type(ctx: Ctx, record: dict[str, Any]) -> SObject:
     return obj
 
 
-def _run_collection(ctx: Ctx, items: list[Any], all_or_none: bool, action: Any) -> list[dict]:
-    """Run one action per item; with allOrNone, one failure rolls every change back."""
+def _run_collection(
+    ctx: Ctx, items: list[Any], all_or_none: bool, action: Any, *, upsert: bool = False
+) -> list[dict]:
+    """Run one action per item; with allOrNone, one failure rolls every change back.
+
+    Upsert results always carry ``created``: failed (and rolled back) rows say ``false``.
+    """
+    failed_created = False if upsert else None
     store = ctx.state.store
     store.begin()
     results: list[tuple[str | None, SfError | None, bool | None]] = []
@@ -713,7 +719,7 @@ def _run_collection(ctx: Ctx, items: list[Any], all_or_none: bool, action: Any) 
             record_id, created = action(item)
             results.append((record_id, None, created))
         except RecordError as exc:
-            results.append((None, exc.error, None))
+            results.append((None, exc.error, failed_created))
     if all_or_none and any(err for _, err, _ in results):
         store.rollback()
         rolled_back = SfError(
@@ -721,7 +727,7 @@ def _run_collection(ctx: Ctx, items: list[Any], all_or_none: bool, action: Any) 
             "Record rolled back because not all records were valid and the request was using "
             "AllOrNone header",
         )
-        results = [(None, err or rolled_back, None) for _, err, _ in results]
+        results = [(None, err or rolled_back, failed_created) for _, err, _ in results]
     else:
         store.commit()
     return [_save_result(rid, err, created) for rid, err, created in results]
