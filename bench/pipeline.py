@@ -281,7 +281,8 @@ def measure(size: int, store: Path, ready_file: Path, out: Path) -> None:
     session, token = emulator.session(), emulator.token()
     sf = emulator.salesforce()
     bulk = BulkClient(session, emulator.instance_url, token, refresh_token=emulator.token)
-    sessions = make_session_factory(f"sqlite:///{store}")
+    store_url = f"sqlite:///{store}"
+    sessions = make_session_factory(store_url)
     loader = BulkLoader(bulk, sessions)
     sync_links(sessions=sessions, query_all=sf.query_all_iter, loader=loader)
     counter = ApiCallCounter(session)
@@ -298,6 +299,7 @@ def measure(size: int, store: Path, ready_file: Path, out: Path) -> None:
     began = time.perf_counter()
     summary = write_talk_logs(
         sessions=sessions,
+        store_url=store_url,
         query_all=sf.query_all_iter,
         loader=loader,
         window=window,

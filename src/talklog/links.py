@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -17,6 +17,7 @@ from talklog.loading import BulkLoader, patient_queries
 from talklog.salesforce.bulk import UNCHANGED
 from talklog.salesforce.fields import UPSERT_KEYS
 from talklog.store.models import LineUser, LineWorksUser, Link
+from talklog.summary import JobSummary
 from talklog.targets import CustomerRecord, QueryAll, resolve_customers
 from talklog.watermarks import EPOCH, advance_watermark, read_watermark
 from talklog.windows import DEFAULT_TIMEZONE
@@ -70,7 +71,9 @@ def exchange_task_row(state: LinkState, customer: CustomerRecord, timezone: str)
 
 
 @dataclass
-class LinkSyncSummary:
+class LinkSyncSummary(JobSummary):
+    """What a link sync pushed: links since the watermark, their records and exchange Tasks."""
+
     since: str
     until: str | None = None
     links: int = 0
@@ -80,9 +83,8 @@ class LinkSyncSummary:
     linkworks: dict[str, Any] = field(default_factory=dict)
     exchange_tasks: dict[str, Any] = field(default_factory=dict)
 
-    @property
-    def rejected(self) -> int:
-        return int(self.linkworks.get("rejected", 0)) + int(self.exchange_tasks.get("rejected", 0))
+    def loads(self) -> Iterable[Mapping[str, Any]]:
+        return (self.linkworks, self.exchange_tasks)
 
 
 def changed_links(session: Session, since: dt.datetime) -> Iterator[LinkState]:
@@ -104,8 +106,12 @@ def sync_links(
     query_all: QueryAll,
     loader: BulkLoader,
     timezone: str = DEFAULT_TIMEZONE,
+    api_calls: Callable[[], int] | None = None,
 ) -> LinkSyncSummary:
-    """Push link changes since the last successful sync; move the watermark only on success."""
+    """Push link changes since the last successful sync; move the watermark only on success.
+
+    `api_calls` counts the run's Salesforce API calls for the summary (None: not counted).
+    """
     with sessions() as session:
         since = read_watermark(session, WATERMARK) or EPOCH
         states = list(changed_links(session, since))
@@ -120,6 +126,7 @@ def sync_links(
         until = max(state.link.updated_at for state in states)
         summary.until = until.isoformat()
         advance_watermark(sessions, WATERMARK, until)
+    summary.api_calls = api_calls() if api_calls else None
     return summary
 
 

@@ -6,8 +6,8 @@ import contextlib
 import datetime as dt
 import gc
 from collections import Counter
-from collections.abc import Callable, Generator, Iterator
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
@@ -20,6 +20,7 @@ from talklog.reader import can_read_in_child, window_lines_in_child
 from talklog.salesforce.bulk import CsvSpool, RequestLimitExceededError
 from talklog.salesforce.fields import UPSERT_KEYS
 from talklog.store.models import LineWorksUser
+from talklog.summary import JobSummary
 from talklog.talklogs import (
     TalkLogSettings,
     render_draft,
@@ -39,7 +40,7 @@ READER_PROCESS_MIN_MESSAGES = 250_000
 
 
 @dataclass
-class RunSummary:
+class RunSummary(JobSummary):
     """What a talk-log run wrote: small and JSON-able, shown in the Airflow UI."""
 
     window: str
@@ -51,14 +52,9 @@ class RunSummary:
     unresolved_targets: dict[str, int] = field(default_factory=dict)
     talklogs: dict[str, Any] = field(default_factory=dict)
     tasks: dict[str, Any] = field(default_factory=dict)
-    api_calls: int | None = None
 
-    @property
-    def rejected(self) -> int:
-        return int(self.talklogs.get("rejected", 0)) + int(self.tasks.get("rejected", 0))
-
-    def as_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "rejected": self.rejected}
+    def loads(self) -> Iterable[Mapping[str, Any]]:
+        return (self.talklogs, self.tasks)
 
 
 @dataclass
@@ -75,6 +71,7 @@ class _Staged:
 def write_talk_logs(
     *,
     sessions: sessionmaker[Session],
+    store_url: str | sa.URL,
     query_all: QueryAll,
     loader: BulkLoader,
     window: TalkWindow,
@@ -85,15 +82,16 @@ def write_talk_logs(
 ) -> RunSummary:
     """Write the transcripts of `window` to Salesforce; safe to repeat for the same window.
 
-    A window of at least `reader_process_min_messages` messages (None: never) is read by a
-    second process while this one claims and renders (see `talklog.reader`).
+    `store_url` is the URL `sessions` are bound to. A window of at least
+    `reader_process_min_messages` messages (None: never) is read by a second process, which
+    opens the store at that URL, while this one claims and renders (see `talklog.reader`).
     """
     summary = RunSummary(window.key(), window.label(settings.timezone))
     staged = _Staged()
     query_all = patient_queries(query_all, sleep=loader.sleep)
     try:
         with _collector_paused():
-            _stage(sessions, query_all, window, settings, run_id, summary, staged,
+            _stage(sessions, store_url, query_all, window, settings, run_id, summary, staged,
                    reader_process_min_messages)  # fmt: skip
         talklogs = loader.upsert("TalkLog__c", UPSERT_KEYS["TalkLog__c"], staged.talklogs)
         summary.talklogs = talklogs.summary()
@@ -133,6 +131,7 @@ def _collector_paused() -> Generator[None]:
 
 def _stage(
     sessions: sessionmaker[Session],
+    store_url: str | sa.URL,
     query_all: QueryAll,
     window: TalkWindow,
     settings: TalkLogSettings,
@@ -144,7 +143,7 @@ def _stage(
     """Claim this window's (message, customer) pairs and park its TalkLog and Task rows."""
     with (
         sessions.begin() as session,
-        open_window_lines(session, window, reader_process_min_messages) as rooms,
+        open_window_lines(session, store_url, window, reader_process_min_messages) as rooms,
     ):
         contexts = room_contexts(session, window)
         linked = {(link.target_type, link.target_id) for c in contexts.values() for link in c.links}
@@ -178,11 +177,15 @@ def _stage(
 
 @contextlib.contextmanager
 def open_window_lines(
-    session: Session, window: TalkWindow, reader_process_min_messages: int | None
+    session: Session,
+    store_url: str | sa.URL,
+    window: TalkWindow,
+    reader_process_min_messages: int | None,
 ) -> Generator[Iterator[tuple[str, list[TalkLine]]]]:
     """The window's rooms and their lines (`extract.window_lines`), read by a second process
-    when the window is big enough and the store can be opened twice."""
-    url = session.get_bind().url
+    (from the store at `store_url`) when the window is big enough and the store can be
+    opened twice."""
+    url = sa.make_url(store_url)
     if (
         reader_process_min_messages is not None
         and can_read_in_child(url)

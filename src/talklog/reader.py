@@ -1,9 +1,10 @@
 """A big window's messages read in a second process, so that the database read and the
 row conversion run on another core while this one claims and renders.
 
-The parent starts `python -m talklog.reader`, sends it the store URL and the window on
-stdin (never on the command line: the URL may hold a password) and reads pickled batches
-of `(room id, rows)` (`extract.window_rows`) from its stdout, which it turns into the lines
+The parent starts `python -m talklog.reader`, sends it the store URL its caller gave (in
+Airflow, the store hook's) and the window on stdin (never on the command line or in a log:
+the URL may hold a password) and reads pickled batches of `(room id, rows)`
+(`extract.window_rows`) from its stdout, which it turns into the lines
 `extract.window_lines` would have given, in the same order. At most a few batches wait in
 the child's queue and the pipe, so memory stays bounded whichever side is faster.
 
@@ -39,8 +40,9 @@ class ReaderProcessError(RuntimeError):
     """The message reader process failed; the window is not written (re-run it)."""
 
 
-def can_read_in_child(url: sa.URL) -> bool:
+def can_read_in_child(url: str | sa.URL) -> bool:
     """A second process sees the same store (not an in-memory SQLite database)."""
+    url = sa.make_url(url)
     if url.get_backend_name() != "sqlite":
         return True
     return url.database not in (None, "", ":memory:") and "mode=memory" not in str(url)
@@ -48,7 +50,7 @@ def can_read_in_child(url: sa.URL) -> bool:
 
 @contextlib.contextmanager
 def window_lines_in_child(
-    url: sa.URL, window: TalkWindow, chunk_rows: int | None = None
+    url: str | sa.URL, window: TalkWindow, chunk_rows: int | None = None
 ) -> Generator[Iterator[tuple[str, list[TalkLine]]]]:
     """`extract.window_lines` of `window` in the store at `url`, read by a child process.
 
@@ -63,8 +65,8 @@ def window_lines_in_child(
     )
     _widen_pipe(child.stdout)
     try:
-        request = (url.render_as_string(hide_password=False), window, chunk_rows)
-        pickle.dump(request, child.stdin, protocol=pickle.HIGHEST_PROTOCOL)
+        store = sa.make_url(url).render_as_string(hide_password=False)
+        pickle.dump((store, window, chunk_rows), child.stdin, protocol=pickle.HIGHEST_PROTOCOL)
         child.stdin.close()
         yield _batches(child)
     finally:

@@ -22,6 +22,7 @@ from talklog.loading import BulkLoader, patient_queries
 from talklog.salesforce.fields import UPSERT_KEYS
 from talklog.salesforce.soql import chunked, id_list, quote
 from talklog.store.models import Link
+from talklog.summary import JobSummary
 from talklog.targets import CustomerRecord, QueryAll, resolve_customers
 from talklog.watermarks import EPOCH, advance_watermark, read_watermark
 
@@ -35,19 +36,18 @@ LOOKUPS = ("ExternalContact__c", "Lead__c", "Account__c", "Contact__c")
 
 
 @dataclass
-class RelinkSummary:
-    """What a re-link run found and moved."""
+class RelinkSummary(JobSummary):
+    """What a re-link run found and moved (records accepted, by object, and each load)."""
 
     since: str
     changed_customers: int = 0
     links: int = 0
     unresolved_targets: int = 0
     moved: dict[str, int] = field(default_factory=dict)
-    rejected_by_object: dict[str, int] = field(default_factory=dict)
+    by_object: dict[str, dict[str, Any]] = field(default_factory=dict)  # LoadOutcome.summary()
 
-    @property
-    def rejected(self) -> int:
-        return sum(self.rejected_by_object.values())
+    def loads(self) -> Iterable[Mapping[str, Any]]:
+        return self.by_object.values()
 
 
 def relink(
@@ -57,8 +57,12 @@ def relink(
     bulk_query: BulkQuery,
     loader: BulkLoader,
     clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+    api_calls: Callable[[], int] | None = None,
 ) -> RelinkSummary:
-    """Move every record of the customers that moved since the last successful run."""
+    """Move every record of the customers that moved since the last successful run.
+
+    `api_calls` counts the run's Salesforce API calls for the summary (None: not counted).
+    """
     started = clock()
     query_all = patient_queries(query_all, sleep=loader.sleep)
     with sessions() as session:
@@ -80,8 +84,9 @@ def relink(
     for object_name, rows in moves.items():
         outcome = loader.upsert(object_name, UPSERT_KEYS[object_name], rows)
         summary.moved[object_name] = len(outcome.accepted_keys)
-        summary.rejected_by_object[object_name] = len(outcome.rejected)
+        summary.by_object[object_name] = outcome.summary()
     advance_watermark(sessions, WATERMARK, started, now=started)
+    summary.api_calls = api_calls() if api_calls else None
     return summary
 
 

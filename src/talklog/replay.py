@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -11,17 +12,19 @@ from sqlalchemy.orm import Session, sessionmaker
 from talklog import deadletters, ledger
 from talklog.loading import BulkLoader
 from talklog.salesforce.fields import UPSERT_KEYS
+from talklog.summary import JobSummary
 
 REPLAY_ORDER = ("LineWorks__c", "TalkLog__c", "Task")  # parents before the rows that use them
 
 
 @dataclass
-class ReplaySummary:
-    by_object: dict[str, dict[str, Any]] = field(default_factory=dict)
+class ReplaySummary(JobSummary):
+    """What a replay resubmitted, by object; `rejected`: letters Salesforce still refuses."""
 
-    @property
-    def still_rejected(self) -> int:
-        return sum(int(item.get("rejected", 0)) for item in self.by_object.values())
+    by_object: dict[str, dict[str, Any]] = field(default_factory=dict)  # LoadOutcome.summary()
+
+    def loads(self) -> Iterable[Mapping[str, Any]]:
+        return self.by_object.values()
 
 
 def replay_dead_letters(
@@ -30,8 +33,12 @@ def replay_dead_letters(
     loader: BulkLoader,
     object_name: str | None = None,
     error_code: str | None = None,
+    api_calls: Callable[[], int] | None = None,
 ) -> ReplaySummary:
-    """Resubmit every open dead letter (optionally one object / one error code)."""
+    """Resubmit every open dead letter (optionally one object / one error code).
+
+    `api_calls` counts the run's Salesforce API calls for the summary (None: not counted).
+    """
     summary = ReplaySummary()
     for name in REPLAY_ORDER:
         if object_name and name != object_name:
@@ -47,4 +54,5 @@ def replay_dead_letters(
             completed = ledger.completed_talklogs(outcome.accepted_keys, outcome.rejected)
             with sessions.begin() as session:
                 ledger.mark_delivered(session, dict.fromkeys(completed), dt.datetime.now(dt.UTC))
+    summary.api_calls = api_calls() if api_calls else None
     return summary

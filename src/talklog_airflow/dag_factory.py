@@ -1,4 +1,5 @@
-"""The project's DAGs, built by factories so that the three talk-log DAGs differ only by schedule.
+"""The project's DAGs: one skeleton (`project_dag`), a few lines of builder per job; the three
+talk-log DAGs differ only by schedule.
 
 Nothing here does I/O at parse time: settings come from environment variables with defaults,
 connections are read when a task runs. Nor does a parse import the domain's heavy modules
@@ -10,10 +11,12 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from typing import Any
 
 import pendulum
-from airflow.sdk import DAG, CronDataIntervalTimetable, Param, task
+from airflow.sdk import DAG, BaseOperator, CronDataIntervalTimetable, Param, task
 from airflow.sdk.exceptions import AirflowFailException
 
 from talklog.settings import TaskCopy
@@ -69,9 +72,7 @@ def window_label(data_interval_start: Any, data_interval_end: Any) -> str:
 
 
 @task(task_id="check_dead_letters", multiple_outputs=False)
-def check_dead_letters(
-    summary: dict[str, Any], store_conn_id: str = STORE_CONN_ID
-) -> dict[str, int]:
+def check_dead_letters(summary: dict[str, Any], store_conn_id: str) -> dict[str, int]:
     """Fail (without retrying) while Salesforce-rejected rows wait as dead letters."""
     from talklog import deadletters
 
@@ -86,15 +87,58 @@ def check_dead_letters(
     return {"this_run_rejected": int(summary.get("rejected", 0))}
 
 
+def project_dag(
+    dag_id: str,
+    job: Callable[[], BaseOperator],
+    *,
+    description: str,
+    cron: str | None,
+    tags: Sequence[str],
+    doc_md: str,
+    params: dict[str, Param] | None = None,
+    default_args: Mapping[str, Any] | None = None,
+    writes_salesforce: bool = True,
+    checks_api_budget: bool = False,
+    **dag_args: Any,
+) -> DAG:
+    """A project DAG running `job` (None `cron`: triggered by hand), tagged `talklog`.
+
+    `default_args` override the project's. A job that writes to Salesforce is followed by
+    `check_dead_letters` (after `check_api_budget`, when asked for).
+    """
+    with DAG(
+        dag_id=dag_id,
+        description=description,
+        schedule=CronDataIntervalTimetable(cron, timezone=TIMEZONE) if cron else None,
+        **PROJECT_DAG_ARGS,
+        default_args={**DEFAULT_ARGS, **(default_args or {})},
+        tags=["talklog", *tags],
+        params=params or {},
+        doc_md=doc_md,
+        **dag_args,
+    ) as dag:
+        summary = job()
+        if writes_salesforce:
+            dead_letters = check_dead_letters(summary.output, store_conn_id=STORE_CONN_ID)
+            if checks_api_budget:  # alerts when /limits runs low, also after a failed run
+                summary >> check_api_budget(salesforce_conn_id=SALESFORCE_CONN_ID) >> dead_letters
+    return dag
+
+
 def build_talklog_dag(choice: ScheduleChoice) -> DAG:
     """The talk-log DAG of one admin setting (hourly, every 6 hours, daily)."""
-    with DAG(
-        dag_id=f"talklog_{choice.value}",
+    return project_dag(
+        f"talklog_{choice.value}",
+        partial(
+            WriteTalkLogsOperator,
+            task_id="write_talk_logs",
+            **CONNECTION_ARGS,
+            task_copy="{{ params.task_copy }}",
+            window_label="{{ talk_window_label(data_interval_start, data_interval_end) }}",
+        ),
         description=f"LINE WORKS talks -> Salesforce TalkLog__c and Tasks, {choice.value}",
-        schedule=CronDataIntervalTimetable(choice.cron, timezone=TIMEZONE),
-        **PROJECT_DAG_ARGS,
-        default_args=DEFAULT_ARGS,
-        tags=["talklog", "salesforce", "line-works", choice.value],
+        cron=choice.cron,
+        tags=["salesforce", "line-works", choice.value],
         params={
             "task_copy": Param(
                 TASK_COPY,
@@ -104,69 +148,56 @@ def build_talklog_dag(choice: ScheduleChoice) -> DAG:
                 ),
             )
         },
-        user_defined_macros={"talk_window_label": window_label},
         doc_md=_TALKLOG_DOC.format(cron=choice.cron, timezone=TIMEZONE),
-    ) as dag:
-        summary = WriteTalkLogsOperator(
-            task_id="write_talk_logs",
-            **CONNECTION_ARGS,
-            task_copy="{{ params.task_copy }}",
-            window_label="{{ talk_window_label(data_interval_start, data_interval_end) }}",
-        )
-        budget = check_api_budget(SALESFORCE_CONN_ID)  # alerts when /limits runs low
-        summary >> budget >> check_dead_letters(summary.output)
-    return dag
+        checks_api_budget=True,
+        user_defined_macros={"talk_window_label": window_label},
+    )
 
 
 def build_link_sync_dag() -> DAG:
     """Links and unlinks into LineWorks__c and `LINE WORKS交換` Tasks, every 10 minutes."""
-    with DAG(
-        dag_id="talklog_link_sync",
+    return project_dag(
+        "talklog_link_sync",
+        partial(SyncLinksOperator, task_id="sync_links", **CONNECTION_ARGS),
         description="LINE WORKS links -> Salesforce LineWorks__c and exchange Tasks",
-        schedule=CronDataIntervalTimetable(LINK_SYNC_CRON, timezone=TIMEZONE),
-        **PROJECT_DAG_ARGS,
-        default_args={**DEFAULT_ARGS, "execution_timeout": dt.timedelta(minutes=30)},
-        tags=["talklog", "salesforce", "line-works", "links"],
+        cron=LINK_SYNC_CRON,
+        tags=["salesforce", "line-works", "links"],
         doc_md="Pushes link changes since the last successful sync (a watermark in the store).",
-    ) as dag:
-        summary = SyncLinksOperator(
-            task_id="sync_links",
-            **CONNECTION_ARGS,
-        )
-        check_dead_letters(summary.output)
-    return dag
+        default_args={"execution_timeout": dt.timedelta(minutes=30)},
+    )
 
 
 def build_relink_dag() -> DAG:
     """Re-links at the admin's interval (default hourly): records follow the customer."""
-    with DAG(
-        dag_id="talklog_relink",
+    return project_dag(
+        "talklog_relink",
+        partial(RelinkOperator, task_id="relink", **CONNECTION_ARGS),
         description="Move LINE WORKS records, TalkLogs and Tasks after lead links and conversions",
-        schedule=CronDataIntervalTimetable(RELINK_CRON, timezone=TIMEZONE),
-        **PROJECT_DAG_ARGS,
-        default_args=DEFAULT_ARGS,
-        tags=["talklog", "salesforce", "line-works", "relink"],
+        cron=RELINK_CRON,
+        tags=["salesforce", "line-works", "relink"],
         doc_md=(
             "Finds external contacts that got a lead, account or person-account link and leads"
             " that were converted since the last successful run, and moves their LineWorks__c,"
             " TalkLog__c and LINE WORKS Tasks (spec section 7). Never creates or deletes records;"
             " a second run moves nothing. The return value says how many of each it moved."
         ),
-    ) as dag:
-        summary = RelinkOperator(task_id="relink", **CONNECTION_ARGS)
-        check_dead_letters(summary.output)
-    return dag
+    )
 
 
 def build_replay_dag() -> DAG:
     """Manual: resubmit dead letters once their cause is fixed (all, one object or one code)."""
-    with DAG(
-        dag_id="talklog_replay_dead_letters",
+    return project_dag(
+        "talklog_replay_dead_letters",
+        partial(
+            ReplayDeadLettersOperator,
+            task_id="replay_dead_letters",
+            **CONNECTION_ARGS,
+            object_name="{{ params.object_name }}",
+            error_code="{{ params.error_code }}",
+        ),
         description="Resubmit rows Salesforce rejected, after the cause was fixed",
-        schedule=None,
-        **PROJECT_DAG_ARGS,
-        default_args={**DEFAULT_ARGS, "retries": 1},
-        tags=["talklog", "salesforce", "dead-letters"],
+        cron=None,
+        tags=["salesforce", "dead-letters"],
         params={
             "object_name": Param("", enum=["", "LineWorks__c", "TalkLog__c", "Task"]),
             "error_code": Param("", type="string", description="only letters with this code"),
@@ -176,26 +207,24 @@ def build_replay_dag() -> DAG:
             " them). Empty params replay every open letter: LineWorks__c, then TalkLog__c, then"
             " Task."
         ),
-    ) as dag:
-        summary = ReplayDeadLettersOperator(
-            task_id="replay_dead_letters",
-            **CONNECTION_ARGS,
-            object_name="{{ params.object_name }}",
-            error_code="{{ params.error_code }}",
-        )
-        check_dead_letters(summary.output)
-    return dag
+        default_args={"retries": 1},
+    )
 
 
 def build_import_dag() -> DAG:
     """Manual: load a LINE WORKS message export (CSV file path) into the message store."""
-    with DAG(
-        dag_id="talklog_import_export",
+    return project_dag(
+        "talklog_import_export",
+        partial(
+            ImportExportOperator,
+            task_id="import_export",
+            path="{{ params.path }}",
+            timezone="{{ params.timezone }}",
+            store_conn_id=STORE_CONN_ID,
+        ),
         description="LINE WORKS message-content export (CSV) -> message store",
-        schedule=None,
-        **PROJECT_DAG_ARGS,
-        default_args={**DEFAULT_ARGS, "retries": 1},
-        tags=["talklog", "line-works", "import"],
+        cron=None,
+        tags=["line-works", "import"],
         params={
             "path": Param(
                 "", type="string", minLength=1, description="export file path on the worker"
@@ -205,14 +234,9 @@ def build_import_dag() -> DAG:
             ),
         },
         doc_md=_IMPORT_DOC,
-    ) as dag:
-        ImportExportOperator(
-            task_id="import_export",
-            path="{{ params.path }}",
-            timezone="{{ params.timezone }}",
-            store_conn_id=STORE_CONN_ID,
-        )
-    return dag
+        default_args={"retries": 1},
+        writes_salesforce=False,
+    )
 
 
 _IMPORT_DOC = """

@@ -111,6 +111,7 @@ class World:
     def run(self, window: TalkWindow, run_id: str = "test", **options: Any) -> RunSummary:
         return write_talk_logs(
             sessions=self.sessions,
+            store_url=self.url,
             query_all=self.clients.query_all,
             loader=self.loader,
             window=window,

@@ -27,6 +27,7 @@ class Customer:
     """One linked customer, its TalkLog and Tasks already written on the linked record."""
 
     sf: object
+    store_url: str
     sessions: object
     loader: BulkLoader
     clients: object
@@ -46,6 +47,7 @@ class Customer:
     def write_talk_logs(self):
         return write_talk_logs(
             sessions=self.sessions,
+            store_url=self.store_url,
             query_all=self.clients.query_all,
             loader=self.loader,
             window=self.window,
@@ -74,7 +76,7 @@ def linked_customer(sf_emulator, sqlite_url, target: Target, **ids) -> Customer:
     sessions = make_session_factory(sqlite_url)
     loader = BulkLoader(clients.bulk, sessions, sleep=lambda _: None)
     customer = Customer(
-        sf_emulator, sessions, loader, clients, counter,
+        sf_emulator, sqlite_url, sessions, loader, clients, counter,
         TalkWindow(example.window_start, example.window_end), **ids,
     )  # fmt: skip
     sync_links(sessions=sessions, query_all=clients.query_all, loader=loader)

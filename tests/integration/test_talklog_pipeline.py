@@ -41,6 +41,7 @@ def world(sf_emulator, sqlite_url):
     return {
         "examples": examples,
         "targets": targets,
+        "url": sqlite_url,
         "sessions": sessions,
         "query_all": sf.query_all_iter,
         "loader": loader,
@@ -51,6 +52,7 @@ def world(sf_emulator, sqlite_url):
 def run_window(world, window: TalkWindow, **options):
     return write_talk_logs(
         sessions=world["sessions"],
+        store_url=world["url"],
         query_all=world["query_all"],
         loader=world["loader"],
         window=window,
@@ -119,7 +121,7 @@ def test_rejected_rows_become_dead_letters_that_a_replay_delivers(world, sf_emul
 
     sf_emulator.set_faults(lock_failure_rate=0.0)
     replayed = replay_dead_letters(sessions=world["sessions"], loader=world["loader"])
-    assert replayed.still_rejected == 0
+    assert replayed.rejected == 0
     assert len(sf_emulator.records("TalkLog__c")) == 6
     with world["sessions"]() as session:
         assert deadletters.count_open(session) == {}

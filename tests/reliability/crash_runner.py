@@ -94,6 +94,7 @@ def main(spec_path: str) -> None:
         start, end = (dt.datetime.fromisoformat(value) for value in spec["window"])
         write_talk_logs(
             sessions=sessions,
+            store_url=spec["url"],
             query_all=clients.query_all,
             loader=loader,
             window=TalkWindow(start, end),

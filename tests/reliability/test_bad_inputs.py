@@ -169,6 +169,7 @@ def corpus(emulator, tmp_path_factory) -> Corpus:
     sync = sync_links(sessions=sessions, query_all=clients.query_all, loader=loader)
     run = write_talk_logs(
         sessions=sessions,
+        store_url=url,
         query_all=clients.query_all,
         loader=loader,
         window=WINDOW,

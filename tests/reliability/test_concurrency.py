@@ -53,6 +53,7 @@ def _runner(world: World, name: str, windows: list[TalkWindow]) -> Callable[[], 
         for window in windows:
             summary = write_talk_logs(
                 sessions=world.sessions,
+                store_url=world.url,
                 query_all=clients.query_all,
                 loader=loader,
                 window=window,

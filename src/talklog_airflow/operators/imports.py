@@ -23,7 +23,7 @@ class ImportExportOperator(BaseOperator):
     rest is imported) and are listed with their line numbers in the returned summary.
     """
 
-    template_fields: Sequence[str] = ("path", "timezone")
+    template_fields: Sequence[str] = ("path", "timezone", "store_conn_id")
     ui_color = "#f0f7e8"
 
     def __init__(

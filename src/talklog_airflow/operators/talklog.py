@@ -8,6 +8,7 @@ in `execute`, on the worker.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator, Context
@@ -18,8 +19,15 @@ from talklog.windows import DEFAULT_TIMEZONE, talk_window
 from talklog_airflow.hooks.store import MessageStoreHook
 
 if TYPE_CHECKING:
+    from sqlalchemy.orm import Session, sessionmaker
+
+    from talklog.links import LinkSyncSummary
     from talklog.loading import BulkLoader
+    from talklog.pipeline import RunSummary
+    from talklog.relink import RelinkSummary
+    from talklog.replay import ReplaySummary
     from talklog.salesforce.calls import ApiCallCounter
+    from talklog.summary import JobSummary
     from talklog_airflow.hooks.salesforce import TalkLogSalesforceHook
 
 # `TalkLogSalesforceHook.default_conn_name`, spelled out so that parsing a DAG does not
@@ -27,8 +35,28 @@ if TYPE_CHECKING:
 SALESFORCE_DEFAULT_CONN_ID = "salesforce_default"
 
 
+@dataclass(frozen=True)
+class JobClients:
+    """What a job reaches the store and Salesforce with, made once per task run."""
+
+    store_url: str
+    sessions: sessionmaker[Session]
+    salesforce: TalkLogSalesforceHook
+    loader: BulkLoader
+    counter: ApiCallCounter
+
+    def api_calls(self) -> int:
+        """Salesforce API calls made so far in this task run."""
+        return self.counter.total
+
+
 class _SalesforceJobOperator(BaseOperator):
-    """Shared wiring: the store and Salesforce hooks, a loader and an API call counter."""
+    """Shared wiring: the store and Salesforce hooks, a loader and an API call counter.
+
+    A job returns its `talklog.summary.JobSummary`; the task returns its `as_dict()`.
+    """
+
+    template_fields: Sequence[str] = ("store_conn_id", "salesforce_conn_id", "timezone")
 
     def __init__(
         self,
@@ -47,34 +75,34 @@ class _SalesforceJobOperator(BaseOperator):
         from talklog.salesforce.bulk import RequestLimitExceededError
 
         try:
-            result = self.run_job(context)
+            summary = self.run_job(context, self._clients(context))
         except RequestLimitExceededError as error:
             # Retrying cannot help until the org's 24-hour budget recovers: stop and alert.
             raise AirflowFailException(
                 f"Salesforce API budget exhausted ({error.code}); nothing is lost: clear this"
                 " run (or backfill its interval) once the daily budget has recovered"
             ) from error
+        result = summary.as_dict()
         self.log.info("Summary: %s", result)
-        if result.get("rejected"):
+        if summary.rejected:
             self.log.warning(
                 "Salesforce rejected %d rows; they are kept as dead letters (see the summary's"
                 " rejected_by_code, and `talklog dead-letters`)",
-                result["rejected"],
+                summary.rejected,
             )
         return result
 
-    def run_job(self, context: Context) -> dict[str, Any]:
-        """The job itself; returns the JSON-able summary (with `rejected`) shown in the UI."""
+    def run_job(self, context: Context, clients: JobClients) -> JobSummary:
+        """The job itself; returns its summary (the task's return value shown in the UI)."""
         raise NotImplementedError
 
-    def _clients(
-        self, context: Context
-    ) -> tuple[Any, TalkLogSalesforceHook, BulkLoader, ApiCallCounter]:
+    def _clients(self, context: Context) -> JobClients:
         from talklog.loading import BulkLoader
         from talklog.salesforce.calls import ApiCallCounter
         from talklog_airflow.hooks.salesforce import TalkLogSalesforceHook
 
-        sessions = MessageStoreHook(self.store_conn_id).get_conn()
+        store = MessageStoreHook(self.store_conn_id)
+        sessions = store.get_conn()
         salesforce = TalkLogSalesforceHook(salesforce_conn_id=self.salesforce_conn_id)
         counter = ApiCallCounter(salesforce.http_session)
         loader = BulkLoader(
@@ -83,7 +111,7 @@ class _SalesforceJobOperator(BaseOperator):
             dag_id=context["dag"].dag_id,
             run_id=context["run_id"],
         )
-        return sessions, salesforce, loader, counter
+        return JobClients(store.url, sessions, salesforce, loader, counter)
 
 
 class WriteTalkLogsOperator(_SalesforceJobOperator):
@@ -93,7 +121,11 @@ class WriteTalkLogsOperator(_SalesforceJobOperator):
     written and rejected, API calls). Rejected rows are dead letters, never a silent success.
     """
 
-    template_fields: Sequence[str] = ("task_copy", "timezone", "window_label")
+    template_fields: Sequence[str] = (
+        *_SalesforceJobOperator.template_fields,
+        "task_copy",
+        "window_label",
+    )
     ui_color = "#e8f4fd"
 
     def __init__(
@@ -103,74 +135,74 @@ class WriteTalkLogsOperator(_SalesforceJobOperator):
         self.task_copy = task_copy
         self.window_label = window_label
 
-    def run_job(self, context: Context) -> dict[str, Any]:
+    def run_job(self, context: Context, clients: JobClients) -> RunSummary:
         from talklog.pipeline import write_talk_logs
 
         window = talk_window(context["data_interval_start"], context["data_interval_end"])
         self.log.info("Talk window %s", window.label(self.timezone))
-        sessions, salesforce, loader, counter = self._clients(context)
-        summary = write_talk_logs(
-            sessions=sessions,
-            query_all=salesforce.conn.query_all_iter,
-            loader=loader,
+        return write_talk_logs(
+            sessions=clients.sessions,
+            store_url=clients.store_url,
+            query_all=clients.salesforce.conn.query_all_iter,
+            loader=clients.loader,
             window=window,
             settings=TalkLogSettings(self.timezone, TaskCopy(self.task_copy)),
             run_id=context["run_id"],
-            api_calls=lambda: counter.total,
+            api_calls=clients.api_calls,
         )
-        return summary.as_dict()
 
 
 class SyncLinksOperator(_SalesforceJobOperator):
     """Mirror link changes since the last successful sync into LineWorks__c and exchange Tasks."""
 
-    def run_job(self, context: Context) -> dict[str, Any]:
+    def run_job(self, context: Context, clients: JobClients) -> LinkSyncSummary:
         from talklog.links import sync_links
 
-        sessions, salesforce, loader, counter = self._clients(context)
-        summary = sync_links(
-            sessions=sessions,
-            query_all=salesforce.conn.query_all_iter,
-            loader=loader,
+        return sync_links(
+            sessions=clients.sessions,
+            query_all=clients.salesforce.conn.query_all_iter,
+            loader=clients.loader,
             timezone=self.timezone,
+            api_calls=clients.api_calls,
         )
-        return {**vars(summary), "rejected": summary.rejected, "api_calls": counter.total}
 
 
 class ReplayDeadLettersOperator(_SalesforceJobOperator):
     """Resubmit open dead letters (after their cause was fixed); returns what passed now."""
 
-    template_fields: Sequence[str] = ("object_name", "error_code")
+    template_fields: Sequence[str] = (
+        *_SalesforceJobOperator.template_fields,
+        "object_name",
+        "error_code",
+    )
 
     def __init__(self, *, object_name: str = "", error_code: str = "", **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.object_name = object_name
         self.error_code = error_code
 
-    def run_job(self, context: Context) -> dict[str, Any]:
+    def run_job(self, context: Context, clients: JobClients) -> ReplaySummary:
         from talklog.replay import replay_dead_letters
 
-        sessions, _salesforce, loader, counter = self._clients(context)
-        summary = replay_dead_letters(
-            sessions=sessions,
-            loader=loader,
+        return replay_dead_letters(
+            sessions=clients.sessions,
+            loader=clients.loader,
             object_name=self.object_name or None,
             error_code=self.error_code or None,
+            api_calls=clients.api_calls,
         )
-        return {**summary.by_object, "rejected": summary.still_rejected, "api_calls": counter.total}
 
 
 class RelinkOperator(_SalesforceJobOperator):
     """Move LineWorks__c, TalkLog__c and LINE WORKS Tasks to where each customer lives now."""
 
-    def run_job(self, context: Context) -> dict[str, Any]:
+    def run_job(self, context: Context, clients: JobClients) -> RelinkSummary:
         from talklog.relink import relink
 
-        sessions, salesforce, loader, counter = self._clients(context)
-        summary = relink(
-            sessions=sessions,
-            query_all=salesforce.conn.query_all_iter,
-            bulk_query=loader.bulk.query,
-            loader=loader,
+        return relink(
+            sessions=clients.sessions,
+            query_all=clients.salesforce.conn.query_all_iter,
+            bulk_query=clients.loader.bulk.query,
+            loader=clients.loader,
+            api_calls=clients.api_calls,
         )
-        return {**vars(summary), "rejected": summary.rejected, "api_calls": counter.total}
