@@ -9,16 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
-from typing import Any, Protocol
-
-
-class Summarized(Protocol):
-    """What an operator needs of a job's summary (`talklog.imports.ImportSummary` fits too)."""
-
-    @property
-    def rejected(self) -> int: ...
-
-    def as_dict(self) -> dict[str, Any]: ...
+from typing import Any
 
 
 @dataclass(kw_only=True)
