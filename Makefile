@@ -59,5 +59,11 @@ airflow: setup
 airflow-cli: setup
 	source $(CURDIR)/var/airflow/env.sh && $(VENV)/bin/airflow $(ARGS)
 
+## constraints: re-export constraints.txt, the pins of uv.lock that the Dockerfile installs with
+##   (also an astro project's requirements); tests/unit/test_deployment_files.py fails on drift
+.PHONY: constraints
+constraints: | $(UV)
+	$(UV) export --frozen --no-dev --no-emit-workspace --no-hashes --package lineworks-talklog --quiet > constraints.txt
+
 clean:
 	rm -rf $(VENV) $(TOOLS) .pytest_cache .ruff_cache build
