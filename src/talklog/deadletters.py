@@ -16,7 +16,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from talklog.salesforce.soql import chunked
+from talklog.batching import IN_LIST_SIZE, chunked
 from talklog.salesforce.failures import classify, row_error
 from talklog.store.models import DeadLetter, DeadLetterStatus
 
@@ -93,7 +93,7 @@ def resolve(
 ) -> int:
     """Close the open letters of records that Salesforce has now accepted."""
     closed = 0
-    for keys in chunked(record_keys, 500):
+    for keys in chunked(record_keys, IN_LIST_SIZE):
         result = session.execute(
             sa.update(DeadLetter)
             .where(

@@ -13,7 +13,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from talklog.salesforce.soql import chunked
+from talklog.batching import IN_LIST_SIZE, chunked
 from talklog.store.models import (
     LineUser,
     LineWorksUser,
@@ -28,7 +28,6 @@ from talklog.transcripts import TalkLine
 from talklog.windows import TalkWindow
 
 EXTRACT_CHUNK_ROWS = 20_000
-IN_BATCH = 500  # ids per IN (...) when reading rooms, members and links
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,7 +152,7 @@ def window_rows(
     )
     # A few hundred rooms per query: each is read along its (room, time) index, so rows come
     # in order without sorting the whole window first (the first rows arrive at once).
-    for rooms in chunked(active_room_ids(connection, window), IN_BATCH):
+    for rooms in chunked(active_room_ids(connection, window), IN_LIST_SIZE):
         result = connection.execute(query, {"rooms": rooms})  # Core: no ORM row processing
         rows = itertools.chain.from_iterable(result.partitions())  # chunk by chunk
         for room_id, group in itertools.groupby(rows, key=itemgetter(0)):
@@ -180,13 +179,13 @@ def room_contexts(session: Session, window: TalkWindow) -> dict[str, RoomContext
     connection = session.connection()
     active = active_room_ids(connection, window)
     contexts: dict[str, RoomContext] = {}
-    for ids in chunked(active, IN_BATCH):
+    for ids in chunked(active, IN_LIST_SIZE):
         rows = connection.execute(
             sa.select(Room.id, Room.room_type, Room.title).where(Room.id.in_(ids))
         )
         contexts.update({room_id: RoomContext(room_id, *rest) for room_id, *rest in rows})
     member = RoomMember.__table__.c
-    for ids in chunked(active, IN_BATCH):
+    for ids in chunked(active, IN_LIST_SIZE):
         rows = connection.execute(
             sa.select(
                 RoomMember.room_id,
@@ -204,7 +203,7 @@ def room_contexts(session: Session, window: TalkWindow) -> dict[str, RoomContext
             )
     customers = sorted({c for context in contexts.values() for c in context.line_members})
     links_of_customer: dict[str, list[LinkInForce]] = defaultdict(list)
-    for ids in chunked(customers, IN_BATCH):
+    for ids in chunked(customers, IN_LIST_SIZE):
         for link in _links_of(session, ids):
             links_of_customer[link.line_user_id].append(link)
     for context in contexts.values():

@@ -21,11 +21,11 @@ from typing import NamedTuple
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from talklog.salesforce.soql import chunked
+from talklog.batching import IN_LIST_SIZE, chunked
+from talklog.store.engine import store_dialect
 from talklog.store.models import Delivery, TalkLogClaim, UTCDateTime
 from talklog.windows import TalkWindow
 
-_BATCH = 500  # ids per IN (...) lookup
 _INSERT_BATCH = 20_000  # rows per executemany
 
 
@@ -63,11 +63,7 @@ def claim(
     if not claims:
         return {}
     connection = session.connection()
-    insert = _INSERTERS.get(connection.dialect.name)
-    if insert is None:
-        raise NotImplementedError(
-            f"the delivery ledger supports PostgreSQL and SQLite, not {connection.dialect.name}"
-        )
+    insert = _INSERTERS[store_dialect(connection, "the delivery ledger")]
     ids = _talklog_ids(connection, claims, window, run_id)
     inserted = insert(
         connection, [(item.message_id, item.customer_key, ids[item.talklog_key]) for item in claims]
@@ -116,7 +112,7 @@ def owners(session: Session, message_ids: Iterable[int]) -> dict[tuple[int, str]
     )
     connection = session.connection()
     found: dict[tuple[int, str], str] = {}
-    for batch in chunked(ids, _BATCH):
+    for batch in chunked(ids, IN_LIST_SIZE):
         rows = connection.execute(query.where(Delivery.message_id.in_(batch)))
         found.update({(message_id, customer): key for message_id, customer, key in rows})
     return found

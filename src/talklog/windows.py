@@ -10,6 +10,10 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from zoneinfo import ZoneInfo
 
 DEFAULT_TIMEZONE = "Asia/Tokyo"
 TALK_DELAY = dt.timedelta(hours=24)
@@ -58,9 +62,9 @@ class TalkWindow:
 
     def label(self, timezone: str = DEFAULT_TIMEZONE) -> str:
         """Human-readable bounds in `timezone`, e.g. `2026-01-09 00:00 – 00:59 (Asia/Tokyo)`."""
-        zone = _zone(timezone)
-        start = self.start.astimezone(zone)
-        last = (self.end - dt.timedelta(minutes=1)).astimezone(zone)
+        local = zone(timezone)
+        start = self.start.astimezone(local)
+        last = (self.end - dt.timedelta(minutes=1)).astimezone(local)
         last_fmt = "%H:%M" if last.date() == start.date() else "%Y-%m-%d %H:%M"
         return f"{start:%Y-%m-%d %H:%M} – {last.strftime(last_fmt)} ({timezone})"
 
@@ -70,7 +74,7 @@ class TalkWindow:
 
     def day(self, timezone: str = DEFAULT_TIMEZONE) -> dt.date:
         """The day of the window in `timezone`: the day it starts on (a Task's ActivityDate)."""
-        return self.start.astimezone(_zone(timezone)).date()
+        return self.start.astimezone(zone(timezone)).date()
 
 
 def talk_window(
@@ -93,7 +97,13 @@ def as_utc(moment: dt.datetime) -> dt.datetime:
     return dt.datetime(*utc.timetuple()[:6], utc.microsecond, tzinfo=dt.UTC)
 
 
-def _zone(name: str) -> dt.tzinfo:
-    from zoneinfo import ZoneInfo
+def zone(name: str) -> ZoneInfo:
+    """The IANA time zone `name` (e.g. `Asia/Tokyo`); ValueError for a name it does not know."""
+    from zoneinfo import ZoneInfo  # here, not at the top: DAG files import this module
 
-    return ZoneInfo(name)
+    try:
+        return ZoneInfo(name)
+    except (KeyError, ValueError, OSError):  # not found, malformed, a folder like `America`
+        raise ValueError(
+            f"unknown time zone {name!r}: expected an IANA name such as {DEFAULT_TIMEZONE}"
+        ) from None

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator, Sequence
-from typing import TypeVar
+from collections.abc import Iterable
 
-T = TypeVar("T")
+# Re-exported for the modules that still import it from here (talklog.targets, talklog.relink).
+from talklog.batching import chunked as chunked
 
 _ESCAPES = {
     "\\": "\\\\",
@@ -38,9 +38,3 @@ def id_list(ids: Iterable[str]) -> str:
     if bad:
         raise ValueError(f"not Salesforce ids: {bad[:3]}")
     return "(" + ",".join(quote(value) for value in values) + ")"
-
-
-def chunked(values: Sequence[T], size: int) -> Iterator[Sequence[T]]:
-    """Consecutive slices of at most `size` values (keeps IN lists and URLs short)."""
-    for start in range(0, len(values), size):
-        yield values[start : start + size]

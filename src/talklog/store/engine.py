@@ -7,6 +7,21 @@ import functools
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
+SUPPORTED_DIALECTS = frozenset({"postgresql", "sqlite"})
+
+
+def dialect_of(bind: sa.Engine | sa.Connection | sa.Dialect) -> str:
+    """The SQL dialect's name (`sqlite`, `postgresql`, ...) of an engine, connection or dialect."""
+    return (bind if isinstance(bind, sa.Dialect) else bind.dialect).name
+
+
+def store_dialect(bind: sa.Engine | sa.Connection, user: str) -> str:
+    """`dialect_of(bind)`, refused unless the store supports it; `user` names who needs it."""
+    name = dialect_of(bind)
+    if name not in SUPPORTED_DIALECTS:
+        raise NotImplementedError(f"{user} supports PostgreSQL and SQLite, not {name}")
+    return name
+
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor = dbapi_connection.cursor()
@@ -24,7 +39,7 @@ def make_engine(url: str | sa.URL, **kwargs) -> sa.Engine:
     """An engine for the store at `url`; SQLite gets foreign keys, WAL, a busy timeout
     and a 64 MiB page cache."""
     engine = sa.create_engine(url, **kwargs)
-    if engine.dialect.name == "sqlite":
+    if dialect_of(engine) == "sqlite":
         sa.event.listen(engine, "connect", _sqlite_pragmas)
     return engine
 

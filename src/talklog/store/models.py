@@ -14,6 +14,8 @@ import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
+from talklog.store.engine import dialect_of
+
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",
@@ -42,11 +44,11 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
         if value.tzinfo is None or value.utcoffset() is None:
             raise ValueError(f"naive datetime refused by the message store: {value!r}")
         utc = value.astimezone(dt.UTC)
-        return utc.replace(tzinfo=None) if dialect.name == "sqlite" else utc
+        return utc.replace(tzinfo=None) if dialect_of(dialect) == "sqlite" else utc
 
     def result_processor(self, dialect: sa.Dialect, coltype: Any) -> Any:
         """SQLite keeps ISO text: parse it in one C call per value (windows read millions)."""
-        if dialect.name != "sqlite":
+        if dialect_of(dialect) != "sqlite":
             return super().result_processor(dialect, coltype)
         return utc_from_db
 
