@@ -18,9 +18,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
+from talklog.batching import chunked
 from talklog.loading import BulkLoader, patient_queries
 from talklog.salesforce.fields import UPSERT_KEYS
-from talklog.salesforce.soql import chunked, id_list, quote
+from talklog.salesforce.soql import id_list, quote
 from talklog.store.models import Link
 from talklog.summary import JobSummary
 from talklog.targets import CustomerRecord, QueryAll, resolve_customers

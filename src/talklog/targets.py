@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from talklog.salesforce.soql import chunked, id_list, is_salesforce_id
+from talklog.batching import chunked
+from talklog.salesforce.soql import id_list, is_salesforce_id
 from talklog.store.models import TargetType
 
 QueryAll = Callable[[str], Iterable[Mapping[str, Any]]]

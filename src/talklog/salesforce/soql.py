@@ -5,9 +5,6 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-# Re-exported for the modules that still import it from here (talklog.targets, talklog.relink).
-from talklog.batching import chunked as chunked
-
 _ESCAPES = {
     "\\": "\\\\",
     "'": "\\'",
