@@ -452,8 +452,7 @@ def _parse_once(folder: Path, workdir: Path) -> float:
     home = workdir.resolve() / "airflow-home"
     env = {**os.environ, "AIRFLOW_HOME": str(home), "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
            "AIRFLOW__CORE__DAGS_FOLDER": str(folder),
-           "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO_ROOT / "plugins"),
-           "PYTHONPATH": str(REPO_ROOT / "plugins")}  # fmt: skip
+           "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO_ROOT / "plugins")}  # fmt: skip
     done = subprocess.run(
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
     )
