@@ -15,14 +15,14 @@ from collections.abc import Sequence
 
 from talklog import deadletters
 from talklog.imports import ImportFileError, import_export
-from talklog.store import make_session_factory, upgrade
+from talklog.store import display_url, make_session_factory, upgrade
 from talklog.store.describe import describe_store
 from talklog.trace import trace_message, trace_record
 
 
 def _store_upgrade(args: argparse.Namespace) -> None:
     upgrade(args.url)
-    print(f"store at {args.url} is up to date")
+    print(f"store at {display_url(args.url)} is up to date")
 
 
 def _store_describe(args: argparse.Namespace) -> None:

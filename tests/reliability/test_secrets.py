@@ -169,3 +169,24 @@ def test_soql_literals_find_exactly_their_record(private_emulator, name):
         f"SELECT Id, Name FROM ExternalContact__c WHERE Name = {quote(name)}"
     )["records"]
     assert [(row["Id"], row["Name"]) for row in rows] == [(wanted, name)]
+
+
+@pytest.mark.postgres
+def test_cli_commands_never_print_the_store_password(postgres_url, tmp_path, capsys):
+    """Every command that takes `--url` gets one with a password; no output carries it."""
+    from talklog import cli
+    from talklog_dev import cli as dev_cli
+
+    url = sa.make_url(postgres_url).set(password=PASSWORD).render_as_string(hide_password=False)
+    export = tmp_path / "export.csv"
+    export.write_text("日時,送信者,受信者,チャンネルID,トーク\n", encoding="utf-8")
+    cli.main(["store", "upgrade", "--url", url])
+    dev_cli.main(["generate", "--url", url, "--messages", "50", "--days", "1"])
+    cli.main(["store", "describe", "--url", url])
+    cli.main(["dead-letters", "--url", url])
+    cli.main(["trace", "--url", url, "--message", "no-such-message"])
+    cli.main(["import", "--url", url, "--file", str(export)])
+    out = capsys.readouterr()
+    assert "store at" in out.out and "wrote 50 messages" in out.out
+    assert PASSWORD not in out.out + out.err
+    assert "***" in out.out

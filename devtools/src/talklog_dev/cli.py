@@ -9,6 +9,7 @@ import argparse
 import datetime as dt
 from collections.abc import Sequence
 
+from talklog.store import display_url
 from talklog_dev.synth.generator import GeneratorConfig, generate
 
 DEFAULTS = GeneratorConfig()
@@ -28,7 +29,7 @@ def _generate(args: argparse.Namespace) -> None:
     report = generate(args.url, config, migrate=args.upgrade)
     print(
         f"wrote {report.messages:,} messages, {report.rooms:,} rooms, {report.links:,} links"
-        f" into {args.url} in {report.seconds:.1f} s"
+        f" into {display_url(args.url)} in {report.seconds:.1f} s"
     )
 
 

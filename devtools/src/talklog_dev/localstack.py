@@ -42,6 +42,8 @@ from urllib.parse import urlsplit
 import requests
 import sqlalchemy as sa
 
+from talklog.store import display_url
+
 REPO_ROOT = Path(__file__).resolve().parents[3]
 DEFAULT_HOME = REPO_ROOT / "var" / "airflow"
 DEFAULT_POSTGRES_ADMIN_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
@@ -409,7 +411,10 @@ def default_connections(home: Path, use_emulator: bool) -> Generator[dict[str, s
         upgrade(store_url)
         store = {"conn_type": "talklog_store", "extra": {"sqlalchemy_url": store_url}}
         env["AIRFLOW_CONN_TALKLOG_STORE"] = json.dumps(store)
-        print(f"message store: {store_url} (set AIRFLOW_CONN_TALKLOG_STORE to use another)")
+        print(
+            f"message store: {display_url(store_url)}"
+            " (set AIRFLOW_CONN_TALKLOG_STORE to use another)"
+        )
     if not use_emulator or "AIRFLOW_CONN_SALESFORCE_DEFAULT" in os.environ:
         yield env
         return

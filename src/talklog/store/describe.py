@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
-from talklog.store import make_engine
+from talklog.store import display_url, make_engine
 from talklog.store.models import (
     LineUser,
     LineWorksUser,
@@ -127,7 +127,7 @@ def describe_store(url: str, tz: str = "Asia/Tokyo") -> StoreSummary:
             if first is not None and not per_day:
                 notes.append(f"messages span more than {MAX_DAYS_LISTED} days: not listed by day")
             return StoreSummary(
-                url=sa.make_url(url).render_as_string(hide_password=True),
+                url=display_url(url),
                 tz=tz,
                 lw_users=_count(conn, LineWorksUser),
                 line_users=_count(conn, LineUser),

@@ -10,6 +10,14 @@ from sqlalchemy.orm import Session, sessionmaker
 SUPPORTED_DIALECTS = frozenset({"postgresql", "sqlite"})
 
 
+def display_url(url: str | sa.URL) -> str:
+    """`url` fit for output, logs and errors: the password masked as ``***``."""
+    try:
+        return sa.make_url(url).render_as_string(hide_password=True)
+    except (sa.exc.ArgumentError, ValueError):
+        return "<store URL that is not a SQLAlchemy URL>"
+
+
 def dialect_of(bind: sa.Engine | sa.Connection | sa.Dialect) -> str:
     """The SQL dialect's name (`sqlite`, `postgresql`, ...) of an engine, connection or dialect."""
     return (bind if isinstance(bind, sa.Dialect) else bind.dialect).name
