@@ -23,7 +23,7 @@ class MessageStoreHook(BaseHook):
 
     The connection either carries the whole URL in its extra (`{"sqlalchemy_url": "..."}`, the
     way to name a SQLite file) or is a PostgreSQL connection (host, port, login, password,
-    schema = database).
+    schema = database). Its form fields are declared in `talklog_airflow.get_provider_info`.
     """
 
     conn_name_attr = "store_conn_id"
@@ -34,14 +34,6 @@ class MessageStoreHook(BaseHook):
     def __init__(self, store_conn_id: str = default_conn_name, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.store_conn_id = store_conn_id
-
-    @classmethod
-    def get_ui_field_behaviour(cls) -> dict[str, Any]:
-        return {
-            "hidden_fields": [],
-            "relabeling": {"schema": "Database"},
-            "placeholders": {"extra": '{"sqlalchemy_url": "sqlite:////opt/airflow/var/store.db"}'},
-        }
 
     @cached_property
     def url(self) -> str:
