@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from talklog.batching import IN_LIST_SIZE, chunked
-from talklog.salesforce.failures import classify, row_error
+from talklog.salesforce.failures import classify
 from talklog.store.models import DeadLetter, DeadLetterStatus
 
 MAX_AUTOMATIC_ATTEMPTS = 10
@@ -40,12 +40,6 @@ class Rejection:
     def retryable(self) -> bool:
         """Whether later runs retry it by themselves (the failure policy's row classes)."""
         return classify(None, self.error_code, self.error_message).retryable
-
-
-def parse_bulk_error(text: str) -> tuple[str, str, str | None]:
-    """`CODE:message:fields --` (Bulk API 2.0 sf__Error) -> (code, message, fields)."""
-    error = row_error(text)
-    return error.code, error.message, error.fields_text
 
 
 def record(

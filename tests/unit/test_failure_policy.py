@@ -238,8 +238,10 @@ def test_parsers_keep_what_salesforce_said():
 def test_dead_letters_are_retryable_by_the_same_policy():
     for name, (answer, expected) in ANSWERS.items():
         if answer[0] == "row":
-            code, message, fields = deadletters.parse_bulk_error(answer[1])
-            rejection = deadletters.Rejection("Task", "k", code, message, fields, {})
+            error = row_error(answer[1])
+            rejection = deadletters.Rejection(
+                "Task", "k", error.code, error.message, error.fields_text, {}
+            )
             assert rejection.retryable == expected.retryable, name
 
 

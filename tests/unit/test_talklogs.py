@@ -6,9 +6,9 @@ import datetime as dt
 
 import pytest
 
-from talklog.deadletters import parse_bulk_error
 from talklog.extract import LinkInForce, RoomContext, Span
 from talklog.ledger import Claim
+from talklog.salesforce.failures import row_error
 from talklog.talklogs import (
     TalkLogSettings,
     TaskCopy,
@@ -225,4 +225,5 @@ def test_task_copy_settings():
     ],
 )
 def test_bulk_errors_are_parsed(text, parsed):
-    assert parse_bulk_error(text) == parsed
+    error = row_error(text)
+    assert (error.code, error.message, error.fields_text) == parsed
