@@ -270,6 +270,10 @@ class TalkLogClaim(Base):
     run_id: Mapped[str | None] = mapped_column(sa.String(255))
     task_key: Mapped[str | None] = mapped_column(sa.String(255))
     delivered_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    # Parts Salesforce last accepted (None: written before 0003, not known): a re-run that
+    # writes fewer removes the extra ones, so Salesforce holds what a first run would.
+    talklog_parts: Mapped[int | None] = mapped_column(sa.Integer)
+    task_parts: Mapped[int | None] = mapped_column(sa.Integer)
 
 
 class Delivery(Base):
@@ -323,6 +327,39 @@ class DeadLetter(Base):
     last_failed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     resolved_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     dag_id: Mapped[str | None] = mapped_column(sa.String(255))
+    run_id: Mapped[str | None] = mapped_column(sa.String(255))
+
+
+class QuarantineStatus(enum.StrEnum):
+    OPEN = "open"  # waiting for a person (or a fixed source) to make it readable
+    RESOLVED = "resolved"  # a later run read it
+
+
+class QuarantinedRow(Base):
+    """A row the project could not read, decode or place, kept with its key and reason.
+
+    It never holds the row's content: only where it is (`source`, `record_key`: a message
+    key, an import file and line) and what was wrong. One row per (source, key); a row
+    quarantined again updates `last_seen_at` and `seen`.
+    """
+
+    __tablename__ = "quarantine"
+    __table_args__ = (
+        _enum_check("status", QuarantineStatus),
+        sa.UniqueConstraint("source", "record_key"),
+        sa.Index("ix_quarantine_status", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=True)
+    source: Mapped[str] = mapped_column(sa.String(32))  # "store", "import", "directory"
+    record_key: Mapped[str] = mapped_column(sa.String(255))
+    reason_code: Mapped[str] = mapped_column(sa.String(64))
+    reason: Mapped[str] = mapped_column(sa.Text)
+    status: Mapped[str] = mapped_column(sa.String(16), default=QuarantineStatus.OPEN.value)
+    seen: Mapped[int] = mapped_column(sa.Integer, default=1)
+    first_seen_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    last_seen_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    resolved_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     run_id: Mapped[str | None] = mapped_column(sa.String(255))
 
 

@@ -23,6 +23,7 @@ EXPECTED_TABLES = {
     "deliveries",
     "talklog_claims",
     "dead_letters",
+    "quarantine",
     "watermarks",
 }
 
