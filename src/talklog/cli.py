@@ -15,7 +15,13 @@ from collections.abc import Sequence
 
 from talklog import deadletters
 from talklog.imports import ImportFileError, import_export
-from talklog.store import display_url, make_session_factory, upgrade
+from talklog.store import (
+    StoreNotMigratedError,
+    display_url,
+    make_session_factory,
+    require_current,
+    upgrade,
+)
 from talklog.store.describe import describe_store
 from talklog.trace import trace_message, trace_record
 
@@ -101,7 +107,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
-    args.func(args)
+    migrates_first = args.func is _store_upgrade or getattr(args, "upgrade", False)
+    try:
+        if not migrates_first:
+            require_current(make_session_factory(args.url).kw["bind"])
+        args.func(args)
+    except StoreNotMigratedError as error:
+        sys.exit(f"talklog: {error}")
 
 
 if __name__ == "__main__":

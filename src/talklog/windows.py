@@ -61,12 +61,16 @@ class TalkWindow:
         return self.start <= moment < self.end
 
     def label(self, timezone: str = DEFAULT_TIMEZONE) -> str:
-        """Human-readable bounds in `timezone`, e.g. `2026-01-09 00:00 – 00:59 (Asia/Tokyo)`."""
+        """Human-readable bounds in `timezone`, e.g. `2026-01-09 00:00 – 00:59 (Asia/Tokyo)`.
+
+        A bound whose local time occurs twice (the hour a DST change repeats) carries its
+        UTC offset: `2026-11-01 01:00 UTC-04:00 – 01:59 UTC-04:00 (America/New_York)`.
+        """
         local = zone(timezone)
         start = self.start.astimezone(local)
         last = (self.end - dt.timedelta(minutes=1)).astimezone(local)
         last_fmt = "%H:%M" if last.date() == start.date() else "%Y-%m-%d %H:%M"
-        return f"{start:%Y-%m-%d %H:%M} – {last.strftime(last_fmt)} ({timezone})"
+        return f"{_local(start, '%Y-%m-%d %H:%M')} – {_local(last, last_fmt)} ({timezone})"
 
     def key(self) -> str:
         """A compact, deterministic identifier of the window (UTC, minute precision)."""
@@ -75,6 +79,15 @@ class TalkWindow:
     def day(self, timezone: str = DEFAULT_TIMEZONE) -> dt.date:
         """The day of the window in `timezone`: the day it starts on (a Task's ActivityDate)."""
         return self.start.astimezone(zone(timezone)).date()
+
+
+def _local(moment: dt.datetime, fmt: str) -> str:
+    """`moment` (aware, local) as `fmt`, with its UTC offset when the wall time is ambiguous."""
+    text = moment.strftime(fmt)
+    if moment.replace(fold=1 - moment.fold).utcoffset() == moment.utcoffset():
+        return text
+    offset = moment.strftime("%z")
+    return f"{text} UTC{offset[:3]}:{offset[3:]}"
 
 
 def talk_window(

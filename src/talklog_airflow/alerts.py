@@ -32,7 +32,7 @@ from typing import Any
 from airflow.sdk import BaseHook, BaseNotifier, task
 from airflow.sdk.exceptions import AirflowFailException, AirflowNotFoundException
 
-from talklog.windows import ScheduleChoice, talk_window
+from talklog.windows import DEFAULT_TIMEZONE, ScheduleChoice, talk_window
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +58,9 @@ def run_facts(context: Any) -> dict[str, Any]:
     if dag_id in TALKLOG_DAG_IDS and start is not None and end is not None:
         window = talk_window(start, end)
         facts["talk_window"] = [_iso(window.start), _iso(window.end)]
+        facts["talk_window_label"] = window.label(
+            os.environ.get("TALKLOG_TIMEZONE", DEFAULT_TIMEZONE)
+        )
     return facts
 
 

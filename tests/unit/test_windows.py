@@ -99,3 +99,50 @@ def test_window_label_key_and_day():
     assert window.day() == dt.date(2026, 1, 8)
     hourly = talk_window(tokyo(1, 10, 0), tokyo(1, 10, 1))
     assert hourly.label() == "2026-01-09 00:00 – 00:59 (Asia/Tokyo)"
+
+
+UTC = dt.UTC
+
+
+@pytest.mark.parametrize(
+    ("start", "hours", "timezone", "label"),
+    [
+        ((2026, 11, 1, 4), 1, "America/New_York", "2026-11-01 00:00 – 00:59 (America/New_York)"),
+        (
+            (2026, 11, 1, 5),
+            1,
+            "America/New_York",
+            "2026-11-01 01:00 UTC-04:00 – 01:59 UTC-04:00 (America/New_York)",
+        ),
+        (
+            (2026, 11, 1, 6),
+            1,
+            "America/New_York",
+            "2026-11-01 01:00 UTC-05:00 – 01:59 UTC-05:00 (America/New_York)",
+        ),
+        ((2026, 11, 1, 7), 1, "America/New_York", "2026-11-01 02:00 – 02:59 (America/New_York)"),
+        (
+            (2026, 10, 25, 0),
+            1,
+            "Europe/Berlin",
+            "2026-10-25 02:00 UTC+02:00 – 02:59 UTC+02:00 (Europe/Berlin)",
+        ),
+        (
+            (2026, 10, 31, 6),
+            24,
+            "America/New_York",
+            "2026-10-31 02:00 – 2026-11-01 01:59 UTC-04:00 (America/New_York)",
+        ),
+        (
+            (2026, 3, 8, 5),
+            24,
+            "America/New_York",
+            "2026-03-08 00:00 – 2026-03-09 00:59 (America/New_York)",
+        ),
+    ],
+)
+def test_a_label_names_the_utc_offset_where_local_time_repeats(start, hours, timezone, label):
+    """The autumn DST change repeats an hour: a bound in it carries its offset, no other."""
+    begin = dt.datetime(*start, tzinfo=UTC)
+    window = TalkWindow(begin, begin + dt.timedelta(hours=hours))
+    assert window.label(timezone) == label

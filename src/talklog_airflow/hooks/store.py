@@ -53,15 +53,22 @@ class MessageStoreHook(BaseHook):
         return url.render_as_string(hide_password=False)
 
     def get_conn(self) -> sessionmaker[Session]:
-        """A session factory bound to the store."""
-        from talklog.store import make_session_factory
+        """A session factory bound to the store; `StoreNotMigratedError` (saying to run
+        `talklog store upgrade`) when its tables are missing or older than the package."""
+        from talklog.store import make_session_factory, require_current
 
-        return make_session_factory(self.url)
+        sessions = make_session_factory(self.url)
+        require_current(sessions.kw["bind"])
+        return sessions
 
     def test_connection(self) -> tuple[bool, str]:
+        from talklog.store import StoreNotMigratedError
+
         try:
             with self.get_conn()() as session:
                 session.execute(sa.text("SELECT 1"))
+        except StoreNotMigratedError as error:  # reachable; the message has no password
+            return False, str(error)
         except Exception as error:  # reported to the UI, not raised
             return False, f"{type(error).__name__}: cannot reach the message store"
         return True, "Connection successfully tested"
