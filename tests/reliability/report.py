@@ -37,6 +37,47 @@ class Row:
 
 ROWS: list[Row] = []
 EXPECTED_MATRIX_ROWS: list[int] = [0]  # set by the fault-matrix module when collected
+CLASS_HEADER = ("module", "class of failure it covers", "cases", "passed", "failed", "skipped")
+
+
+@dataclass
+class ClassCount:
+    """Outcomes of one reliability module's test cases (one module per class of failure)."""
+
+    covers: str
+    passed: int = 0
+    failed: int = 0
+    skipped: int = 0
+
+    @property
+    def cases(self) -> int:
+        return self.passed + self.failed + self.skipped
+
+
+CLASSES: dict[str, ClassCount] = {}
+
+
+def count_case(module: str, covers: str, outcome: str) -> None:
+    """Count one test case's outcome ("passed", "failed" or "skipped") for its module."""
+    count = CLASSES.setdefault(module, ClassCount(covers))
+    setattr(count, outcome, getattr(count, outcome) + 1)
+
+
+def class_table() -> str:
+    lines = ["| " + " | ".join(CLASS_HEADER) + " |", "|" + " --- |" * len(CLASS_HEADER)]
+    for module, count in sorted(CLASSES.items()):
+        cells = (
+            f"`{module}`",
+            count.covers,
+            count.cases,
+            count.passed,
+            count.failed,
+            count.skipped,
+        )
+        lines.append("| " + " | ".join(str(cell) for cell in cells) + " |")
+    total = [sum(getattr(c, name) for c in CLASSES.values()) for name in ("cases", "passed")]
+    lines.append(f"\n{total[0]} cases in {len(CLASSES)} modules, {total[1]} passed.")
+    return "\n".join(lines)
 
 
 def add(row: Row) -> None:
@@ -60,6 +101,8 @@ def render() -> str:
         rows = ordered(section)
         if rows:
             parts.append(f"### {section}\n\n{table(rows)}")
+    if CLASSES:
+        parts.append(f"### cases by class\n\n{class_table()}")
     return "\n\n".join(parts)
 
 
@@ -85,6 +128,11 @@ with the state of the same job run without the fault.
 - **outcome**: `identical` (the first run already left the fault-free state), or how the run
   failed (the exception the Airflow task shows, or dead letters that turn `check_dead_letters`
   red) and which run converged.
+
+The last table counts every reliability test case of the run by module: one module per class
+of failure (bad inputs, secrets, re-runs, replays, orgs, emulator fidelity, ...), with the
+first line of the module's docstring saying what it covers. A skipped case names its reason
+in the test output (PostgreSQL not reachable).
 
 """
 

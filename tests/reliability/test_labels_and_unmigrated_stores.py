@@ -1,4 +1,6 @@
-"""Two small classes users hit (issue 16).
+"""DST-repeated local times labelled with their UTC offset; unmigrated stores say what to run.
+
+Two small classes users hit (issue 16):
 
 - A window label whose local time repeats (the autumn DST change) names its UTC offset, in
   the UI label, the transcript header and the alert facts; other labels stay as they were.
