@@ -97,6 +97,11 @@ ANSWERS = {
     "300 multiple matches": (("rest", 300, ["/services/data/v66.0/sobjects/Lead/00Q1"]), PERSON),
     "400 UNABLE_TO_LOCK_ROW (REST write)": (rest(400, "UNABLE_TO_LOCK_ROW"), NOW),
     "400 MISSING_ARGUMENT": (rest(400, "MISSING_ARGUMENT"), PERSON),
+    "400 INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST": (
+        rest(400, "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST", fields=["Status"]),
+        PERSON,
+    ),
+    "400 NUMBER_OUTSIDE_VALID_RANGE": (rest(400, "NUMBER_OUTSIDE_VALID_RANGE"), PERSON),
     "400 MALFORMED_ID": (rest(400, "MALFORMED_ID", fields=["Id"]), PERSON),
     "400 ENTITY_IS_DELETED": (rest(400, "ENTITY_IS_DELETED"), PERSON),
     "400 INVALID_CROSS_REFERENCE_KEY": (rest(400, "INVALID_CROSS_REFERENCE_KEY"), PERSON),
@@ -147,6 +152,14 @@ ANSWERS = {
     "row DUPLICATE_EXTERNAL_ID": (row("DUPLICATE_EXTERNAL_ID", "Duplicate", "K"), PERSON),
     "row DUPLICATE_VALUE": (row("DUPLICATE_VALUE"), PERSON),
     "row STRING_TOO_LONG": (row("STRING_TOO_LONG", "Subject: data value too large", "S"), PERSON),
+    "row INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST": (
+        row("INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST", "Status: bad value", "Status"),
+        PERSON,
+    ),
+    "row NUMBER_OUTSIDE_VALID_RANGE": (
+        row("NUMBER_OUTSIDE_VALID_RANGE", "Count: value outside of valid range", "Count__c"),
+        PERSON,
+    ),
     "row INVALID_TYPE_ON_FIELD_IN_RECORD": (row("INVALID_TYPE_ON_FIELD_IN_RECORD"), PERSON),
     "row REQUIRED_FIELD_MISSING": (
         row("REQUIRED_FIELD_MISSING", "Required: [Name]", "Name"),

@@ -39,6 +39,16 @@ class MetadataError(ValueError):
 
 
 @dataclass(frozen=True)
+class PicklistValueSpec:
+    """One value of a picklist's value set."""
+
+    value: str
+    label: str
+    default: bool = False
+    active: bool = True
+
+
+@dataclass(frozen=True)
 class FieldSpec:
     """One field as deployed: the facts a writer needs (type, length, keys, lookups)."""
 
@@ -55,6 +65,9 @@ class FieldSpec:
     reference_to: str | None
     relationship_name: str | None
     default_value: str | None
+    case_sensitive: bool = False
+    picklist_values: tuple[PicklistValueSpec, ...] = ()
+    restricted_picklist: bool = False
 
 
 @dataclass(frozen=True)
@@ -192,6 +205,28 @@ def _parse_field(path: Path, object_name: str) -> FieldSpec:
         reference_to=_text(root, "referenceTo"),
         relationship_name=_text(root, "relationshipName"),
         default_value=_text(root, "defaultValue"),
+        case_sensitive=_bool(root, "caseSensitive"),
+        picklist_values=_picklist_values(root),
+        restricted_picklist=_restricted(root),
+    )
+
+
+def _restricted(root: ET.Element) -> bool:
+    value_set = root.find(_q("valueSet"))
+    return value_set is not None and _bool(value_set, "restricted")
+
+
+def _picklist_values(root: ET.Element) -> tuple[PicklistValueSpec, ...]:
+    """The values of a picklist's own value set (none for a global value set)."""
+    values = root.findall(f"{_q('valueSet')}/{_q('valueSetDefinition')}/{_q('value')}")
+    return tuple(
+        PicklistValueSpec(
+            value=_text(value, "fullName") or "",
+            label=_text(value, "label") or _text(value, "fullName") or "",
+            default=_bool(value, "default"),
+            active=(_text(value, "isActive") or "true").lower() == "true",
+        )
+        for value in values
     )
 
 

@@ -64,8 +64,10 @@ def test_upsert_status_codes(sf):
     assert sf.Task.upsert(url, {"Subject": "LINE WORKSログ (2)"}) == 200
     response = sf.Task.upsert(url, {"Subject": "again"}, raw_response=True)
     assert response.status_code == 200 and response.json()["created"] is False
-    tasks = sf.query("SELECT Id, Subject FROM Task WHERE LineWorksKey__c = 'KEY-1'")
+    tasks = sf.query("SELECT Id, Subject FROM Task WHERE LineWorksKey__c = 'key-1'")
     assert tasks["totalSize"] == 1 and tasks["records"][0]["Subject"] == "again"
+    # LineWorksKey__c is unique and case-sensitive: SOQL compares it exactly.
+    assert sf.query("SELECT Id FROM Task WHERE LineWorksKey__c = 'KEY-1'")["totalSize"] == 0
     with pytest.raises(SalesforceResourceNotFound) as exc:
         sf.Task.upsert("NoSuchField__c/x", {"Subject": "x"})
     assert _error_code(exc.value) == "NOT_FOUND"
@@ -73,11 +75,15 @@ def test_upsert_status_codes(sf):
 
 def test_duplicate_unique_external_id_is_rejected(sf):
     first = sf.ExternalContact__c.create({"Name": "a", "LineWorksUuid__c": "u-1"})
-    record = sf.ExternalContact__c.get_by_custom_id("LineWorksUuid__c", "U-1")  # case-insensitive
+    record = sf.ExternalContact__c.get_by_custom_id("LineWorksUuid__c", "u-1")
     assert record["Id"] == first["id"]
     with pytest.raises(SalesforceMalformedRequest) as exc:
         sf.ExternalContact__c.create({"Name": "b", "LineWorksUuid__c": "u-1"})
     assert _error_code(exc.value) == "DUPLICATE_VALUE"
+    # LineWorksUuid__c is case-sensitive: "U-1" is another value, not a duplicate.
+    assert sf.ExternalContact__c.create({"Name": "c", "LineWorksUuid__c": "U-1"})["success"]
+    with pytest.raises(SalesforceResourceNotFound):
+        sf.ExternalContact__c.get_by_custom_id("LineWorksUuid__c", "U-2")
 
 
 @pytest.mark.parametrize(
@@ -118,7 +124,10 @@ def test_references_checked_for_type_and_existence(sf_emulator, sf):
     deleted = sf.Contact.create({"LastName": "gone"})["id"]
     sf.Contact.delete(deleted)
     with pytest.raises(SalesforceMalformedRequest) as exc:
-        sf.Task.create({"WhoId": deleted})
+        sf.Task.create({"WhoId": deleted})  # in the recycle bin
+    assert _error_code(exc.value) == "ENTITY_IS_DELETED"
+    with pytest.raises(SalesforceMalformedRequest) as exc:
+        sf.Task.create({"WhoId": deleted[:3] + "Em000009ZZZZ"})  # never existed
     assert _error_code(exc.value) == "INVALID_CROSS_REFERENCE_KEY"
     assert sf.Task.create({"WhoId": lead, "Subject": "ok"})["success"]
 
@@ -190,7 +199,8 @@ def test_collections_create_update_upsert_delete(sf):
         sf.restful("composite/sobjects", method="POST", json={"records": too_many})
     assert _error_code(exc.value) == "EXCEEDED_ID_LIMIT"
     updates = [
-        {"attributes": {"type": "Lead"}, "id": r["id"], "Status": "Working"} for r in created[:3]
+        {"attributes": {"type": "Lead"}, "id": r["id"], "Status": "Working - Contacted"}
+        for r in created[:3]
     ]
     assert all(
         r["success"]

@@ -26,7 +26,9 @@ def _code(exc: pytest.ExceptionInfo[RecordError]) -> str:
 
 def test_upsert_created_updated_and_multiple_matches(store):
     assert store.upsert("Task", "LineWorksKey__c", "k", {"Subject": "s"}, None)[1] is True
-    assert store.upsert("Task", "LineWorksKey__c", "K", {"Subject": "t"}, None)[1] is False
+    assert store.upsert("Task", "LineWorksKey__c", "k", {"Subject": "t"}, None)[1] is False
+    # LineWorksKey__c is unique and case-sensitive: another case is another record.
+    assert store.upsert("Task", "LineWorksKey__c", "K", {"Subject": "u"}, None)[1] is True
     for _ in range(2):
         store.insert("Task", {"Subject": "dup"}, None)
     from talklog_dev.emulator.schema import Field
@@ -101,12 +103,13 @@ def test_bulk_upsert_duplicate_keys_in_one_batch(store):
         "005",
         "66.0",
     )
-    engine.upload(job.id, b"LinkKey__c,Nickname__c\nk,a\nK,b\nz,c\n")
+    engine.upload(job.id, b"LinkKey__c,Nickname__c\nk,a\nk,b\nK,c\nz,d\n")
     engine.polls_in_progress = 0
     engine.set_state(job.id, "UploadComplete")
     engine.poll(job.id)
     assert [r[1].split(":")[0] for r in job.failed] == ["DUPLICATE_EXTERNAL_ID"] * 2
-    assert len(job.successful) == 1
+    # LinkKey__c is case-sensitive: "K" is not a duplicate of "k".
+    assert [r[2] for r in job.successful] == ["K", "z"]
 
 
 def test_bulk_rejects_bad_jobs(store):

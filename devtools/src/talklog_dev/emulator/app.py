@@ -17,12 +17,13 @@ from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from talklog.salesforce.metadata import PicklistValueSpec
 from talklog_dev.emulator.bulk import BulkEngine, BulkError
 from talklog_dev.emulator.convert import convert_lead
 from talklog_dev.emulator.faults import FaultDice, Faults, Usage
 from talklog_dev.emulator.ids import to18
 from talklog_dev.emulator.records import MultipleMatches, RecordError, RecordStore, SfError
-from talklog_dev.emulator.schema import RECORD_TYPES, Schema, SObject, build_schema
+from talklog_dev.emulator.schema import RECORD_TYPES, Field, Schema, SObject, build_schema
 from talklog_dev.emulator.soql import Evaluator, SoqlError, parse
 
 LATEST_VERSION = "66.0"
@@ -31,6 +32,10 @@ ORG_ID = to18("00DEm0000000001")
 DEFAULT_CLIENT_ID = "talklog-emulator"
 COLLECTION_LIMIT = 200
 RETRIEVE_POST_LIMIT = 2000
+UPSERT_RESULT_SINCE = 46.0
+"""From API 46.0 a REST upsert answers a body with ``created`` (200 on update, was 204)."""
+UPDATE_ONLY_SINCE = 61.0
+"""``updateOnly=true`` on a REST upsert exists from API 61.0 (Summer '24)."""
 QUERY_BATCH = 2000
 CSV_TYPE = "text/csv; charset=UTF-8"
 
@@ -229,11 +234,26 @@ def _record_view(ctx: Ctx, obj: SObject, record: dict[str, Any], fields: str | N
     return out
 
 
-def _field_describe(f: Any) -> dict[str, Any]:
+SOAP_TYPES = {
+    "id": "tns:ID",
+    "reference": "tns:ID",
+    "boolean": "xsd:boolean",
+    "double": "xsd:double",
+    "currency": "xsd:double",
+    "percent": "xsd:double",
+    "int": "xsd:int",
+    "date": "xsd:date",
+    "datetime": "xsd:dateTime",
+}
+"""describe's soapType per field type (every other type is xsd:string)."""
+
+
+def _field_describe(f: Field) -> dict[str, Any]:
     return {
         "name": f.name,
         "label": f.label,
         "type": f.type,
+        "soapType": SOAP_TYPES.get(f.type, "xsd:string"),
         "length": f.length or 0,
         "precision": f.precision or 0,
         "scale": f.scale or 0,
@@ -242,13 +262,44 @@ def _field_describe(f: Any) -> dict[str, Any]:
         "updateable": f.updateable,
         "externalId": f.external_id,
         "unique": f.unique,
+        "caseSensitive": f.case_sensitive,
         "idLookup": f.external_id or f.name == "Id",
         "custom": f.name.endswith("__c"),
         "referenceTo": list(f.reference_to),
         "relationshipName": f.relationship_name,
         "defaultValue": f.default,
         "defaultedOnCreate": f.default is not None,
+        "picklistValues": [_picklist_value(v) for v in f.picklist_values],
+        "restrictedPicklist": f.restricted_picklist,
+        "cascadeDelete": f.cascade_delete,
     }
+
+
+def _picklist_value(value: PicklistValueSpec) -> dict[str, Any]:
+    return {
+        "active": value.active,
+        "defaultValue": value.default,
+        "label": value.label,
+        "validFor": None,
+        "value": value.value,
+    }
+
+
+def _child_relationships(schema: Schema, obj: SObject) -> list[dict[str, Any]]:
+    """describe's childRelationships: each lookup of any object that can point here."""
+    return [
+        {
+            "cascadeDelete": f.cascade_delete,
+            "childSObject": child.name,
+            "deprecatedAndHidden": False,
+            "field": f.name,
+            "junctionIdListNames": [],
+            "junctionReferenceTo": [],
+            "relationshipName": f.child_relationship,
+            "restrictedDelete": False,
+        }
+        for child, f in schema.children(obj.name)
+    ]
 
 
 def _object_urls(version: str, name: str) -> dict[str, str]:
@@ -270,9 +321,10 @@ def _object_summary(version: str, obj: SObject) -> dict[str, Any]:
     }
 
 
-def _describe(version: str, obj: SObject) -> dict[str, Any]:
+def _describe(version: str, schema: Schema, obj: SObject) -> dict[str, Any]:
     out = _object_summary(version, obj)
     out["fields"] = [_field_describe(f) for f in obj.fields.values()]
+    out["childRelationships"] = _child_relationships(schema, obj)
     out["recordTypeInfos"] = (
         [
             {"recordTypeId": rid, "developerName": name, "available": True}
@@ -427,7 +479,7 @@ def _add_sobject_routes(router: APIRouter) -> None:
     @router.get("/sobjects/{sobject}/describe")
     @router.get("/sobjects/{sobject}/describe/")
     async def describe(sobject: str, ctx: Ctx = Api) -> dict[str, Any]:
-        return _describe(ctx.version, _sobject(ctx, sobject))
+        return _describe(ctx.version, ctx.state.schema, _sobject(ctx, sobject))
 
     @router.get("/sobjects/{sobject}")
     @router.get("/sobjects/{sobject}/")
@@ -500,12 +552,15 @@ def _add_sobject_routes(router: APIRouter) -> None:
         obj = _sobject(ctx, sobject)
         body = await _json_body(request)
         store = ctx.state.store
+        if _update_only(request, ctx.version):
+            _, ids = _external_matches(ctx, sobject, field_name, value)
+            if not ids:
+                raise _error(404, "NOT_FOUND", "The requested resource does not exist")
         try:
             record_id, created = store.upsert(obj.name, field_name, value, body, ctx.user_id)
         except MultipleMatches as exc:
             return JSONResponse(_match_urls(ctx, obj, exc.ids), status_code=300)
-        result = {"id": record_id, "success": True, "errors": [], "created": created}
-        return JSONResponse(result, status_code=201 if created else 200)
+        return _upsert_answer(ctx.version, record_id, created)
 
     @router.delete("/sobjects/{sobject}/{field_name}/{value}")
     async def delete_by_external(sobject: str, field_name: str, value: str, ctx: Ctx = Api) -> Any:
@@ -516,6 +571,22 @@ def _add_sobject_routes(router: APIRouter) -> None:
             return JSONResponse(_match_urls(ctx, obj, ids), status_code=300)
         ctx.state.store.delete(obj.name, ids[0])
         return Response(status_code=204)
+
+
+def _update_only(request: Request, version: str) -> bool:
+    """``?updateOnly=true`` (API 61.0 and later): an upsert that must not create a record."""
+    flag = request.query_params.get("updateOnly", "")
+    return flag.lower() == "true" and float(version) >= UPDATE_ONLY_SINCE
+
+
+def _upsert_answer(version: str, record_id: str, created: bool) -> Response:
+    """201 on create, 200 on update; before API 46.0 no ``created`` and a 204 on update."""
+    if float(version) < UPSERT_RESULT_SINCE:
+        if not created:
+            return Response(status_code=204)
+        return JSONResponse({"id": record_id, "success": True, "errors": []}, status_code=201)
+    result = {"id": record_id, "success": True, "errors": [], "created": created}
+    return JSONResponse(result, status_code=201 if created else 200)
 
 
 def _external_matches(ctx: Ctx, sobject: str, field_name: str, value: str) -> tuple[SObject, list]:

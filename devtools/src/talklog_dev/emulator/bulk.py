@@ -387,19 +387,21 @@ class BulkEngine:
 
     def _duplicate_keys(
         self, job: IngestJob, plan: list[tuple[Field, Field | None]], rows: list[list[str]]
-    ) -> set[str]:
+    ) -> set[object]:
         if job.operation != "upsert":
             return set()
-        index = next(
-            i for i, (f, p) in enumerate(plan) if f.name == job.external_id_field and not p
+        index, ext = next(
+            (i, f) for i, (f, p) in enumerate(plan) if f.name == job.external_id_field and not p
         )
-        seen: dict[str, int] = {}
+        seen: dict[object, int] = {}
         for row in rows:
-            key = row[index].lower() if index < len(row) else ""
+            key = ext.key(row[index]) if index < len(row) else ""
             seen[key] = seen.get(key, 0) + 1
         return {key for key, n in seen.items() if n > 1 and key}
 
-    def _apply(self, job: IngestJob, values: dict[str, Any], dupes: set[str]) -> tuple[str, bool]:
+    def _apply(
+        self, job: IngestJob, values: dict[str, Any], dupes: set[object]
+    ) -> tuple[str, bool]:
         store, user = self.store, job.created_by
         if job.operation == "insert":
             if "Id" in values:
@@ -414,11 +416,12 @@ class BulkEngine:
         if job.operation in ("delete", "hardDelete"):
             record_id = str(values.get("Id") or "")
             found = store.lookup(record_id)
-            store.delete(job.object, record_id)
+            store.delete(job.object, record_id, hard=job.operation == "hardDelete")
             return found[1]["Id"] if found else record_id, False
         ext = str(job.external_id_field)
         key = values.get(ext)
-        if isinstance(key, str) and key.lower() in dupes:
+        ext_field = self.store.schema.objects[job.object].field(ext)
+        if isinstance(key, str) and ext_field is not None and ext_field.key(key) in dupes:
             raise RecordError(
                 SfError("DUPLICATE_EXTERNAL_ID", f"Duplicate external id specified: {key}", (ext,))
             )

@@ -90,14 +90,15 @@ class RecordStore:
         return found[1] if found and found[0] == sobject else None
 
     def find_external(self, sobject: str, field: Field, value: Any) -> list[str]:
-        """Ids of the records whose external id field equals the value (case-insensitive)."""
+        """Ids of the records whose external id field equals the value (case-insensitively
+        unless the field is case-sensitive)."""
         if field.name == "Id":
             found = self.get(sobject, str(value))
             return [found["Id"]] if found else []
         if field.unique:
-            return sorted(self._unique[sobject, field.name].get(_key(value), ()))
-        key = _key(value)
-        return [r["Id"] for r in self.scan(sobject) if _key(r.get(field.name)) == key]
+            return sorted(self._unique[sobject, field.name].get(field.key(value), ()))
+        key = field.key(value)
+        return [r["Id"] for r in self.scan(sobject) if field.key(r.get(field.name)) == key]
 
     def count(self, sobject: str) -> int:
         return len(self._by_object.get(sobject, {}))
@@ -156,11 +157,13 @@ class RecordStore:
             values = {**values, field.name: value}
         return self.insert(obj.name, values, user_id), True
 
-    def delete(self, sobject: str, record_id: str) -> None:
+    def delete(self, sobject: str, record_id: str, *, hard: bool = False) -> None:
+        """Delete a record: into the recycle bin, or (``hard``) for good."""
         obj = self._object(sobject)
         record = self._existing(obj, record_id)
         self._remove(obj.name, record)
-        self._tombstones.add(record["Id"])
+        if not hard:
+            self._tombstones.add(record["Id"])
 
     def _remove(self, sobject: str, record: Record) -> None:
         if self._journal is not None:
@@ -188,6 +191,7 @@ class RecordStore:
             if previous is not None:
                 self._store(sobject, previous)
                 self._deleted.discard(record_id)
+                self._tombstones.discard(record_id)
 
     def external_field(self, obj: SObject, field_name: str) -> Field:
         """The field an upsert matches on: Id or an external id field."""
@@ -208,11 +212,12 @@ class RecordStore:
         self._store(obj.name, record, current)
 
     def reset(self) -> None:
-        """Delete every record except the default user."""
+        """Delete every record except the default user, and empty the recycle bin."""
         for sobject, records in self._by_object.items():
             for record_id in list(records):
                 if record_id != self.default_user_id:
-                    self.delete(sobject, record_id)
+                    self.delete(sobject, record_id, hard=True)
+        self._tombstones.clear()
         self.flush()
 
     # -- validation ----------------------------------------------------------------------
@@ -283,6 +288,8 @@ class RecordStore:
                 f"{field.label}: id value of incorrect type: {value}",
                 field.name,
             )
+        if normalized in self._tombstones:  # in the recycle bin: Salesforce names no field
+            raise fail("ENTITY_IS_DELETED", "entity is deleted")
         if normalized not in self._by_id:
             raise fail("INVALID_CROSS_REFERENCE_KEY", "invalid cross reference id", field.name)
         return normalized
@@ -385,7 +392,7 @@ class RecordStore:
         for field in obj.fields.values():
             if not field.unique or record.get(field.name) in (None, ""):
                 continue
-            others = self._unique[obj.name, field.name].get(_key(record[field.name]), set())
+            others = self._unique[obj.name, field.name].get(field.key(record[field.name]), set())
             clash = next((i for i in others if i != own_id), None)
             if clash:
                 raise fail(
@@ -407,14 +414,14 @@ class RecordStore:
         for field in obj.fields.values():
             if field.unique and record.get(field.name) not in (None, ""):
                 index = self._unique[sobject, field.name]
-                index.setdefault(_key(record[field.name]), set()).add(record["Id"])
+                index.setdefault(field.key(record[field.name]), set()).add(record["Id"])
         self._dirty.add(record["Id"])
 
     def _unindex(self, sobject: str, record: Record) -> None:
         obj = self.schema.objects[sobject]
         for field in obj.fields.values():
             if field.unique and record.get(field.name) not in (None, ""):
-                ids = self._unique[sobject, field.name].get(_key(record[field.name]))
+                ids = self._unique[sobject, field.name].get(field.key(record[field.name]))
                 if ids:
                     ids.discard(record["Id"])
 
@@ -471,10 +478,6 @@ class MultipleMatches(Exception):
     def __init__(self, ids: list[str]) -> None:
         super().__init__(f"{len(ids)} records match")
         self.ids = ids
-
-
-def _key(value: Any) -> Any:
-    return value.lower() if isinstance(value, str) else value
 
 
 def _full_name(record: Record) -> str:

@@ -5,7 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 
-from talklog.salesforce.metadata import FieldSpec, ObjectSpec, load_custom_schema
+from talklog.salesforce.metadata import (
+    FieldSpec,
+    ObjectSpec,
+    PicklistValueSpec,
+    load_custom_schema,
+)
 from talklog_dev.emulator.ids import custom_prefixes, to18
 
 # SFDX field types -> the type names describe() and the REST API use.
@@ -64,10 +69,21 @@ class Field:
     precision: int | None = None
     scale: int | None = None
     auto_number: bool = False
+    case_sensitive: bool = False
+    """Matched and kept unique case-sensitively (a unique field with caseSensitive)."""
+    picklist_values: tuple[PicklistValueSpec, ...] = ()
+    restricted_picklist: bool = False
+    child_relationship: str | None = None
+    """The parent's name for the records that point at it through this lookup."""
+    cascade_delete: bool = False
 
     @property
     def is_reference(self) -> bool:
         return self.type in ("reference", "id")
+
+    def key(self, value: object) -> object:
+        """The form in which values of this field match (folded unless case-sensitive)."""
+        return value.lower() if isinstance(value, str) and not self.case_sensitive else value
 
 
 @dataclass
@@ -142,6 +158,22 @@ def _system_fields(owner: bool = True) -> list[Field]:
     return fields
 
 
+LEAD_STATUSES = (
+    "Open - Not Contacted",
+    "Working - Contacted",
+    "Closed - Converted",
+    "Closed - Not Converted",
+)
+TASK_STATUSES = ("Not Started", "In Progress", "Completed", "Waiting on someone else", "Deferred")
+TASK_PRIORITIES = ("High", "Normal", "Low")
+TASK_SUBJECTS = ("Call", "Send Letter", "Send Quote", "Other")
+
+
+def picklist(values: tuple[str, ...], default: str | None = None) -> tuple[PicklistValueSpec, ...]:
+    """A standard value set: each value is its own label."""
+    return tuple(PicklistValueSpec(v, v, v == default) for v in values)
+
+
 def _ro(name: str, type_: str, label: str, **kw: object) -> Field:
     return Field(name, type_, label, createable=False, updateable=False, **kw)  # type: ignore[arg-type]
 
@@ -193,6 +225,7 @@ def _standard_objects() -> dict[str, list[Field]]:
                 18,
                 reference_to=("Account",),
                 relationship_name="Account",
+                child_relationship="Contacts",
             ),
             Field("Email", "email", "Email", 80),
             _ro("IsPersonAccount", "boolean", "Is Person Account"),
@@ -204,7 +237,15 @@ def _standard_objects() -> dict[str, list[Field]]:
             name,
             Field("Company", "string", "Company", 255, required=True),
             Field("Email", "email", "Email", 80),
-            Field("Status", "picklist", "Lead Status", 255, default="Open - Not Contacted"),
+            Field(
+                "Status",
+                "picklist",
+                "Lead Status",
+                255,
+                default="Open - Not Contacted",
+                picklist_values=picklist(LEAD_STATUSES, "Open - Not Contacted"),
+                restricted_picklist=True,
+            ),
             _ro("IsConverted", "boolean", "Converted"),
             _ro(
                 "ConvertedAccountId",
@@ -226,10 +267,28 @@ def _standard_objects() -> dict[str, list[Field]]:
         ],
         "Task": [
             *_system_fields(),
-            Field("Subject", "combobox", "Subject", 255),
+            Field("Subject", "combobox", "Subject", 255, picklist_values=picklist(TASK_SUBJECTS)),
             Field("Description", "textarea", "Description", 32000),
-            Field("Status", "picklist", "Status", 255, required=True, default="Not Started"),
-            Field("Priority", "picklist", "Priority", 40, required=True, default="Normal"),
+            Field(
+                "Status",
+                "picklist",
+                "Status",
+                255,
+                required=True,
+                default="Not Started",
+                picklist_values=picklist(TASK_STATUSES, "Not Started"),
+                restricted_picklist=True,
+            ),
+            Field(
+                "Priority",
+                "picklist",
+                "Priority",
+                40,
+                required=True,
+                default="Normal",
+                picklist_values=picklist(TASK_PRIORITIES, "Normal"),
+                restricted_picklist=True,
+            ),
             Field("ActivityDate", "date", "Due Date Only"),
             Field(
                 "WhoId",
@@ -238,6 +297,7 @@ def _standard_objects() -> dict[str, list[Field]]:
                 18,
                 reference_to=("Contact", "Lead"),
                 relationship_name="Who",
+                child_relationship="Tasks",
             ),
             Field(
                 "WhatId",
@@ -246,6 +306,7 @@ def _standard_objects() -> dict[str, list[Field]]:
                 18,
                 reference_to=("Account",),
                 relationship_name="What",
+                child_relationship="Tasks",
             ),
             _ro("IsClosed", "boolean", "Closed"),
         ],
@@ -273,6 +334,11 @@ def _from_spec(spec: FieldSpec) -> Field:
         precision=spec.precision,
         scale=spec.scale,
         auto_number=auto,
+        case_sensitive=spec.case_sensitive and spec.unique,
+        picklist_values=spec.picklist_values,
+        restricted_picklist=spec.restricted_picklist,
+        child_relationship=f"{spec.relationship_name}__r" if spec.relationship_name else None,
+        cascade_delete=spec.type == "MasterDetail",
     )
 
 
@@ -295,6 +361,15 @@ class Schema:
     def get(self, name: str) -> SObject | None:
         """The object with this API name, any case."""
         return self._by_lower.get(name.lower())
+
+    def children(self, parent: str) -> list[tuple[SObject, Field]]:
+        """(object, lookup field) for every lookup that can point at a record of ``parent``."""
+        return [
+            (child, f)
+            for child in self.objects.values()
+            for f in child.fields.values()
+            if f.type == "reference" and parent in f.reference_to
+        ]
 
     def by_prefix(self, prefix: str) -> SObject | None:
         """The object whose ids start with this key prefix."""

@@ -16,6 +16,9 @@ from talklog_dev.emulator.ids import normalize_id
 from talklog_dev.emulator.schema import Field, Schema, SObject
 from talklog_dev.emulator.values import NUMBER_TYPES, TEXT_TYPES, format_datetime, parse_datetime
 
+CASE_SENSITIVE = "case-sensitive"
+"""The match kind of a unique case-sensitive text field: compared exactly, not folded."""
+
 GRAMMAR = r"""
 start: query
 query: _SELECT select_list _FROM NAME where_clause? order_clause? limit_clause? offset_clause?
@@ -523,7 +526,7 @@ class Evaluator:
                 return lambda r: any(p(r) for p in parts)
             return lambda r: not parts[0](r)
         resolved = self._resolve(obj, node.path)
-        kind = resolved.field.type if resolved.field else "string"
+        kind = _match_kind(resolved.field)
         if isinstance(node, Compare):
             test = _comparison(kind, node.op, self._operand(resolved, node.value))
             return lambda r: test(self._value(r, resolved))
@@ -568,6 +571,14 @@ class Evaluator:
                 else f"value of filter criterion for field '{name}' must be of type {kind}",
             )
         return literal.value
+
+
+def _match_kind(field: Field | None) -> str:
+    """How a filter compares values of the field: its type, or ``case-sensitive`` text (a
+    unique case-sensitive field, the only kind Salesforce compares case-sensitively)."""
+    if field is None:
+        return "string"
+    return CASE_SENSITIVE if field.case_sensitive else field.type
 
 
 def _eq_key(value: Any, kind: str) -> Any:

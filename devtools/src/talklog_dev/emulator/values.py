@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from decimal import Decimal, InvalidOperation
 
 from talklog_dev.emulator.schema import Field
 
@@ -55,6 +56,8 @@ def coerce(field: Field, value: object, *, from_csv: bool = False) -> object:
     if value is None:
         return None
     kind = field.type
+    if kind == "picklist":
+        return _picklist(field, _text(field, value))
     if kind in TEXT_TYPES or kind == "id":
         return _text(field, value)
     if kind == "reference":
@@ -93,6 +96,18 @@ def _text(field: Field, value: object) -> str:
     return text
 
 
+def _picklist(field: Field, text: str) -> str:
+    """A restricted picklist takes only its active values (exactly as defined)."""
+    allowed = {v.value for v in field.picklist_values if v.active}
+    if field.restricted_picklist and text not in allowed:
+        raise FieldValueError(
+            "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST",
+            f"{field.label}: bad value for restricted picklist field: {text}",
+            field.name,
+        )
+    return text
+
+
 def _boolean(field: Field, value: object) -> bool:
     if isinstance(value, bool):
         return value
@@ -110,7 +125,24 @@ def _number(field: Field, value: object) -> float | int:
     except (TypeError, ValueError):
         _bad(field, value)
         raise
+    _check_range(field, value, number)
     return int(number) if field.scale == 0 and number.is_integer() else number
+
+
+def _check_range(field: Field, value: object, number: float) -> None:
+    """At most precision - scale digits before the point (the API keeps extra decimals)."""
+    if field.precision is None:
+        return
+    try:
+        exact = Decimal(value.strip() if isinstance(value, str) else value)  # type: ignore[arg-type]
+    except (InvalidOperation, TypeError, ValueError):
+        exact = Decimal(number)
+    if not exact.is_finite() or abs(exact) >= Decimal(10) ** (field.precision - (field.scale or 0)):
+        raise FieldValueError(
+            "NUMBER_OUTSIDE_VALID_RANGE",
+            f"{field.label}: value outside of valid range on numeric field: {number}",
+            field.name,
+        )
 
 
 def _date(field: Field, value: object) -> str:
