@@ -36,6 +36,7 @@ def get_provider_info() -> dict[str, Any]:
                 "python-modules": [
                     "talklog_airflow.hooks.store",
                     "talklog_airflow.hooks.salesforce",
+                    "talklog_airflow.hooks.lineworks",
                 ],
             }
         ],
@@ -96,6 +97,31 @@ def get_provider_info() -> dict[str, Any]:
                         "password": "Client Secret or Password",
                     },
                     "placeholders": {"host": "https://acme.my.salesforce.com"},
+                },
+            },
+            {
+                "hook-class-name": "talklog_airflow.hooks.lineworks.LineWorksHook",
+                "hook-name": "LINE WORKS",
+                "connection-type": "lineworks",
+                "conn-fields": {
+                    "service_account_id": _field("Service Account ID"),
+                    # a textarea; Airflow masks it as a sensitive name (private_key)
+                    "private_key": _field(
+                        "Private Key (PEM)", {"type": ["string", "null"], "format": "multiline"}
+                    ),
+                    "domain_id": _field("Domain ID (group companies; optional)"),
+                    "scopes": _field("Scopes (space separated)"),
+                    "base_url": _field("API base URL (default https://www.worksapis.com/v1.0)"),
+                    "auth_url": _field("Token URL (default auth.worksmobile.com)"),
+                    "ca_bundle": _field("CA bundle file to trust"),
+                },
+                "ui-field-behaviour": {
+                    "hidden-fields": ["host", "schema", "port", "extra"],
+                    "relabeling": {"login": "Client ID", "password": "Client Secret"},
+                    "placeholders": {
+                        "service_account_id": "xxxxx.serviceaccount@example.co.jp",
+                        "scopes": "monitoring.read directory.read contact.read",
+                    },
                 },
             },
         ],

@@ -29,7 +29,7 @@ DAG_IDS = {
     "talklog_import_export",
 }
 DEV_ONLY_MODULES = ("talklog_dev", "lark")  # uvicorn and fastapi come with Airflow
-CONNECTION_TYPES = {"talklog_store", "talklog_salesforce"}
+CONNECTION_TYPES = {"talklog_store", "talklog_salesforce", "lineworks"}
 
 
 def _uv(*args: str, cwd: Path = REPO) -> None:
@@ -99,6 +99,7 @@ from airflow.dag_processing.dagbag import DagBag
 bag = DagBag()  # the dags folder of the configuration, as the dag processor reads it
 import talklog_airflow, talklog_airflow.alerts, talklog_airflow.dag_factory
 import talklog_airflow.hooks.salesforce, talklog_airflow.hooks.store
+import talklog_airflow.hooks.lineworks, talklog.lineworks
 import talklog_airflow.operators.imports, talklog_airflow.operators.talklog
 # what the operators import when a task runs
 import talklog.cli, talklog.deadletters, talklog.imports, talklog.links, talklog.loading
@@ -127,6 +128,8 @@ def test_plain_airflow_with_the_wheel_installed_parses_every_dag_and_registers_t
     assert found["hooks"]["talklog_salesforce"].endswith("TalkLogSalesforceHook")
     assert "extra__talklog_store__sqlalchemy_url" in found["fields"]
     assert "extra__talklog_salesforce__ca_bundle" in found["fields"]
+    assert found["hooks"]["lineworks"] == "talklog_airflow.hooks.lineworks.LineWorksHook"
+    assert "extra__lineworks__private_key" in found["fields"]
 
 
 def test_the_development_environment_registers_the_same_connection_types():
@@ -135,3 +138,4 @@ def test_the_development_environment_registers_the_same_connection_types():
     hooks = ProvidersManager().hooks
     assert set(hooks) >= CONNECTION_TYPES
     assert hooks["talklog_store"].connection_type == "talklog_store"
+    assert hooks["lineworks"].hook_class_name == "talklog_airflow.hooks.lineworks.LineWorksHook"

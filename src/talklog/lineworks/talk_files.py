@@ -18,6 +18,8 @@ from pathlib import Path
 
 from talklog.lineworks.errors import TalkDownloadError
 
+csv.field_size_limit(16 * 1024 * 1024)  # one talk may be longer than csv's 128 KiB default
+
 HEADERS: dict[str, tuple[tuple[str, ...], ...]] = {
     # documented; an older tool's output named the room column トークルームID
     "ja_JP": (
