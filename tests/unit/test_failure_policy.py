@@ -108,6 +108,7 @@ ANSWERS = {
     "400 FIELD_INTEGRITY_EXCEPTION": (rest(400, "FIELD_INTEGRITY_EXCEPTION"), PERSON),
     "400 CANNOT_UPDATE_CONVERTED_LEAD": (rest(400, "CANNOT_UPDATE_CONVERTED_LEAD"), PERSON),
     "400 DUPLICATE_VALUE": (rest(400, "DUPLICATE_VALUE"), PERSON),
+    "400 INACTIVE_OWNER_OR_USER (REST write)": (rest(400, "INACTIVE_OWNER_OR_USER"), PERSON),
     "collection ALL_OR_NONE_OPERATION_ROLLED_BACK": (
         ("rest", 400, [{"statusCode": "ALL_OR_NONE_OPERATION_ROLLED_BACK", "message": "m"}]),
         NEXT,
@@ -171,6 +172,10 @@ ANSWERS = {
     "row INVALID_CROSS_REFERENCE_KEY": (row("INVALID_CROSS_REFERENCE_KEY", "", "WhoId"), PERSON),
     "row MALFORMED_ID": (row("MALFORMED_ID", "id value of incorrect type", "WhatId"), PERSON),
     "row FIELD_INTEGRITY_EXCEPTION": (row("FIELD_INTEGRITY_EXCEPTION"), PERSON),
+    "row INACTIVE_OWNER_OR_USER (resent once without OwnerId first)": (
+        row("INACTIVE_OWNER_OR_USER", "operation performed with inactive user [005x] as owner"),
+        PERSON,
+    ),
     "row MISSING_ARGUMENT": (row("MISSING_ARGUMENT"), PERSON),
     "row NOT_FOUND": (row("NOT_FOUND"), PERSON),
     "row UNKNOWN_EXCEPTION": (row("UNKNOWN_EXCEPTION"), PERSON),

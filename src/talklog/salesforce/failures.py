@@ -62,6 +62,10 @@ STOP_CODES = frozenset({"REQUEST_LIMIT_EXCEEDED", "INVALID_SESSION_ID"})
 """A request answered so stops the run; a row's error of this kind passes by the next run."""
 NOT_SYNCED_YET = "Foreign key external ID"
 """In a row's message: the lookup target is not in Salesforce yet (a later sync brings it)."""
+OWNER_REFUSED_CODES = frozenset({"INACTIVE_OWNER_OR_USER"})
+"""A row refused for its OwnerId (a user deactivated after the run checked its owners): sent
+again once in the same load without OwnerId, so the default owner (the integration user) owns
+it; refused again, it needs a person."""
 JOB_ENDS = ("Failed", "Aborted")
 
 
@@ -158,6 +162,14 @@ def job_error(state: str, error_message: str | None) -> SfError | None:
 
 
 UNPROCESSED = sf_error(None, "UNPROCESSED", "the Bulk job ended before this row")
+
+
+def without_refused_owner(error: SfError, row: Mapping[str, Any]) -> dict[str, Any] | None:
+    """`row` to send again without its OwnerId (the default owner) when Salesforce refused
+    it for its owner; None when the policy does not resend it (other errors, no owner sent)."""
+    if error.code not in OWNER_REFUSED_CODES or not row.get("OwnerId"):
+        return None
+    return {**row, "OwnerId": ""}  # an empty Bulk cell: the default owner on insert
 
 
 def error_of_exception(exc: BaseException) -> SfError | None:

@@ -93,6 +93,7 @@ class EmulatorState:
         self.bulk.lock_seed = self.faults.lock_seed
         self.bulk.polls_in_progress = self.faults.bulk_polls_in_progress
         self.dice.reseed(self.faults.lock_seed)
+        self.schema.set_person_accounts(self.faults.person_accounts)
 
     def new_session(self, user_id: str) -> str:
         token = f"{ORG_ID[:15]}!{secrets.token_urlsafe(48)}"
@@ -329,6 +330,7 @@ def _describe(version: str, schema: Schema, obj: SObject) -> dict[str, Any]:
         [
             {"recordTypeId": rid, "developerName": name, "available": True}
             for rid, name in RECORD_TYPES.items()
+            if name != "PersonAccount" or obj.field("IsPersonAccount")
         ]
         if obj.name == "Account"
         else []

@@ -29,6 +29,10 @@ class Faults:
     """Daily API request limit; beyond it every call gets 403 REQUEST_LIMIT_EXCEEDED."""
     bulk_polls_in_progress: int = 1
     """Job info polls that still see InProgress before a Bulk job completes (slow jobs)."""
+    person_accounts: bool = True
+    """Off: an org without Person Accounts (most B2B orgs). ``Account.IsPersonAccount``,
+    ``PersonContactId`` and ``Contact.IsPersonAccount`` are gone from describe, SOQL refuses
+    them with INVALID_FIELD and no Account becomes a person account."""
 
     def update(self, changes: dict[str, Any]) -> None:
         """Apply a partial update; unknown names raise ``KeyError``."""
@@ -54,6 +58,8 @@ def parse_fault_option(text: str) -> dict[str, Any]:
     kind = str(types[name])
     if raw.lower() in ("none", "null", ""):
         return {name: None}
+    if kind == "bool":
+        return {name: raw.lower() in ("1", "true", "yes", "on")}
     value: Any = float(raw) if "float" in kind else int(raw)
     return {name: value}
 

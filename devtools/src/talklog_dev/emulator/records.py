@@ -112,6 +112,7 @@ class RecordStore:
         record = self._defaults(obj)
         record.update(changes)
         self._stamp(record, record_id, user_id, creating=True)
+        self._check_owner(obj, record, changes, creating=True)
         self._apply_rules(obj, record, None)
         self._check_required(obj, record)
         self._check_unique(obj, record, None)
@@ -129,6 +130,7 @@ class RecordStore:
         changes = self._coerce(obj, values, creating=False)
         record = {**current, **changes}
         self._stamp(record, current["Id"], user_id, creating=False)
+        self._check_owner(obj, record, changes, creating=False)
         self._apply_rules(obj, record, current)
         self._check_required(obj, record)
         self._check_unique(obj, record, current["Id"])
@@ -330,6 +332,9 @@ class RecordStore:
             record["Name"] = record["Id"]
 
     def _account_rules(self, record: Record, current: Record | None) -> None:
+        if not self.schema.person_accounts:
+            self._business_account_only(record)
+            return
         if current is None:
             person = record.get("RecordTypeId") == PERSON_ACCOUNT_RECORD_TYPE or (
                 record.get("LastName") and not record.get("Name")
@@ -344,6 +349,25 @@ class RecordStore:
             record["RecordTypeId"] = PERSON_ACCOUNT_RECORD_TYPE
         elif not record.get("Name"):
             raise fail("REQUIRED_FIELD_MISSING", "Required fields are missing: [Name]", "Name")
+
+    def _business_account_only(self, record: Record) -> None:
+        """An org without Person Accounts: every Account is a business account."""
+        if record.get("RecordTypeId") == PERSON_ACCOUNT_RECORD_TYPE:
+            raise fail("INVALID_CROSS_REFERENCE_KEY", "invalid cross reference id", "RecordTypeId")
+        if not record.get("Name"):
+            raise fail("REQUIRED_FIELD_MISSING", "Required fields are missing: [Name]", "Name")
+
+    def _check_owner(self, obj: SObject, record: Record, changes: Record, creating: bool) -> None:
+        """A record created with, or given, an inactive user as owner is refused."""
+        if not (creating or "OwnerId" in changes) or obj.field("OwnerId") is None:
+            return
+        owner = self._by_id.get(str(record.get("OwnerId") or ""))
+        if owner is not None and owner[0] == "User" and not owner[1].get("IsActive", True):
+            raise fail(
+                "INACTIVE_OWNER_OR_USER",
+                f"operation performed with inactive user [{owner[1]['Id']}] as owner of "
+                f"{obj.label.lower()}",
+            )
 
     def _task_rules(self, record: Record) -> None:
         record["IsClosed"] = record.get("Status") == "Completed"

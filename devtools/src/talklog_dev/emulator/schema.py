@@ -48,6 +48,11 @@ RECORD_TYPES = {
     PERSON_ACCOUNT_RECORD_TYPE: "PersonAccount",
     BUSINESS_ACCOUNT_RECORD_TYPE: "Business",
 }
+PERSON_ACCOUNT_FIELDS = {
+    "Account": ("IsPersonAccount", "PersonContactId"),
+    "Contact": ("IsPersonAccount",),
+}
+"""The fields that exist only in an org with Person Accounts enabled."""
 
 
 @dataclass(frozen=True)
@@ -115,6 +120,13 @@ class SObject:
     def add(self, new: Field) -> None:
         self.fields[new.name] = new
         self._by_lower[new.name.lower()] = new
+
+    def remove(self, name: str) -> Field | None:
+        """Take the field off the object (describe, SOQL and writes no longer know it)."""
+        found = self._by_lower.pop(name.lower(), None)
+        if found is not None:
+            del self.fields[found.name]
+        return found
 
 
 def _system_fields(owner: bool = True) -> list[Field]:
@@ -357,6 +369,7 @@ class Schema:
         self.objects = {o.name: o for o in objects}
         self._by_lower = {name.lower(): o for name, o in self.objects.items()}
         self._by_prefix = {o.key_prefix: o for o in self.objects.values()}
+        self._hidden: dict[tuple[str, str], Field] = {}
 
     def get(self, name: str) -> SObject | None:
         """The object with this API name, any case."""
@@ -374,6 +387,22 @@ class Schema:
     def by_prefix(self, prefix: str) -> SObject | None:
         """The object whose ids start with this key prefix."""
         return self._by_prefix.get(prefix)
+
+    @property
+    def person_accounts(self) -> bool:
+        """Whether this org has Person Accounts enabled (``Account.IsPersonAccount`` exists)."""
+        account = self.get("Account")
+        return account is not None and account.field("IsPersonAccount") is not None
+
+    def set_person_accounts(self, enabled: bool) -> None:
+        """Enable or disable Person Accounts: their fields are added back or taken away."""
+        for object_name, names in PERSON_ACCOUNT_FIELDS.items():
+            obj = self.objects[object_name]
+            for name in names:
+                if enabled and (object_name, name) in self._hidden:
+                    obj.add(self._hidden.pop((object_name, name)))
+                elif not enabled and (removed := obj.remove(name)) is not None:
+                    self._hidden[object_name, name] = removed
 
 
 def build_schema(custom: Mapping[str, ObjectSpec] | None = None) -> Schema:
