@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 
 from talklog import deadletters
-from talklog.imports import ImportFileError, import_export
+from talklog.imports import ImportFileError, ImportStoreError, import_export
 from talklog.store import (
     StoreNotMigratedError,
     display_url,
@@ -63,7 +63,7 @@ def _import(args: argparse.Namespace) -> None:
         upgrade(args.url)
     try:
         summary = import_export(make_session_factory(args.url), args.file, timezone=args.tz)
-    except ImportFileError as error:
+    except (ImportFileError, ImportStoreError) as error:  # their messages never quote the file
         sys.exit(f"import failed: {error}")
     print(summary.render())
 

@@ -143,7 +143,8 @@ def test_known_users_are_matched_by_id_and_display_name_and_ambiguous_names_reje
             ]
         )
     summary = import_export(sessions, FIXTURE)
-    assert (summary.lw_users_created, summary.line_users_created) == (1, 0)
+    # 高橋 健太 is new, but every row naming him also names 佐藤 花子🌸: nothing of his is stored.
+    assert (summary.lw_users_created, summary.line_users_created) == (0, 0)
     with sessions() as session:
         senders = set(
             session.execute(sa.select(Message.sender_lw_user_id, Message.sender_line_user_id))
@@ -152,6 +153,7 @@ def test_known_users_are_matched_by_id_and_display_name_and_ambiguous_names_reje
     assert ("suzuki@example.co.jp", None) in senders and (None, "U-yamada") in senders
     assert display == "鈴木（本社）"  # an existing user is not renamed
     ambiguous = [r for r in summary.rejections if "matches 2 users" in r.reason]
+    assert all("佐藤" not in r.reason for r in summary.rejections)  # names are not quoted
     # Every row naming 佐藤 花子🌸 (as sender or receiver) waits for an unambiguous name.
     assert [r.line for r in ambiguous] == [14, 16, 22, 23, 27, 28, 29]
     assert summary.inserted == GOOD_ROWS - len(ambiguous)

@@ -190,3 +190,37 @@ def test_cli_commands_never_print_the_store_password(postgres_url, tmp_path, cap
     assert "store at" in out.out and "wrote 50 messages" in out.out
     assert PASSWORD not in out.out + out.err
     assert "***" in out.out
+
+
+@pytest.mark.parametrize("where", ["outside the folder", ".env inside it", "traversal"])
+def test_import_dag_refuses_files_outside_its_folder_and_leaks_none(
+    where, airflow_db, sqlite_url, tmp_path, monkeypatch, capfd, caplog
+):
+    """The import DAG on a path outside its import folder, or on a `.env` inside it: refused
+    with the rule it broke, nothing imported, no secret of the file in a log or an error."""
+    folder, outside = tmp_path / "imports", tmp_path / "outside"
+    folder.mkdir()
+    outside.mkdir()
+    secrets = f"SECRET={SECRET}\nPASSWORD={PASSWORD}\nTOKEN={SECURITY_TOKEN}\n"
+    export = f"日時,送信者,受信者,チャンネルID,トーク\n2026/01/09 10:00:00,a,b,ch,{MESSAGE}\n"
+    (folder / ".env").write_text(secrets)
+    (outside / "export.csv").write_text(export)
+    path, rule = {
+        "outside the folder": (str(outside / "export.csv"), "outside the import folder"),
+        ".env inside it": (".env", "hidden"),
+        "traversal": ("../outside/export.csv", "'..'"),
+    }[where]
+    upgrade(sqlite_url)
+    store = {"conn_type": "talklog_store", "extra": {"sqlalchemy_url": sqlite_url}}
+    monkeypatch.setenv("AIRFLOW_CONN_TALKLOG_STORE", json.dumps(store))
+    monkeypatch.setenv("TALKLOG_IMPORT_FOLDER", str(folder))
+    dag = DagBag(dag_folder=str(REPO / "dags")).dags["talklog_import_export"]
+    assert dag.test(run_conf={"path": path}).state == "failed"
+    with make_session_factory(sqlite_url)() as session:
+        assert session.scalar(sa.select(sa.func.count()).select_from(Message)) == 0
+
+    out, err = capfd.readouterr()
+    texts = {str(path): path.read_text(errors="replace") for path in _log_files()}
+    texts |= {"stdout": out, "stderr": err, "log records": caplog.text}
+    assert rule in out + err + caplog.text  # the refusal says which rule was broken
+    _assert_nothing_leaks(texts)

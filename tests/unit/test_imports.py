@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import re
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -13,9 +14,12 @@ from talklog.imports import (
     ExportReader,
     ExportRow,
     ImportFileError,
+    ImportPathRefused,
     Party,
     Rejection,
+    RowProblem,
     classify_talk,
+    confine,
     parse_parties,
     parse_party,
     parse_time,
@@ -136,10 +140,111 @@ def test_parse_parties_splits_group_receivers():
         ("[位置情報] 東京駅", ("location", "東京駅", None)),
         ("[重要] 明日は休みです", ("text", "[重要] 明日は休みです", None)),
         ("画像を送ります [画像]", ("text", "画像を送ります [画像]", None)),
+        # A marker followed by what cannot be a file name (or a sticker, a place) is text, whole.
+        ("(写真) " + "あ" * 1_120, ("text", "(写真) " + "あ" * 1_120, None)),
+        ("(file) see my next message", ("text", "(file) see my next message", None)),
+        ("[画像] dir/a.jpg", ("text", "[画像] dir/a.jpg", None)),
+        ("[画像] dir\\a.jpg", ("text", "[画像] dir\\a.jpg", None)),
+        ("[ファイル] a.pdf\n本文", ("text", "[ファイル] a.pdf\n本文", None)),
+        ("[ファイル] .pdf", ("text", "[ファイル] .pdf", None)),
+        ("[ファイル] " + "a" * 252 + ".pdf", ("text", "[ファイル] " + "a" * 252 + ".pdf", None)),
+        ("[ファイル] " + "a" * 251 + ".pdf", ("file", None, "a" * 251 + ".pdf")),
+        ("(写真) IMG 0001.JPEG", ("image", None, "IMG 0001.JPEG")),
+        ("[動画] 会議　録画.mp4", ("video", None, "会議　録画.mp4")),
+        ("[スタンプ] " + "x" * 101, ("text", "[スタンプ] " + "x" * 101, None)),
+        ("[位置情報] 東京駅\n丸の内口", ("text", "[位置情報] 東京駅\n丸の内口", None)),
     ],
 )
 def test_classify_talk(talk, expected):
     assert classify_talk(talk) == expected
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "0001/01/01 00:00:00",
+        "9999-12-31T23:59:59-05:00",
+        "9999/12/31 23:59:59",
+        "0000/01/01 00:00:00",
+        "2026-01-09T10:00:00+99:59",
+        "2026-01-09T10:00:00-24:00",
+        "1999-12-31T23:59:59Z",
+        "2100-01-01T00:00:00Z",
+    ],
+)
+def test_times_python_or_the_store_cannot_hold_are_row_problems(value):
+    with pytest.raises(RowProblem) as problem:
+        parse_time(value, TOKYO)
+    assert problem.value.code in {"unreadable_time", "time_out_of_range"}
+    assert value not in str(problem.value) and value[:4] not in str(problem.value)
+
+
+def test_a_header_that_is_not_an_export_is_described_not_quoted():
+    with pytest.raises(ImportFileError) as refused:
+        parse("password,hunter2,x\r\n1,2,3\r\n")
+    message = str(refused.value)
+    assert message.startswith("line 1 is not a LINE WORKS export header")
+    assert "found 3 columns" in message and "hunter2" not in message
+
+
+def test_undecodable_lines_reject_their_record_at_the_exact_line():
+    data = (HEADER + "2026/01/09 10:00:00,a,b,ch,hi\r\n").encode()
+    data += b'2026/01/09 10:01:00,a,b,ch,"x\r\n' + b"\xff\xfe\r\n" + b'y"\r\n'
+    data += b"2026/01/09 10:02:00,a,b,ch,\x82\xa0\r\n"
+    data += b"2026/01/09 10:03:00,a,b,ch,ok\r\n"
+    items = list(ExportReader(io.BytesIO(data)))
+    assert [type(i).__name__ for i in items] == ["ExportRow", "Rejection", "Rejection", "ExportRow"]
+    assert (items[1].line, items[1].end_line, items[1].code) == (3, 5, "not_utf8")
+    assert items[1].reason.startswith("line 4 is not UTF-8 (invalid start byte)")
+    assert items[2].reason.startswith("line 6 is not UTF-8") and items[3].line == 7
+
+
+def test_a_lone_cr_ends_a_line_in_a_binary_export():
+    data = (HEADER.replace("\r\n", "\r") + "2026/01/09 10:00:00,a,b,ch,hi\r").encode()
+    (row,) = ExportReader(io.BytesIO(data))
+    assert (row.line, row.text) == (2, "hi")
+
+
+def test_a_nul_character_rejects_the_row():
+    (rejected,) = parse(HEADER + "2026/01/09 10:00:00,a,b,ch,private\x00talk\r\n")
+    assert isinstance(rejected, Rejection) and rejected.code == "nul"
+    assert "private" not in rejected.reason and "talk" not in rejected.reason
+
+
+@pytest.fixture
+def folder(tmp_path) -> Path:
+    (tmp_path / "imports" / "2026").mkdir(parents=True)
+    (tmp_path / "imports" / "2026" / "a.csv").write_text("x")
+    (tmp_path / "outside.csv").write_text("x")
+    (tmp_path / "imports" / ".env").write_text("x")
+    (tmp_path / "imports" / "out.csv").symlink_to(tmp_path / "outside.csv")
+    (tmp_path / "imports" / "in.csv").symlink_to(tmp_path / "imports" / "2026" / "a.csv")
+    return tmp_path / "imports"
+
+
+@pytest.mark.parametrize("path", ["2026/a.csv", "in.csv", " 2026/a.csv "])
+def test_confine_accepts_regular_files_inside_the_folder(folder, path):
+    assert confine(folder, path) == (folder / "2026" / "a.csv").resolve()
+    assert confine(folder, str(folder / path.strip())) == (folder / "2026" / "a.csv").resolve()
+
+
+@pytest.mark.parametrize(
+    ("path", "rule"),
+    [
+        ("", "no path"),
+        ("../outside.csv", "'..'"),
+        ("2026/../2026/a.csv", "'..'"),
+        ("/etc/passwd", "outside the import folder"),
+        ("/proc/self/environ", "outside the import folder"),
+        (".env", "hidden"),
+        ("out.csv", "leads out of the import folder"),
+        ("2026", "not a regular file"),
+        ("nope.csv", "no such file"),
+    ],
+)
+def test_confine_refuses_with_the_rule_broken(folder, path, rule):
+    with pytest.raises(ImportPathRefused, match=re.escape(rule)):
+        confine(folder, path)
 
 
 def test_identical_messages_in_one_second_get_distinct_keys_and_rereading_gives_the_same():
@@ -183,6 +288,7 @@ def test_blank_lines_are_not_rows():
 
 
 def test_files_that_are_not_exports_fail_as_a_whole(tmp_path):
+    """Missing, no header, a header of other columns, a header that is not UTF-8."""
     with pytest.raises(ImportFileError, match="not found"):
         list(read_export(tmp_path / "missing.csv"))
     with pytest.raises(ImportFileError, match="expected the columns"):

@@ -5,20 +5,25 @@
 - `message_keys`: the stable key of each message (an export has no message id);
 - `identities`: senders and receivers matched to the store's LW and LINE users;
 - `store_writes`: users, rooms, memberships and messages written a chunk per transaction;
-- `importer`: `import_export`, the whole file chunk by chunk into a `summary.ImportSummary`.
+- `importer`: `import_export`, the whole file chunk by chunk into a `summary.ImportSummary`;
+- `confinement`: the import folder the DAG reads from (no traversal, links out, hidden or
+  special files).
 
 A re-import of the same rows conflicts on the message keys and is skipped (ON CONFLICT DO
 NOTHING). Rows that cannot be imported are rejected with their physical line numbers and a
-reason; the summary accounts for every row (read = inserted + duplicates + rejected). Message
-text is never logged.
+reason, and kept in the quarantine table; the summary accounts for every row (read = inserted
++ duplicates + rejected). No message, exception or log line quotes the file's content.
 """
 
+from talklog.imports.confinement import ImportPathRefused, confine
 from talklog.imports.export_format import (
     ExportReader,
     ExportRow,
     ImportFileError,
     Party,
+    RowProblem,
     classify_talk,
+    is_file_name,
     parse_parties,
     parse_party,
     parse_time,
@@ -34,12 +39,16 @@ __all__ = [
     "ExportReader",
     "ExportRow",
     "ImportFileError",
+    "ImportPathRefused",
     "ImportStoreError",
     "ImportSummary",
     "Party",
     "Rejection",
+    "RowProblem",
     "classify_talk",
+    "confine",
     "import_export",
+    "is_file_name",
     "message_content",
     "message_key",
     "parse_parties",

@@ -10,10 +10,12 @@ no message id). The file is streamed with the `csv` module:
   several, separated by `,` or `、`.
 - チャンネルID: the room id.
 - トーク: text; a whole talk like `[スタンプ]`, `[画像] photo.jpg`, `[File] 見積書.pdf` becomes
-  a sticker, image, file, ... message (the detail as file name, or as text for stickers and
-  locations).
+  a sticker, image, file, ... message (see `classify_talk` for when a marker is one).
 
-A row that cannot be read becomes a `Rejection` with its physical line numbers and a reason.
+The file is read as bytes and decoded line by physical line, so a line that is not UTF-8
+rejects exactly its record and the rest of the file goes on. A row that cannot be read
+becomes a `Rejection` with its physical line numbers, a reason code and a reason. No reason
+and no exception ever quotes the file: they name the line, the column and what was expected.
 """
 
 from __future__ import annotations
@@ -22,10 +24,10 @@ import csv
 import datetime as dt
 import hashlib
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import BinaryIO, TextIO
 from zoneinfo import ZoneInfo
 
 from talklog.imports.message_keys import Occurrences, message_content, message_key
@@ -60,13 +62,42 @@ _PLACEHOLDER_TYPES = {
     MessageType.VIDEO: ("動画", "video"),
 }
 _LABELS = {label: kind for kind, labels in _PLACEHOLDER_TYPES.items() for label in labels}
-_DETAIL_IS_TEXT = {MessageType.STICKER, MessageType.LOCATION}
+# When a marker is one (anything else stays a text message, whole):
+# - image, file, audio, video: nothing after the marker, or a file name: one line of at most
+#   255 characters (a file system's limit) ending in an extension (`.` and 1-8 ASCII letters or
+#   digits after at least one other character), without `/`, `\` or control characters;
+# - sticker: nothing, or one line of at most 100 characters (kept as the message text);
+# - location: one line of at most 255 characters (the place, kept as the message text).
+MAX_FILE_NAME = 255
+_FILE_NAME = re.compile(r"[^/\\\x00-\x1f\x7f]*[^./\\\s\x00-\x1f\x7f]\.[0-9A-Za-z]{1,8}")
+_DETAIL_LIMITS = {MessageType.STICKER: 100, MessageType.LOCATION: 255}
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _DOWNLOAD_ERROR = "downloadlogs error"
 _MAX_ID = 64  # rooms.id, lw_users.id, line_users.id
+_BOM = b"\xef\xbb\xbf"
+# Times a talk can have: LINE WORKS did not exist before 2000, and every zone's local time of
+# a moment in this range (the transcripts' and windows' arithmetic) is one Python can hold.
+EARLIEST = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
+LATEST = dt.datetime(2100, 1, 1, tzinfo=dt.UTC)
+_CSV_PROBLEMS = (
+    "field larger than field limit",
+    "unexpected end of data",
+    "new-line character seen in unquoted field",
+    "expected after",
+)
 
 
 class ImportFileError(Exception):
-    """The file as a whole cannot be imported (missing, not UTF-8, not an export)."""
+    """The file as a whole cannot be imported (missing, not an export, header not UTF-8)."""
+
+
+class RowProblem(ValueError):
+    """Why one row cannot be imported: a reason code and a reason that never quotes the row."""
+
+    def __init__(self, code: str, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,21 +125,33 @@ class ExportRow:
     text: str | None
     file_name: str | None
     message_key: str
+    end_line: int = 0  # its last physical line
 
 
 def parse_time(value: str, zone: ZoneInfo) -> dt.datetime:
-    """A timezone-aware time; a time without offset is local to `zone`."""
+    """A timezone-aware time; a time without offset is local to `zone`.
+
+    `RowProblem` (a `ValueError`) when it is not a time, or not one between `EARLIEST` and
+    `LATEST` (year 1, year 9999 at -05:00, offsets of a day or more).
+    """
     match = _TIME.fullmatch(value.strip())
     if match is None:
-        raise ValueError(f"unreadable time {value.strip()[:40]!r}")
+        raise RowProblem("unreadable_time", "unreadable time in 日時 (like 2026/01/09 10:00:00)")
     year, month, day, hour, minute, second, fraction, offset = match.groups()
     micro = int((fraction or "0").ljust(6, "0"))
     parts = (int(year), int(month), int(day), int(hour), int(minute), int(second or 0), micro)
-    tz = zone if offset is None else _offset(offset)
     try:
-        return dt.datetime(*parts, tzinfo=tz)
-    except ValueError as error:
-        raise ValueError(f"unreadable time {value.strip()[:40]!r} ({error})") from None
+        moment = dt.datetime(*parts, tzinfo=zone if offset is None else _offset(offset))
+        utc = moment.astimezone(dt.UTC)
+    except (ValueError, OverflowError):
+        raise RowProblem(
+            "unreadable_time",
+            "unreadable time in 日時: not a calendar date, time of day and UTC offset"
+            " (offsets are less than 24 hours)",
+        ) from None
+    if not EARLIEST <= utc < LATEST:
+        raise RowProblem("time_out_of_range", "time in 日時 outside 2000-01-01 to 2099-12-31 (UTC)")
+    return moment
 
 
 def _offset(text: str) -> dt.tzinfo:
@@ -137,29 +180,69 @@ def parse_parties(value: str) -> tuple[Party, ...]:
 
 
 def classify_talk(talk: str) -> tuple[str, str | None, str | None]:
-    """(message type, text, file name): placeholders like `[画像] a.jpg` become non-text."""
+    """(message type, text, file name): a marker like `[画像] a.jpg` becomes that type when
+    what follows it fits the type (rules above `MAX_FILE_NAME`); any other talk is text, whole.
+    """
     match = _PLACEHOLDER.fullmatch(talk.strip())
     kind = _LABELS.get(match["label"].strip().lower()) if match else None
     if match is None or kind is None:
         return MessageType.TEXT.value, talk, None
     detail = match["detail"].strip() or None
-    if kind in _DETAIL_IS_TEXT or (detail and "\n" in detail):
-        return kind.value, detail, None
-    return kind.value, None, detail[:512] if detail else None
+    if kind in _DETAIL_LIMITS:
+        fits = detail is None or (len(detail) <= _DETAIL_LIMITS[kind] and "\n" not in detail)
+        return (kind.value, detail, None) if fits else (MessageType.TEXT.value, talk, None)
+    if detail is None or is_file_name(detail):
+        return kind.value, None, detail
+    return MessageType.TEXT.value, talk, None
 
 
-def _column_positions(header: Sequence[str]) -> dict[str, int]:
+def is_file_name(text: str) -> bool:
+    """One line that can be an attachment's file name (see the rules above `MAX_FILE_NAME`)."""
+    return len(text) <= MAX_FILE_NAME and _FILE_NAME.fullmatch(text) is not None
+
+
+def _column_positions(line: int, header: Sequence[str]) -> dict[str, int]:
     names = [cell.strip().lstrip("\ufeff").lower() for cell in header]
     positions = {}
     for column, aliases in _COLUMNS.items():
         found = [i for i, name in enumerate(names) if name in aliases]
         if not found:
             raise ImportFileError(
-                "not a LINE WORKS message export: expected the columns"
-                f" 日時,送信者,受信者,チャンネルID,トーク, found {','.join(header)[:200]!r}"
+                f"line {line} is not a LINE WORKS export header: expected the columns"
+                " 日時,送信者,受信者,チャンネルID,トーク (or Date,Sender,Receiver,Channel ID,Talk)"
+                f" in any order, found {len(header)} columns that are not these"
             )
         positions[column] = found[0]
     return positions
+
+
+def decoded_lines(stream: Iterable[bytes] | Iterable[str], bad: dict[int, str]) -> Iterator[str]:
+    """The physical lines of an export as text (a leading BOM dropped).
+
+    A line that is not UTF-8 is passed on with U+FFFD in place of its bad bytes (so the CSV
+    structure around it stays) and its number goes into `bad` with the decoder's reason.
+    """
+    number = 0
+    for chunk in stream:
+        if isinstance(chunk, str):  # already text (tests, an in-memory export)
+            number += 1
+            yield chunk
+            continue
+        for raw in chunk.splitlines(keepends=True):  # also a lone CR ends a line
+            number += 1
+            data = raw.removeprefix(_BOM) if number == 1 else raw
+            try:
+                yield data.decode("utf-8")
+            except UnicodeDecodeError as error:
+                bad[number] = error.reason  # "invalid start byte": never the bytes
+                yield data.decode("utf-8", errors="replace")
+
+
+def _csv_reason(error: csv.Error) -> str:
+    """What the CSV reader found, from a known list (its messages are not passed on)."""
+    text = str(error)
+    known = next((problem for problem in _CSV_PROBLEMS if problem in text), None)
+    return f"unreadable CSV ({known})" if known else "unreadable CSV"
 
 
 def export_zone(name: str) -> ZoneInfo:
@@ -171,10 +254,14 @@ def export_zone(name: str) -> ZoneInfo:
 
 
 class ExportReader:
-    """Streams an export: `ExportRow`s and `Rejection`s in file order, with line numbers."""
+    """Streams an export: `ExportRow`s and `Rejection`s in file order, with line numbers.
 
-    def __init__(self, stream: TextIO, timezone: str = DEFAULT_TIMEZONE) -> None:
-        self.reader = csv.reader(stream)
+    `stream` is the file in binary (decoded here, line by line) or text.
+    """
+
+    def __init__(self, stream: BinaryIO | TextIO, timezone: str = DEFAULT_TIMEZONE) -> None:
+        self.undecodable: dict[int, str] = {}  # physical line -> decoder's reason
+        self.reader = csv.reader(decoded_lines(stream, self.undecodable))
         self.zone = export_zone(timezone)
         self.occurrences = Occurrences()
         self.columns: dict[str, int] = {}
@@ -184,14 +271,38 @@ class ExportReader:
 
     def __iter__(self) -> Iterator[ExportRow | Rejection]:
         for line, end_line, cells in self._records():
-            if isinstance(cells, csv.Error):
-                yield Rejection(line, f"unreadable CSV ({cells})", end_line)
-            elif not self.columns:
-                self.columns, self.width = _column_positions(cells), len(cells)
+            undecodable = self._undecodable(line, end_line)
+            if not self.columns:
+                self._header(line, cells, undecodable)
+            elif undecodable:
+                yield undecodable
+            elif isinstance(cells, csv.Error):
+                yield Rejection(line, _csv_reason(cells), end_line, "unreadable_csv")
             else:
                 yield self._row(line, end_line, cells)
         if not self.columns:
             raise ImportFileError("not a LINE WORKS message export: the file has no header")
+
+    def _undecodable(self, line: int, end_line: int) -> Rejection | None:
+        """The rejection of a record with a line that is not UTF-8 (its first such line)."""
+        bad = sorted(n for n in self.undecodable if n <= end_line)
+        if not bad:
+            return None
+        reason = self.undecodable[bad[0]]
+        for number in bad:
+            del self.undecodable[number]
+        return Rejection(
+            line, f"line {bad[0]} is not UTF-8 ({reason}): export as UTF-8", end_line, "not_utf8"
+        )
+
+    def _header(self, line: int, cells: list[str] | csv.Error, bad: Rejection | None) -> None:
+        if bad is not None:
+            raise ImportFileError(f"{bad.reason.split(':')[0]}: export the file as UTF-8")
+        if isinstance(cells, csv.Error):
+            raise ImportFileError(
+                f"line {line} is not a LINE WORKS export header ({_csv_reason(cells)})"
+            )
+        self.columns, self.width = _column_positions(line, cells), len(cells)
 
     def _records(self) -> Iterator[tuple[int, int, list[str] | csv.Error]]:
         """(first line, last line, cells or the CSV error) of each non-blank record."""
@@ -204,41 +315,46 @@ class ExportReader:
             except csv.Error as error:
                 yield start, self.reader.line_num, error
                 continue
-            except UnicodeDecodeError as error:
+            except UnicodeDecodeError as error:  # a text stream that decodes strictly
                 raise ImportFileError(
-                    f"after line {start - 1}: the file is not UTF-8 ({error.reason});"
-                    " export it as UTF-8"
-                ) from error
+                    f"line {start} is not UTF-8 ({error.reason}): export the file as UTF-8"
+                ) from None
             if any(cell.strip() for cell in cells):
                 yield start, self.reader.line_num, cells
 
     def _row(self, line: int, end_line: int, cells: list[str]) -> ExportRow | Rejection:
         try:
-            return self._parse(line, cells)
-        except ValueError as error:
-            return Rejection(line, str(error), end_line)
+            return self._parse(line, end_line, cells)
+        except RowProblem as problem:
+            return Rejection(line, problem.reason, end_line, problem.code)
+        except (ValueError, OverflowError) as error:  # never its text: it may quote the row
+            return Rejection(line, f"unreadable row ({type(error).__name__})", end_line)
 
-    def _parse(self, line: int, cells: list[str]) -> ExportRow:
+    def _parse(self, line: int, end_line: int, cells: list[str]) -> ExportRow:
         if cells[0].strip().lower().startswith(_DOWNLOAD_ERROR):
             self.download_error = True
-            raise ValueError("the export reports a download error here: download the period again")
+            raise RowProblem(
+                "download_error", "the export reports a download error here: download again"
+            )
         if len(cells) != self.width:
-            raise ValueError(f"expected {self.width} columns, found {len(cells)}")
+            raise RowProblem("columns", f"expected {self.width} columns, found {len(cells)}")
+        if any("\x00" in cell for cell in cells):
+            raise RowProblem("nul", "a NUL character (0x00), which the store cannot hold")
         get = {name: cells[i] for name, i in self.columns.items()}
         channel = get["channel"].strip()
         if not channel:
-            raise ValueError("empty channel id")
+            raise RowProblem("empty_channel", "empty channel id")
         sent_at = parse_time(get["time"], self.zone)
         sender = parse_party(get["sender"])
         if sender is None:
-            raise ValueError("empty sender")
+            raise RowProblem("empty_sender", "empty sender")
         receivers = parse_parties(get["receivers"])
         _check_ids(channel, sender, *receivers)
         talk = get["talk"].replace("\r\n", "\n").replace("\r", "\n")
         message_type, text, file_name = classify_talk(talk)
         key = self._key(line, channel, sent_at, sender, talk)
         return ExportRow(
-            line, channel, sent_at, sender, receivers, message_type, text, file_name, key
+            line, channel, sent_at, sender, receivers, message_type, text, file_name, key, end_line
         )
 
     def _key(self, line: int, channel: str, sent_at: dt.datetime, sender: Party, talk: str) -> str:
@@ -254,10 +370,12 @@ class ExportReader:
 
 def _check_ids(channel: str, *parties: Party) -> None:
     if len(channel) > _MAX_ID:
-        raise ValueError(f"channel id longer than {_MAX_ID} characters")
+        raise RowProblem("long_id", f"channel id longer than {_MAX_ID} characters")
+    if _CONTROL.search(channel):
+        raise RowProblem("control_character", "control characters in the channel id")
     for party in parties:
         if party.account_id and len(party.account_id) > _MAX_ID:
-            raise ValueError(f"account id longer than {_MAX_ID} characters")
+            raise RowProblem("long_id", f"account id longer than {_MAX_ID} characters")
 
 
 def read_export(
@@ -268,9 +386,9 @@ def read_export(
         yield from ExportReader(stream, timezone)
 
 
-def open_export(path: str | Path) -> TextIO:
-    """The export file as text (a BOM is dropped); `ImportFileError` when it is missing."""
+def open_export(path: str | Path) -> BinaryIO:
+    """The export file, binary (`ExportReader` decodes it); `ImportFileError` when missing."""
     file = Path(path)
     if not file.is_file():
         raise ImportFileError(f"export file not found: {file}")
-    return file.open(encoding="utf-8-sig", newline="")
+    return file.open("rb")

@@ -1,9 +1,10 @@
 """Matching an export's senders and receivers to the store's users.
 
 A party is matched by id (LW users, then LINE users), else by exact display name. A name
-shared by several users is ambiguous: its rows are rejected. An unknown party becomes a new
-user: a LW user when its id is a LINE WORKS account (contains `@`), a LINE user otherwise (a
-bare unknown name is a customer).
+shared by several users is ambiguous: its rows are rejected (the reason says which party,
+never the name). An unknown party becomes a new user: a LW user when its id is a LINE WORKS
+account (contains `@`), a LINE user otherwise (a bare unknown name is a customer). New users
+are only proposed here; the writer creates those a stored row needs.
 """
 
 from __future__ import annotations
@@ -49,9 +50,11 @@ class Identities:
 
     def problem(self, row: ExportRow) -> str | None:
         """Why a row's parties cannot be placed (the first reason), or None."""
-        for found in (self.parties[p] for p in (row.sender, *row.receivers)):
+        roles = ("the sender", *(f"receiver {n}" for n in range(1, len(row.receivers) + 1)))
+        for role, party in zip(roles, (row.sender, *row.receivers), strict=True):
+            found = self.parties[party]
             if isinstance(found, str):
-                return found
+                return f"{role}: {found}"
         return None
 
     def sender(self, row: ExportRow) -> Resolved:
@@ -94,7 +97,7 @@ def match(party: Party, found: Directory) -> Resolved | str | None:
         return None
     matches = found.by_name.get(party.name, [])
     if len(matches) > 1:
-        return f"{party.name!r} matches {len(matches)} users by display name: add the account id"
+        return f"the display name matches {len(matches)} users: add the account id"
     return matches[0] if matches else None
 
 

@@ -1,10 +1,18 @@
 """Writing parsed export rows into the store, a chunk per transaction.
 
-An unknown room is created, 1:1 while at most two participants (senders and receivers) were
-seen in it, group from the third on; every participant without a membership gets one from the
-room's earliest imported message. Known rooms and existing memberships are not changed.
+An unknown room is created as a group when a row of its first chunk has three or more
+participants (sender and receivers: an export lists everyone a group message went to), else as
+a 1:1 room. A 1:1 room never gains members: its members are the store's, or those of the first
+rows that place it; a row that would give it a third is a reused room id and is rejected
+("room <id> is a 1:1 room of other members"), with nothing of it stored. A group gains the
+members its rows name. Memberships the import adds start at the room's earliest imported
+message (rooms the import created) or at the member's earliest imported message (rooms the
+store had). Users are created only for the rows stored.
+
 Users, rooms and messages go in with the dialect's `INSERT ... ON CONFLICT DO NOTHING`, so a
-re-imported row is counted as a duplicate.
+re-imported row is counted as a duplicate. The chunk's rejected rows are kept in the
+quarantine table in the same transaction (`<file name>:<line>`, code and reason); a row stored
+later (the cause fixed, the file imported again) resolves its quarantine entry.
 """
 
 from __future__ import annotations
@@ -18,6 +26,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
+from talklog import quarantine
 from talklog.batching import IN_LIST_SIZE, chunked
 from talklog.imports.export_format import ExportRow
 from talklog.imports.identities import Identities, Resolved
@@ -28,6 +37,8 @@ from talklog.store.models import (
     LineWorksUser,
     MemberKind,
     Message,
+    QuarantinedRow,
+    QuarantineStatus,
     Room,
     RoomMember,
     RoomType,
@@ -35,6 +46,7 @@ from talklog.store.models import (
 
 _INSERT_ROWS = 500  # rows per multi-row INSERT ... RETURNING
 _INSERTS = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
+_MAX_KEY_NAME = 200  # quarantine record_key: `<file name>:<line>` in 255 characters
 
 
 class ImportStoreError(Exception):
@@ -43,151 +55,221 @@ class ImportStoreError(Exception):
 
 @dataclass
 class RoomState:
-    """What this import knows about a room: participants seen, earliest message, own rows."""
+    """What this import knows about a room: its type, members and the memberships it added."""
 
-    first_at: dt.datetime
-    created_here: bool
-    room_type: str = RoomType.ONE_TO_ONE.value
-    participants: set[Resolved] = field(default_factory=set)
-    member_ids: list[int] = field(default_factory=list)
-    moved: bool = False
+    room_type: str
+    created_here: bool  # the store did not have it
+    first_at: dt.datetime | None = None  # created here: its earliest message stored
+    saved: bool = False  # its row is in the store
+    members: set[Resolved] = field(default_factory=set)  # in the store or placed by rows
+    stored: set[Resolved] = field(default_factory=set)  # memberships the store already had
+    added: dict[Resolved, tuple[int, dt.datetime]] = field(default_factory=dict)  # id, joined
+
+
+@dataclass(frozen=True, slots=True)
+class Committed:
+    """What the committed chunks hold, for an error half way: counts and their last line."""
+
+    inserted: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    end_line: int = 0
 
 
 class StoreWriter:
-    """Writes parsed rows chunk by chunk: users, rooms, memberships, then messages."""
+    """Writes parsed rows chunk by chunk: users, rooms, memberships, messages, quarantine."""
 
-    def __init__(self, sessions: sessionmaker[Session], summary: ImportSummary) -> None:
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        summary: ImportSummary,
+        file_name: str,
+        run_id: str | None = None,
+    ) -> None:
         self.sessions = sessions
         self.summary = summary
+        self.file_name = file_name[-_MAX_KEY_NAME:]
+        self.run_id = run_id
         self.identities = Identities()
+        self.proposed: dict[Resolved, str] = {}  # new users not created yet -> display name
         self.rooms: dict[str, RoomState] = {}
-        self.members: set[tuple[str, str, str]] = set()  # (room, kind, user) with a membership
+        self.committed = Committed()
+        self.resolvable = self._has_open_quarantine()
 
-    def write(self, rows: list[ExportRow]) -> None:
+    def write(self, rows: list[ExportRow], rejections: list[Rejection], end_line: int) -> None:
         """One transaction per chunk; a database error names the lines, never the text."""
+        rejected = list(rejections)
         try:
             with self.sessions.begin() as session:
-                kept = self._resolve(session, rows)
-                self._rooms(session, kept)
-                self._members(session, kept)
+                kept = self._place(session, self._resolve(session, rows, rejected), rejected)
+                self._create_users(session, kept)
+                moved = self._rooms(session, kept)
+                self._members(session, kept, moved)
                 self._messages(session, kept)
+                quarantined = self._quarantine(session, rejected, kept)
         except sa.exc.StatementError as error:
             cause = type(error.orig or error).__name__
+            lines = [item.line for item in (*rows, *rejections)]
             raise ImportStoreError(
-                f"the store refused the rows of lines {rows[0].line}-{rows[-1].line} ({cause});"
-                " earlier rows are stored, re-import the file once the cause is fixed"
+                f"the store refused the rows of lines {min(lines)}-{end_line} ({cause})"
             ) from None
+        self.summary.rejections.extend(rejected)
+        self.summary.quarantined += quarantined
+        self.committed = Committed(
+            self.summary.inserted, self.summary.duplicates, self.summary.rejected, end_line
+        )
 
-    def _resolve(self, session: Session, rows: list[ExportRow]) -> list[ExportRow]:
-        """Create the unknown users; return the rows whose parties are all placed."""
+    def key(self, line: int) -> str:
+        """The quarantine key of a line of this file."""
+        return f"{self.file_name}:{line}"
+
+    def _has_open_quarantine(self) -> bool:
+        """Whether lines of this file wait in the quarantine (a stored row then resolves its)."""
+        with self.sessions() as session:
+            found = session.scalar(
+                sa.select(QuarantinedRow.id)
+                .where(QuarantinedRow.source == quarantine.Source.IMPORT.value)
+                .where(QuarantinedRow.status == QuarantineStatus.OPEN.value)
+                .where(QuarantinedRow.record_key.startswith(self.key(0)[:-1], autoescape=True))
+                .limit(1)
+            )
+        return found is not None
+
+    def _resolve(
+        self, session: Session, rows: list[ExportRow], rejected: list[Rejection]
+    ) -> list[ExportRow]:
+        """Match the parties (new users are proposed); return the rows all of whose are."""
         parties = (p for row in rows for p in (row.sender, *row.receivers))
-        self._create_users(session, self.identities.resolve(session, parties))
+        self.proposed.update(self.identities.resolve(session, parties))
         kept = []
         for row in rows:
             problem = self.identities.problem(row)
             if problem:
-                self.summary.rejections.append(Rejection(row.line, problem))
+                rejected.append(Rejection(row.line, problem, row.end_line, "ambiguous_name"))
             else:
                 kept.append(row)
         return kept
 
-    def _create_users(self, session: Session, new: dict[Resolved, str]) -> None:
-        lw = [{"id": i, "display_name": n} for (kind, i), n in new.items() if kind == "lw"]
-        line = [{"id": i, "display_name": n} for (kind, i), n in new.items() if kind == "line"]
-        self.summary.lw_users_created += len(insert_new(session, LineWorksUser, lw, "id"))
-        self.summary.line_users_created += len(insert_new(session, LineUser, line, "id"))
-
-    def _rooms(self, session: Session, rows: list[ExportRow]) -> None:
-        seen: dict[str, tuple[dt.datetime, set[Resolved]]] = {}
+    def _place(
+        self, session: Session, rows: list[ExportRow], rejected: list[Rejection]
+    ) -> list[ExportRow]:
+        """Rows in their rooms, in file order; a row that would grow a 1:1 room is rejected."""
+        self._load_rooms(session, rows)
+        kept = []
         for row in rows:
-            first, people = seen.setdefault(row.channel_id, (row.sent_at, set()))
-            seen[row.channel_id] = (min(first, row.sent_at), people)
-            people.update(self.identities.participants(row))
-        self._load_rooms(session, {c: first for c, (first, _) in seen.items()})
-        for channel, (first, people) in seen.items():
-            state = self.rooms[channel]
-            state.moved = first < state.first_at
-            state.first_at = min(state.first_at, first)
-            state.participants |= people
-        self._save_rooms(session, [self.rooms[c] for c in seen], list(seen))
+            state = self.rooms[row.channel_id]
+            people = self.identities.participants(row)
+            if state.room_type == RoomType.ONE_TO_ONE and len(state.members | people) > 2:
+                reason = f"room {row.channel_id} is a 1:1 room of other members"
+                rejected.append(Rejection(row.line, reason, row.end_line, "room_conflict"))
+                continue
+            state.members |= people
+            kept.append(row)
+        return kept
 
-    def _load_rooms(self, session: Session, firsts: dict[str, dt.datetime]) -> None:
-        new = [channel for channel in firsts if channel not in self.rooms]
+    def _load_rooms(self, session: Session, rows: list[ExportRow]) -> None:
+        """The state of each room first met in this chunk: the store's, or a new room's."""
+        new = sorted({row.channel_id for row in rows} - self.rooms.keys())
         for batch in chunked(new, IN_LIST_SIZE):
             for room in session.scalars(sa.select(Room).where(Room.id.in_(batch))):
-                first = min(room.created_at, firsts[room.id])
-                self.rooms[room.id] = RoomState(first, created_here=False, room_type=room.room_type)
-        for channel in new:
-            if channel not in self.rooms:
-                self.rooms[channel] = RoomState(firsts[channel], created_here=True, room_type="")
-
-    def _save_rooms(self, session: Session, states: list[RoomState], ids: list[str]) -> None:
-        table = Room.__table__
-        inserts = []
-        for room_id, state in zip(ids, states, strict=True):
-            if not state.created_here:
-                continue
-            wanted = RoomType.GROUP if len(state.participants) > 2 else RoomType.ONE_TO_ONE
-            if not state.room_type:
-                inserts.append(
-                    {
-                        "id": room_id,
-                        "room_type": wanted.value,
-                        "title": None,
-                        "created_at": state.first_at,
-                    }
-                )
-            elif state.room_type != wanted.value or state.moved:
-                session.execute(
-                    sa.update(table)
-                    .where(table.c.id == room_id)
-                    .values(room_type=wanted.value, created_at=state.first_at)
-                )
-            state.room_type = wanted.value
-        self.summary.rooms_created += len(insert_new(session, Room, inserts, "id"))
-
-    def _members(self, session: Session, rows: list[ExportRow]) -> None:
-        wanted = {
-            (row.channel_id, *who) for row in rows for who in self.identities.participants(row)
-        } - self.members
-        rooms = sorted({room for room, _, _ in wanted})
-        for batch in chunked(rooms, IN_LIST_SIZE):
-            existing = session.execute(
+                self.rooms[room.id] = RoomState(room.room_type, created_here=False, saved=True)
+            memberships = session.execute(
                 sa.select(
                     RoomMember.room_id,
                     RoomMember.member_kind,
                     sa.func.coalesce(RoomMember.lw_user_id, RoomMember.line_user_id),
                 ).where(RoomMember.room_id.in_(batch))
             )
-            self.members.update((room, kind, user) for room, kind, user in existing)
-        for room, kind, user in sorted(wanted - self.members):
-            self._add_member(session, room, kind, user)
-        self._move_joins(session, {row.channel_id for row in rows})
+            for room_id, kind, user in memberships:
+                state = self.rooms[room_id]
+                state.stored.add((kind, user))
+                state.members.add((kind, user))
+        groups = {row.channel_id for row in rows if len(self.identities.participants(row)) > 2}
+        for channel in new:
+            if channel not in self.rooms:
+                kind = RoomType.GROUP if channel in groups else RoomType.ONE_TO_ONE
+                self.rooms[channel] = RoomState(kind.value, created_here=True)
 
-    def _add_member(self, session: Session, room: str, kind: str, user: str) -> None:
-        state = self.rooms[room]
+    def _create_users(self, session: Session, rows: list[ExportRow]) -> None:
+        """Create the proposed users that stored rows name."""
+        needed = {who for row in rows for who in self.identities.participants(row)}
+        new = {who: self.proposed.pop(who) for who in needed & self.proposed.keys()}
+        lw = [{"id": i, "display_name": n} for (kind, i), n in new.items() if kind == "lw"]
+        line = [{"id": i, "display_name": n} for (kind, i), n in new.items() if kind == "line"]
+        self.summary.lw_users_created += len(insert_new(session, LineWorksUser, lw, "id"))
+        self.summary.line_users_created += len(insert_new(session, LineUser, line, "id"))
+
+    def _rooms(self, session: Session, rows: list[ExportRow]) -> set[str]:
+        """Insert the new rooms; move a created room's start to an earlier message. Returns
+        the rooms whose start moved."""
+        firsts: dict[str, dt.datetime] = {}
+        for row in rows:
+            firsts[row.channel_id] = min(firsts.get(row.channel_id, row.sent_at), row.sent_at)
+        inserts, moved = [], set()
+        for room_id, first in firsts.items():
+            state = self.rooms[room_id]
+            if not state.created_here:
+                continue
+            if not state.saved:
+                state.first_at, state.saved = first, True
+                inserts.append(
+                    {
+                        "id": room_id,
+                        "room_type": state.room_type,
+                        "title": None,
+                        "created_at": first,
+                    }
+                )
+            elif state.first_at is not None and first < state.first_at:
+                state.first_at = first
+                moved.add(room_id)
+                session.execute(sa.update(Room).where(Room.id == room_id).values(created_at=first))
+        self.summary.rooms_created += len(insert_new(session, Room, inserts, "id"))
+        return moved
+
+    def _members(self, session: Session, rows: list[ExportRow], moved: set[str]) -> None:
+        """A membership for every participant without one; joins moved to earlier messages."""
+        earliest: dict[tuple[str, Resolved], dt.datetime] = {}
+        for row in rows:
+            for who in self.identities.participants(row):
+                key = (row.channel_id, who)
+                earliest[key] = min(earliest.get(key, row.sent_at), row.sent_at)
+        for (room_id, who), first in sorted(earliest.items()):
+            state = self.rooms[room_id]
+            joined = state.first_at if state.created_here and state.first_at else first
+            if who in state.stored:
+                continue
+            if who in state.added:
+                self._move_join(session, state, who, joined)
+            else:
+                self._add_member(session, room_id, who, joined)
+        for state in (self.rooms[room_id] for room_id in moved):
+            for who in list(state.added):
+                self._move_join(session, state, who, state.first_at)
+
+    def _add_member(self, session: Session, room: str, who: Resolved, joined: dt.datetime) -> None:
+        kind, user = who
         member = RoomMember(
             room_id=room,
             member_kind=kind,
             lw_user_id=user if kind == MemberKind.LW else None,
             line_user_id=user if kind == MemberKind.LINE else None,
-            joined_at=state.first_at,
+            joined_at=joined,
         )
         session.add(member)
         session.flush([member])
-        state.member_ids.append(member.id)
-        self.members.add((room, kind, user))
+        self.rooms[room].added[who] = (member.id, joined)
 
-    def _move_joins(self, session: Session, rooms: Iterable[str]) -> None:
-        """Memberships this import added start at the room's earliest message seen so far."""
-        for state in (self.rooms[room] for room in rooms):
-            if state.moved and state.member_ids:
-                session.execute(
-                    sa.update(RoomMember)
-                    .where(RoomMember.id.in_(state.member_ids))
-                    .where(RoomMember.joined_at > state.first_at)
-                    .values(joined_at=state.first_at)
-                )
+    def _move_join(
+        self, session: Session, state: RoomState, who: Resolved, joined: dt.datetime | None
+    ) -> None:
+        """An added membership starts at `joined` when that is earlier than it did."""
+        member_id, current = state.added[who]
+        if joined is not None and joined < current:
+            session.execute(
+                sa.update(RoomMember).where(RoomMember.id == member_id).values(joined_at=joined)
+            )
+            state.added[who] = (member_id, joined)
 
     def _messages(self, session: Session, rows: list[ExportRow]) -> None:
         params = [self._message(row) for row in rows]
@@ -208,6 +290,21 @@ class StoreWriter:
             "text": row.text,
             "file_name": row.file_name,
         }
+
+    def _quarantine(
+        self, session: Session, rejected: Iterable[Rejection], kept: list[ExportRow]
+    ) -> int:
+        """Keep the chunk's rejected rows; resolve the entries of rows now stored."""
+        now = dt.datetime.now(dt.UTC)
+        rows = [
+            quarantine.Quarantined(quarantine.Source.IMPORT, self.key(r.line), r.code, r.reason)
+            for r in rejected
+        ]
+        count = quarantine.record(session, rows, now, run_id=self.run_id) if rows else 0
+        if self.resolvable and kept:
+            keys = [self.key(row.line) for row in kept]
+            quarantine.resolve(session, quarantine.Source.IMPORT, keys, now)
+        return count
 
 
 def insert_new(session: Session, model: type, rows: list[dict[str, Any]], key: str) -> list[Any]:

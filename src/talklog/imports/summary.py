@@ -1,4 +1,7 @@
-"""What an import did: every row read is inserted, a duplicate or rejected (with its lines)."""
+"""What an import did: every row read is inserted, a duplicate or rejected (with its lines).
+
+Nothing here holds file content: rejections carry line numbers, a reason code and a reason.
+"""
 
 from __future__ import annotations
 
@@ -10,14 +13,15 @@ MAX_LISTED_REJECTIONS = 1_000  # the count is always complete; the list stops he
 
 @dataclass(frozen=True, slots=True)
 class Rejection:
-    """A row that was not imported, with its physical line span and why."""
+    """A row that was not imported, with its physical line span and why (never its content)."""
 
     line: int
     reason: str
     end_line: int | None = None
+    code: str = "unreadable"  # the quarantine's reason code
 
     def as_dict(self) -> dict[str, Any]:
-        row: dict[str, Any] = {"line": self.line, "reason": self.reason}
+        row: dict[str, Any] = {"line": self.line, "reason": self.reason, "code": self.code}
         if self.end_line and self.end_line != self.line:
             row["end_line"] = self.end_line
         return row
@@ -38,6 +42,7 @@ class ImportSummary:
     line_users_created: int = 0
     download_error: bool = False
     warnings: list[str] = field(default_factory=list)
+    quarantined: int = 0  # rejected rows kept in the quarantine table
 
     @property
     def rejected(self) -> int:
@@ -53,6 +58,7 @@ class ImportSummary:
             "duplicates_skipped": self.duplicates,
             "rejected": self.rejected,
             "rejected_rows": [r.as_dict() for r in self.rejections[:MAX_LISTED_REJECTIONS]],
+            "quarantined": self.quarantined,
             "rooms_created": self.rooms_created,
             "lw_users_created": self.lw_users_created,
             "line_users_created": self.line_users_created,
@@ -73,5 +79,7 @@ class ImportSummary:
             lines.append(f"  rejected line {rejection.line}{span}: {rejection.reason}")
         if self.rejected > MAX_LISTED_REJECTIONS:
             lines.append(f"  ... and {self.rejected - MAX_LISTED_REJECTIONS:,} more")
+        if self.quarantined:
+            lines.append(f"{self.quarantined:,} rejected rows kept in the quarantine table")
         lines.extend(f"warning: {warning}" for warning in self.warnings)
         return "\n".join(lines)
