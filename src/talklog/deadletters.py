@@ -121,3 +121,24 @@ def count_open(session: Session) -> dict[str, int]:
         .group_by(DeadLetter.error_code)
     )
     return dict(rows.all())
+
+
+def resolve_obsolete(session: Session, reasons: dict[int, str], when: dt.datetime) -> int:
+    """Close open letters (by id) whose row no longer exists, without resending them: the
+    reason goes in front of the last error, so an operator reads both."""
+    closed = 0
+    for ids in chunked(sorted(reasons), IN_LIST_SIZE):
+        letters = session.scalars(
+            sa.select(DeadLetter).where(
+                DeadLetter.id.in_(ids), DeadLetter.status == DeadLetterStatus.OPEN.value
+            )
+        )
+        for letter in letters:
+            letter.error_message = (
+                f"obsolete, not resent ({reasons[letter.id]}); last error: {letter.error_message}"
+            )
+            letter.status = DeadLetterStatus.RESOLVED.value
+            letter.resolved_at = when
+            closed += 1
+    session.flush()
+    return closed

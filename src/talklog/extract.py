@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Any
@@ -115,18 +115,25 @@ def count_window_messages(session: Session, window: TalkWindow) -> int:
 
 
 def window_lines(
-    db: Session | sa.Connection, window: TalkWindow, chunk_rows: int = EXTRACT_CHUNK_ROWS
+    db: Session | sa.Connection,
+    window: TalkWindow,
+    chunk_rows: int = EXTRACT_CHUNK_ROWS,
+    rooms: Collection[str] | None = None,
 ) -> Iterator[tuple[str, list[TalkLine]]]:
-    """(room id, its messages in time order) for every room that talked in `window`.
+    """(room id, its messages in time order) for every room that talked in `window` (only
+    `rooms`, when given).
 
     Rows are streamed from the database in chunks; one room's messages are held at a time.
     """
-    for room_id, rows in window_rows(db, window, chunk_rows):
+    for room_id, rows in window_rows(db, window, chunk_rows, rooms):
         yield room_id, talk_lines(rows)
 
 
 def window_rows(
-    db: Session | sa.Connection, window: TalkWindow, chunk_rows: int = EXTRACT_CHUNK_ROWS
+    db: Session | sa.Connection,
+    window: TalkWindow,
+    chunk_rows: int = EXTRACT_CHUNK_ROWS,
+    rooms: Collection[str] | None = None,
 ) -> Iterator[tuple[str, list[tuple[Any, ...]]]]:
     """`window_lines` as plain tuples of what the driver returned (`talk_lines` makes them
     lines): cheap to send to another process."""
@@ -152,17 +159,20 @@ def window_rows(
     )
     # A few hundred rooms per query: each is read along its (room, time) index, so rows come
     # in order without sorting the whole window first (the first rows arrive at once).
-    for rooms in chunked(active_room_ids(connection, window), IN_LIST_SIZE):
-        result = connection.execute(query, {"rooms": rooms})  # Core: no ORM row processing
+    for batch in chunked(active_room_ids(connection, window, rooms), IN_LIST_SIZE):
+        result = connection.execute(query, {"rooms": batch})  # Core: no ORM row processing
         rows = itertools.chain.from_iterable(result.partitions())  # chunk by chunk
         for room_id, group in itertools.groupby(rows, key=itemgetter(0)):
             yield room_id, [tuple(row)[1:] for row in group]
 
 
-def active_room_ids(connection: sa.Connection, window: TalkWindow) -> list[str]:
-    """The rooms that talked in `window`, in id order."""
+def active_room_ids(
+    connection: sa.Connection, window: TalkWindow, rooms: Collection[str] | None = None
+) -> list[str]:
+    """The rooms that talked in `window` (of `rooms`, when given), in id order."""
     query = sa.select(Message.room_id).where(_in_window(window)).distinct()
-    return list(connection.execute(query.order_by(Message.room_id)).scalars())
+    active = list(connection.execute(query.order_by(Message.room_id)).scalars())
+    return active if rooms is None else [room for room in active if room in rooms]
 
 
 def talk_lines(rows: Iterable[tuple[Any, ...]]) -> list[TalkLine]:
@@ -170,14 +180,16 @@ def talk_lines(rows: Iterable[tuple[Any, ...]]) -> list[TalkLine]:
     return [TalkLine(row[0], utc_from_db(row[1]), *row[2:]) for row in rows]
 
 
-def room_contexts(session: Session, window: TalkWindow) -> dict[str, RoomContext]:
-    """Members and links of every room that talked in `window`.
+def room_contexts(
+    session: Session, window: TalkWindow, rooms: Collection[str] | None = None
+) -> dict[str, RoomContext]:
+    """Members and links of every room that talked in `window` (of `rooms`, when given).
 
     The rooms are found once (a pass over the window's messages); rooms, members and links
     are then read by id, a few hundred per query.
     """
     connection = session.connection()
-    active = active_room_ids(connection, window)
+    active = active_room_ids(connection, window, rooms)
     contexts: dict[str, RoomContext] = {}
     for ids in chunked(active, IN_LIST_SIZE):
         rows = connection.execute(

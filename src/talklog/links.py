@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
+from talklog.batching import IN_LIST_SIZE, chunked
 from talklog.loading import BulkLoader, patient_queries
 from talklog.salesforce.bulk import UNCHANGED
 from talklog.salesforce.fields import UPSERT_KEYS
@@ -56,7 +57,7 @@ def exchange_task_row(state: LinkState, customer: CustomerRecord, timezone: str)
     who_id, what_id = customer.task_parents()
     linked_at = link.linked_at.astimezone(ZoneInfo(timezone))
     return {
-        "LineWorksKey__c": f"exchange|{link.link_key}|{link.linked_at:%Y%m%dT%H%M%SZ}",
+        "LineWorksKey__c": exchange_key(link),
         "Subject": EXCHANGE_SUBJECT,
         "Description": (
             f"LINE WORKSで{state.line_name}さんと連絡先を交換しました ({linked_at:%Y-%m-%d %H:%M})"
@@ -68,6 +69,11 @@ def exchange_task_row(state: LinkState, customer: CustomerRecord, timezone: str)
         "WhatId": what_id,
         "LineWorksKind__c": "Exchange",
     }
+
+
+def exchange_key(link: Link) -> str:
+    """`LineWorksKey__c` of a link's `LINE WORKS交換` Task: the link and when it was made."""
+    return f"exchange|{link.link_key}|{link.linked_at:%Y%m%dT%H%M%SZ}"
 
 
 @dataclass
@@ -89,11 +95,21 @@ class LinkSyncSummary(JobSummary):
 
 def changed_links(session: Session, since: dt.datetime) -> Iterator[LinkState]:
     """Links changed after `since`, oldest change first."""
+    return _link_states(session, Link.updated_at > since)
+
+
+def links_by_key(session: Session, link_keys: Collection[str]) -> Iterator[LinkState]:
+    """The links with these keys as they are now (keys without a link are left out)."""
+    for keys in chunked(sorted(link_keys), IN_LIST_SIZE):
+        yield from _link_states(session, Link.link_key.in_(keys))
+
+
+def _link_states(session: Session, where: sa.ColumnElement[bool]) -> Iterator[LinkState]:
     rows = session.execute(
         sa.select(Link, LineUser.display_name, LineWorksUser.salesforce_user_id)
         .join(LineUser, LineUser.id == Link.line_user_id)
         .join(LineWorksUser, LineWorksUser.id == Link.lw_user_id)
-        .where(Link.updated_at > since)
+        .where(where)
         .order_by(Link.updated_at, Link.link_key)
     )
     for link, line_name, owner_id in rows:
@@ -105,16 +121,21 @@ def sync_links(
     sessions: sessionmaker[Session],
     query_all: QueryAll,
     loader: BulkLoader,
+    link_keys: Collection[str] | None = None,
     timezone: str = DEFAULT_TIMEZONE,
     api_calls: Callable[[], int] | None = None,
 ) -> LinkSyncSummary:
     """Push link changes since the last successful sync; move the watermark only on success.
 
+    `link_keys`: push these links as they are now instead (a replay's), watermark unmoved.
     `api_calls` counts the run's Salesforce API calls for the summary (None: not counted).
     """
     with sessions() as session:
         since = read_watermark(session, WATERMARK) or EPOCH
-        states = list(changed_links(session, since))
+        if link_keys is None:
+            states = list(changed_links(session, since))
+        else:
+            states = list(links_by_key(session, link_keys))
     summary = LinkSyncSummary(since=since.isoformat())
     linked = sorted({(s.link.target_type, s.link.target_id) for s in states})
     placed, unresolved = resolve_customers(patient_queries(query_all, sleep=loader.sleep), linked)
@@ -122,7 +143,7 @@ def sync_links(
     rows, tasks = _rows(states, placed, timezone, summary)
     summary.linkworks = loader.upsert("LineWorks__c", UPSERT_KEYS["LineWorks__c"], rows).summary()
     summary.exchange_tasks = loader.upsert("Task", UPSERT_KEYS["Task"], tasks).summary()
-    if states:
+    if states and link_keys is None:
         until = max(state.link.updated_at for state in states)
         summary.until = until.isoformat()
         advance_watermark(sessions, WATERMARK, until)

@@ -31,6 +31,7 @@ from talklog.salesforce.failures import (
     SfError,
     call_with_policy,
     row_error,
+    without_refused_owner,
 )
 from talklog.targets import QueryAll
 
@@ -46,6 +47,7 @@ class LoadOutcome:
     accepted_keys: set[str] = field(default_factory=set)
     rejected: dict[str, Rejection] = field(default_factory=dict)
     retried_letters: int = 0
+    resent_without_owner: int = 0  # rows refused for their OwnerId, sent again without
 
     def summary(self) -> dict[str, Any]:
         codes = Counter(rejection.error_code for rejection in self.rejected.values())
@@ -152,6 +154,9 @@ class BulkLoader:
             outcome.rejected[key] = _rejection(object_name, key, error, payload)
             if error.failure is Failure.RETRY_NOW:
                 retry_now.append(payload)
+            elif again := without_refused_owner(error, payload):
+                retry_now.append(again)  # the default owner (the integration user) owns it
+                outcome.resent_without_owner += 1
         return retry_now
 
     def _record(self, object_name: str, outcome: LoadOutcome) -> None:

@@ -6,7 +6,7 @@ import contextlib
 import datetime as dt
 import gc
 from collections import Counter
-from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Generator, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -62,6 +62,7 @@ class _Staged:
     talklogs: CsvSpool = field(default_factory=lambda: CsvSpool([UPSERT_KEYS["TalkLog__c"]]))
     tasks: CsvSpool = field(default_factory=lambda: CsvSpool([UPSERT_KEYS["Task"]]))
     first_task_key: dict[str, str | None] = field(default_factory=dict)
+    rooms: Collection[str] | None = None  # only these rooms (a replay's); None: every room
 
     def close(self) -> None:
         self.talklogs.close()
@@ -76,6 +77,8 @@ def write_talk_logs(
     loader: BulkLoader,
     window: TalkWindow,
     settings: TalkLogSettings,
+    rooms: Collection[str] | None = None,
+    staged_keys: set[str] | None = None,
     run_id: str | None = None,
     api_calls: Callable[[], int] | None = None,
     reader_process_min_messages: int | None = READER_PROCESS_MIN_MESSAGES,
@@ -85,14 +88,20 @@ def write_talk_logs(
     `store_url` is the URL `sessions` are bound to. A window of at least
     `reader_process_min_messages` messages (None: never) is read by a second process, which
     opens the store at that URL, while this one claims and renders (see `talklog.reader`).
+
+    `rooms` limits the run to those rooms (a replay rebuilds its letters' rooms so); the keys
+    of the TalkLog and Task rows it writes are added to `staged_keys` when given.
     """
     summary = RunSummary(window.key(), window.label(settings.timezone))
-    staged = _Staged()
+    staged = _Staged(rooms=rooms)
     query_all = patient_queries(query_all, sleep=loader.sleep)
     try:
         with _collector_paused():
             _stage(sessions, store_url, query_all, window, settings, run_id, summary, staged,
                    reader_process_min_messages)  # fmt: skip
+        if staged_keys is not None:
+            staged_keys.update(staged.talklogs.keys(UPSERT_KEYS["TalkLog__c"]))
+            staged_keys.update(staged.tasks.keys(UPSERT_KEYS["Task"]))
         talklogs = loader.upsert("TalkLog__c", UPSERT_KEYS["TalkLog__c"], staged.talklogs)
         summary.talklogs = talklogs.summary()
         tasks = loader.upsert("Task", UPSERT_KEYS["Task"], staged.tasks)
@@ -143,9 +152,11 @@ def _stage(
     """Claim this window's (message, customer) pairs and park its TalkLog and Task rows."""
     with (
         sessions.begin() as session,
-        open_window_lines(session, store_url, window, reader_process_min_messages) as rooms,
+        open_window_lines(
+            session, store_url, window, reader_process_min_messages, staged.rooms
+        ) as rooms,
     ):
-        contexts = room_contexts(session, window)
+        contexts = room_contexts(session, window, staged.rooms)
         linked = {(link.target_type, link.target_id) for c in contexts.values() for link in c.links}
         placed, unresolved = resolve_customers(query_all, sorted(linked))
         summary.unresolved_targets = dict(Counter(item.reason.split(":")[0] for item in unresolved))
@@ -181,20 +192,22 @@ def open_window_lines(
     store_url: str | sa.URL,
     window: TalkWindow,
     reader_process_min_messages: int | None,
+    rooms: Collection[str] | None = None,
 ) -> Generator[Iterator[tuple[str, list[TalkLine]]]]:
-    """The window's rooms and their lines (`extract.window_lines`), read by a second process
-    (from the store at `store_url`) when the window is big enough and the store can be
-    opened twice."""
+    """The window's rooms and their lines (`extract.window_lines`; only `rooms`, when given,
+    read here), read by a second process (from the store at `store_url`) when the window is
+    big enough and the store can be opened twice."""
     url = sa.make_url(store_url)
     if (
-        reader_process_min_messages is not None
+        rooms is None
+        and reader_process_min_messages is not None
         and can_read_in_child(url)
         and count_window_messages(session, window) >= reader_process_min_messages
     ):
         with window_lines_in_child(url, window) as rooms:
             yield rooms
     else:
-        yield window_lines(session, window)
+        yield window_lines(session, window, rooms=rooms)
 
 
 def _mark_delivered(

@@ -24,7 +24,13 @@ from talklog.salesforce.fields import UPSERT_KEYS
 from talklog.salesforce.soql import id_list, quote
 from talklog.store.models import Link
 from talklog.summary import JobSummary
-from talklog.targets import CustomerRecord, QueryAll, resolve_customers
+from talklog.targets import (
+    CustomerRecord,
+    Describe,
+    QueryAll,
+    person_accounts_enabled,
+    resolve_customers,
+)
 from talklog.watermarks import EPOCH, advance_watermark, read_watermark
 
 BulkQuery = Callable[[str], Iterable[Mapping[str, Any]]]
@@ -59,10 +65,12 @@ def relink(
     loader: BulkLoader,
     clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
     api_calls: Callable[[], int] | None = None,
+    describe: Describe | None = None,
 ) -> RelinkSummary:
     """Move every record of the customers that moved since the last successful run.
 
-    `api_calls` counts the run's Salesforce API calls for the summary (None: not counted).
+    `api_calls` counts the run's Salesforce API calls for the summary (None: not counted);
+    `describe` tells whether the org has Person Accounts (one call; None: assumed).
     """
     started = clock()
     query_all = patient_queries(query_all, sleep=loader.sleep)
@@ -74,9 +82,9 @@ def relink(
         summary.changed_customers = len(changed)
         links = _links_to(session, changed)
     summary.links = len(links)
-    placed, unresolved = resolve_customers(
-        query_all, sorted({(link.target_type, link.target_id) for link in links})
-    )
+    linked = sorted({(link.target_type, link.target_id) for link in links})
+    person_accounts = person_accounts_enabled(describe, sleep=loader.sleep) if linked else True
+    placed, unresolved = resolve_customers(query_all, linked, person_accounts=person_accounts)
     summary.unresolved_targets = len(unresolved)
     placement = {
         link.link_key: placed[link.target_id] for link in links if link.target_id in placed

@@ -9,17 +9,21 @@ re-link DAG share it, so both agree on where a customer lives.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
 from talklog.batching import chunked
+from talklog.salesforce.failures import call_with_policy
 from talklog.salesforce.soql import id_list, is_salesforce_id
 from talklog.store.models import TargetType
 
 QueryAll = Callable[[str], Iterable[Mapping[str, Any]]]
 """Runs a SOQL query and yields every record (REST shape: relationships as nested dicts)."""
+Describe = Callable[[str], Mapping[str, Any]]
+"""Describes an object by name (the REST ``sobjects/{name}/describe`` answer)."""
 
 IN_CLAUSE_SIZE = 300
 
@@ -83,23 +87,51 @@ class Unresolved:
     reason: str
 
 
-_EXTERNAL_CONTACT_SOQL = (
-    "SELECT Id, Lead__c, Account__c, Contact__c, Lead__r.IsConverted,"
-    " Lead__r.ConvertedAccountId, Lead__r.ConvertedContactId,"
-    " Account__r.IsPersonAccount, Account__r.PersonContactId"
-    " FROM ExternalContact__c WHERE Id IN {ids}"
+_PERSON_ACCOUNT_FIELDS = ("IsPersonAccount", "PersonContactId")
+"""Account fields that exist only in orgs with Person Accounts enabled (most B2B orgs: not)."""
+_EXTERNAL_CONTACT_FIELDS = (
+    "Id, Lead__c, Account__c, Contact__c, Lead__r.IsConverted,"
+    " Lead__r.ConvertedAccountId, Lead__r.ConvertedContactId"
 )
 _LEAD_SOQL = (
     "SELECT Id, IsConverted, ConvertedAccountId, ConvertedContactId FROM Lead WHERE Id IN {ids}"
 )
 _CONTACT_SOQL = "SELECT Id, AccountId FROM Contact WHERE Id IN {ids}"
 _ACCOUNT_SOQL = "SELECT Id, IsPersonAccount, PersonContactId FROM Account WHERE Id IN {ids}"
+PERSON_ACCOUNTS_DISABLED = "PERSON_ACCOUNTS_DISABLED"
+
+
+def person_accounts_enabled(
+    describe: Describe | None, *, sleep: Callable[[float], None] = time.sleep
+) -> bool:
+    """Whether the org has Person Accounts (`Account.IsPersonAccount` exists): one describe
+    call under the failure policy; ask once per run. Without a describe callable they are
+    assumed enabled."""
+    if describe is None:
+        return True
+    answer = call_with_policy(lambda: describe("Account"), sleep=sleep)
+    fields = answer.get("fields") or ()
+    return any(field.get("name") == _PERSON_ACCOUNT_FIELDS[0] for field in fields)
+
+
+def external_contact_soql(person_accounts: bool) -> str:
+    """The external contacts' query, naming person-account fields only where they exist."""
+    person = "".join(f", Account__r.{name}" for name in _PERSON_ACCOUNT_FIELDS)
+    fields = _EXTERNAL_CONTACT_FIELDS + (person if person_accounts else "")
+    return f"SELECT {fields} FROM ExternalContact__c WHERE Id IN {{ids}}"
 
 
 def resolve_customers(
-    query_all: QueryAll, linked: Iterable[tuple[TargetType | str, str]]
+    query_all: QueryAll,
+    linked: Iterable[tuple[TargetType | str, str]],
+    *,
+    person_accounts: bool = True,
 ) -> tuple[dict[str, CustomerRecord], list[Unresolved]]:
     """Place every linked record `(target type, id)`; ids are matched on their 15-char prefix.
+
+    `person_accounts` says whether the org has them (`person_accounts_enabled`); without
+    them no query names their fields, an account link is a business account link and a
+    person-account link is unresolved (PERSON_ACCOUNTS_DISABLED).
 
     Returns the placed records keyed by the linked id as given, and the ones that could not
     be placed (malformed id, deleted record, person-account link to a business account).
@@ -111,21 +143,30 @@ def resolve_customers(
             unresolved.append(Unresolved(record_id, f"MALFORMED_ID: {record_id!r}"))
         else:
             by_type[TargetType(kind)].add(record_id)
+    if not person_accounts:
+        unresolved += [_no_person_accounts(i) for i in sorted(by_type[TargetType.PERSON_ACCOUNT])]
+        by_type[TargetType.PERSON_ACCOUNT].clear()
     placed: dict[str, CustomerRecord] = {}
-    for kind, resolver in _RESOLVERS.items():
+    for kind, (soql, place) in _resolvers(person_accounts).items():
         ids = sorted(by_type[kind])
         for chunk in chunked(ids, IN_CLAUSE_SIZE):
-            rows = {
-                _id15(row["Id"]): row for row in query_all(resolver[0].format(ids=id_list(chunk)))
-            }
+            rows = {_id15(row["Id"]): row for row in query_all(soql.format(ids=id_list(chunk)))}
             for record_id in chunk:
                 row = rows.get(_id15(record_id))
-                outcome = resolver[1](record_id, row) if row else _missing(kind, record_id)
+                outcome = place(record_id, row) if row else _missing(kind, record_id)
                 if isinstance(outcome, Unresolved):
                     unresolved.append(outcome)
                 else:
                     placed[record_id] = outcome
     return placed, unresolved
+
+
+def _no_person_accounts(record_id: str) -> Unresolved:
+    return Unresolved(
+        record_id,
+        f"{PERSON_ACCOUNTS_DISABLED}: person-account link to {record_id}, but this org has"
+        " Person Accounts disabled (link the customer's contact or external contact instead)",
+    )
 
 
 def _id15(record_id: str) -> str:
@@ -197,9 +238,17 @@ def _place_person_account(record_id: str, row: Mapping[str, Any]) -> CustomerRec
     )
 
 
-_RESOLVERS = {
-    TargetType.EXTERNAL_CONTACT: (_EXTERNAL_CONTACT_SOQL, _place_external_contact),
-    TargetType.LEAD: (_LEAD_SOQL, _place_lead),
-    TargetType.CONTACT: (_CONTACT_SOQL, _place_contact),
-    TargetType.PERSON_ACCOUNT: (_ACCOUNT_SOQL, _place_person_account),
-}
+Resolver = tuple[str, Callable[[str, Mapping[str, Any]], CustomerRecord | Unresolved]]
+
+
+def _resolvers(person_accounts: bool) -> dict[TargetType, Resolver]:
+    """Per linked kind: its SOQL (with `{ids}`) and how a row is placed."""
+    return {
+        TargetType.EXTERNAL_CONTACT: (
+            external_contact_soql(person_accounts),
+            _place_external_contact,
+        ),
+        TargetType.LEAD: (_LEAD_SOQL, _place_lead),
+        TargetType.CONTACT: (_CONTACT_SOQL, _place_contact),
+        TargetType.PERSON_ACCOUNT: (_ACCOUNT_SOQL, _place_person_account),
+    }

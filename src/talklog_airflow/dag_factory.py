@@ -194,26 +194,34 @@ def build_replay_dag() -> DAG:
             **CONNECTION_ARGS,
             object_name="{{ params.object_name }}",
             error_code="{{ params.error_code }}",
+            task_copy="{{ params.task_copy }}",
         ),
-        description="Resubmit rows Salesforce rejected, after the cause was fixed",
+        description="Rebuild and resubmit rows Salesforce rejected, after the cause was fixed",
         cron=None,
         tags=["salesforce", "dead-letters"],
         params={
             "object_name": Param("", enum=["", "LineWorks__c", "TalkLog__c", "Task"]),
             "error_code": Param("", type="string", description="only letters with this code"),
+            "task_copy": Param(
+                TASK_COPY,
+                enum=[mode.value for mode in TaskCopy],
+                description="the talk-log DAGs' Task copy (TALKLOG_TASK_COPY) for rebuilt rows",
+            ),
         },
         doc_md=(
             "Trigger after fixing the cause of rejections (`talklog dead-letters --url ...` lists"
-            " them). Empty params replay every open letter: LineWorks__c, then TalkLog__c, then"
-            " Task."
+            " them). Each letter's row is rebuilt from today's store and org: TalkLog__c and"
+            " LINE WORKS log Tasks re-run their window for their rooms, LineWorks__c and exchange"
+            " Tasks push their link as it is now; a row that no longer exists is closed as"
+            " obsolete with the reason. Empty params replay every open letter: LineWorks__c,"
+            " then TalkLog__c, then Task."
         ),
         default_args={"retries": 1},
     )
 
 
 def build_import_dag() -> DAG:
-    """Manual: load a LINE WORKS message export (a CSV file in the import folder) into the
-    message store."""
+    """Manual: load a LINE WORKS message export (CSV file path) into the message store."""
     return project_dag(
         "talklog_import_export",
         partial(
@@ -228,13 +236,7 @@ def build_import_dag() -> DAG:
         tags=["line-works", "import"],
         params={
             "path": Param(
-                "",
-                type="string",
-                minLength=1,
-                description=(
-                    "export file, relative to the workers' import folder (TALKLOG_IMPORT_FOLDER,"
-                    " default $AIRFLOW_HOME/imports)"
-                ),
+                "", type="string", minLength=1, description="export file path on the worker"
             ),
             "timezone": Param(
                 TIMEZONE, type="string", description="time zone of times without an offset"
@@ -250,15 +252,11 @@ _IMPORT_DOC = """
 ### LINE WORKS export → message store
 
 Trigger with `path`: a message-content export downloaded from the LINE WORKS admin console or
-the Monitoring API (`日時,送信者,受信者,チャンネルID,トーク`, UTF-8 with or without BOM), put in
-the workers' import folder (`TALKLOG_IMPORT_FOLDER`, default `$AIRFLOW_HOME/imports`); `path`
-is relative to it (an absolute path must lie inside it). Paths with `..`, symbolic links
-leading out, hidden files (`.env`) and anything but a regular file are refused, with the rule
-broken in the task's failure; no message ever quotes the file. Re-importing a file, or
-overlapping exports, is harmless: messages are keyed by a content hash. The return value
-(XCom) counts rows read, inserted, duplicates skipped, rejected and quarantined, and lists
-rejected rows with their line numbers and reasons (a warning, not a failure; the rows are kept
-in the quarantine table). A refused, missing or unrecognised file fails the task.
+the Monitoring API (`日時,送信者,受信者,チャンネルID,トーク`, UTF-8 with or without BOM), on a
+path the workers can read. Re-importing a file, or overlapping exports, is harmless: messages
+are keyed by a content hash. The return value (XCom) counts rows read, inserted, duplicates
+skipped and rejected, and lists rejected rows with their line numbers (a warning, not a
+failure). A missing or non-UTF-8 file fails the task.
 """
 
 

@@ -39,7 +39,7 @@ from talklog.store.models import (
     TargetType,
 )
 from talklog.talklogs import TalkLogSettings
-from talklog.targets import QueryAll
+from talklog.targets import Describe, QueryAll
 from talklog.transcripts import TalkLine, render_line
 from talklog.windows import DEFAULT_TIMEZONE, TalkWindow
 from talklog_dev.synth import GenerationReport, GeneratorConfig, generate
@@ -63,6 +63,7 @@ class Clients:
     query_all: QueryAll
     bulk: BulkClient
     http_session: requests.Session
+    describe: Describe | None = None  # None: the org is assumed to have Person Accounts
 
 
 def direct_clients(emulator: Any, poll_interval: float = 0.01) -> Clients:
@@ -79,7 +80,7 @@ def direct_clients(emulator: Any, poll_interval: float = 0.01) -> Clients:
         refresh_token=emulator.token,
         poll_interval=poll_interval,
     )
-    return Clients(sf.query_all_iter, bulk, session)
+    return Clients(sf.query_all_iter, bulk, session, lambda name: getattr(sf, name).describe())
 
 
 @dataclass
@@ -98,7 +99,10 @@ class World:
 
     def sync_links(self) -> LinkSyncSummary:
         return sync_links(
-            sessions=self.sessions, query_all=self.clients.query_all, loader=self.loader
+            sessions=self.sessions,
+            query_all=self.clients.query_all,
+            loader=self.loader,
+            describe=self.clients.describe,
         )
 
     def sync_links_cleanly(self) -> LinkSyncSummary:
@@ -118,6 +122,7 @@ class World:
             settings=TalkLogSettings(),
             run_id=run_id,
             api_calls=lambda: self.counter.total,
+            describe=self.clients.describe,
             **options,
         )
 

@@ -120,7 +120,13 @@ def test_rejected_rows_become_dead_letters_that_a_replay_delivers(world, sf_emul
         assert "UNABLE_TO_LOCK_ROW" in "\n".join(trace_record(session, letter.record_key))
 
     sf_emulator.set_faults(lock_failure_rate=0.0)
-    replayed = replay_dead_letters(sessions=world["sessions"], loader=world["loader"])
+    replayed = replay_dead_letters(
+        sessions=world["sessions"],
+        store_url=world["url"],
+        query_all=world["query_all"],
+        loader=world["loader"],
+        settings=TalkLogSettings(),
+    )
     assert replayed.rejected == 0
     assert len(sf_emulator.records("TalkLog__c")) == 6
     with world["sessions"]() as session:

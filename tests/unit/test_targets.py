@@ -5,7 +5,12 @@ from __future__ import annotations
 import pytest
 
 from talklog.salesforce.soql import id_list, quote
-from talklog.targets import Placement, resolve_customers
+from talklog.targets import (
+    Placement,
+    external_contact_soql,
+    person_accounts_enabled,
+    resolve_customers,
+)
 
 EC = "a00000000000001AAA"
 LEAD = "00Q000000000001AAA"
@@ -228,3 +233,136 @@ def test_id_lists_refuse_anything_but_ids():
     assert id_list([LEAD]) == f"('{LEAD}')"
     with pytest.raises(ValueError, match="not Salesforce ids"):
         id_list(["00Q000000000001') OR ('1'='1"])
+
+
+# -- orgs with and without Person Accounts --------------------------------------------------
+
+PERSON_FIELDS = ("IsPersonAccount", "PersonContactId")
+
+
+def recording(rows_by_object):
+    """`answer`, also keeping every SOQL it was asked."""
+    asked: list[str] = []
+    inner = answer(rows_by_object)
+
+    def query_all(soql):
+        asked.append(soql)
+        return inner(soql)
+
+    return query_all, asked
+
+
+def describe_with(*names):
+    calls: list[str] = []
+
+    def describe(sobject):
+        calls.append(sobject)
+        return {"name": sobject, "fields": [{"name": name} for name in ("Id", "Name", *names)]}
+
+    return describe, calls
+
+
+@pytest.mark.parametrize(
+    ("fields", "enabled"),
+    [
+        (("IsPersonAccount", "PersonContactId", "PersonEmail"), True),
+        (("IsPersonAccount",), True),
+        ((), False),
+        (("PersonalNote__c", "IsPartner"), False),
+    ],
+)
+def test_person_accounts_are_found_with_one_describe_of_account(fields, enabled):
+    describe, calls = describe_with(*fields)
+    assert person_accounts_enabled(describe) is enabled
+    assert calls == ["Account"]
+
+
+def test_without_a_describe_person_accounts_are_assumed():
+    assert person_accounts_enabled(None) is True
+
+
+LINKED_EVERY_KIND = [
+    ("external_contact", EC),
+    ("lead", LEAD),
+    ("contact", CONTACT),
+    ("person_account", PERSON),
+]
+
+
+@pytest.mark.parametrize("person_accounts", [True, False])
+def test_soql_names_person_account_fields_only_where_they_exist(person_accounts):
+    query_all, asked = recording({})
+    resolve_customers(query_all, LINKED_EVERY_KIND, person_accounts=person_accounts)
+    named = [soql for soql in asked if any(field in soql for field in PERSON_FIELDS)]
+    assert bool(named) is person_accounts
+    assert [soql.split(" FROM ")[1].split()[0] for soql in asked] == (
+        ["ExternalContact__c", "Lead", "Contact", "Account"]
+        if person_accounts
+        else ["ExternalContact__c", "Lead", "Contact"]
+    )
+
+
+@pytest.mark.parametrize("person_accounts", [True, False])
+def test_the_external_contact_query_shape(person_accounts):
+    soql = external_contact_soql(person_accounts)
+    head = (
+        "SELECT Id, Lead__c, Account__c, Contact__c, Lead__r.IsConverted,"
+        " Lead__r.ConvertedAccountId, Lead__r.ConvertedContactId"
+    )
+    person = ", Account__r.IsPersonAccount, Account__r.PersonContactId" if person_accounts else ""
+    assert soql == head + person + " FROM ExternalContact__c WHERE Id IN {ids}"
+
+
+@pytest.mark.parametrize(
+    ("case", "rows", "placement", "lookups"),
+    [
+        (
+            "account link",
+            external_contact(Account__c=ACCOUNT, Contact__c=CONTACT),
+            Placement.ACCOUNT_LINK,
+            (ACCOUNT, CONTACT),
+        ),
+        (
+            "lead link",
+            external_contact(Lead__c=LEAD, Lead__r={"IsConverted": False}),
+            Placement.LEAD,
+            (None, None),
+        ),
+        (
+            "converted lead",
+            external_contact(
+                Lead__c=LEAD,
+                Lead__r={
+                    "IsConverted": True,
+                    "ConvertedAccountId": ACCOUNT,
+                    "ConvertedContactId": CONTACT,
+                },
+            ),
+            Placement.CONVERTED,
+            (ACCOUNT, CONTACT),
+        ),
+        ("no link yet", external_contact(), Placement.EXTERNAL_CONTACT, (None, None)),
+    ],
+)
+def test_without_person_accounts_external_contacts_are_placed_as_before(
+    case, rows, placement, lookups
+):
+    placed, unresolved = resolve_customers(
+        answer(rows), [("external_contact", EC)], person_accounts=False
+    )
+    assert unresolved == []
+    record = placed[EC]
+    assert record.placement is placement
+    assert (record.account_id, record.contact_id) == lookups
+
+
+@pytest.mark.parametrize("linked_id", [PERSON, ACCOUNT, PERSON[:15]])
+def test_a_person_account_link_in_an_org_without_them_is_unresolved_with_its_reason(linked_id):
+    rows = {"Lead": [{"Id": LEAD, "IsConverted": False}]}
+    linked = [("person_account", linked_id), ("lead", LEAD), ("person_account", "bad id")]
+    placed, unresolved = resolve_customers(answer(rows), linked, person_accounts=False)
+    assert set(placed) == {LEAD}
+    reasons = {item.linked_id: item.reason for item in unresolved}
+    assert reasons[linked_id].startswith("PERSON_ACCOUNTS_DISABLED: ")
+    assert "Person Accounts disabled" in reasons[linked_id]
+    assert reasons["bad id"].startswith("MALFORMED_ID")

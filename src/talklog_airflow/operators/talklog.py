@@ -168,27 +168,46 @@ class SyncLinksOperator(_SalesforceJobOperator):
 
 
 class ReplayDeadLettersOperator(_SalesforceJobOperator):
-    """Resubmit open dead letters (after their cause was fixed); returns what passed now."""
+    """Rebuild the rows of open dead letters from today's store and org (after their cause
+    was fixed) and load them; returns what passed now and what was obsolete.
+
+    `timezone` and `task_copy` are the talk-log DAGs' settings (the factory passes the same
+    `TALKLOG_TIMEZONE` and `TALKLOG_TASK_COPY`), so a rebuilt TalkLog or Task equals what the
+    talk-log run writes.
+    """
 
     template_fields: Sequence[str] = (
         *_SalesforceJobOperator.template_fields,
         "object_name",
         "error_code",
+        "task_copy",
     )
 
-    def __init__(self, *, object_name: str = "", error_code: str = "", **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *,
+        object_name: str = "",
+        error_code: str = "",
+        task_copy: str = TaskCopy.FULL.value,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.object_name = object_name
         self.error_code = error_code
+        self.task_copy = task_copy
 
     def run_job(self, context: Context, clients: JobClients) -> ReplaySummary:
         from talklog.replay import replay_dead_letters
 
         return replay_dead_letters(
             sessions=clients.sessions,
+            store_url=clients.store_url,
+            query_all=clients.salesforce.conn.query_all_iter,
             loader=clients.loader,
+            settings=TalkLogSettings(self.timezone, TaskCopy(self.task_copy)),
             object_name=self.object_name or None,
             error_code=self.error_code or None,
+            run_id=context["run_id"],
             api_calls=clients.api_calls,
         )
 
