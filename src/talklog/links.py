@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -15,11 +15,18 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from talklog.batching import IN_LIST_SIZE, chunked
 from talklog.loading import BulkLoader, patient_queries
+from talklog.owners import Owners, staff_owners
 from talklog.salesforce.bulk import UNCHANGED
 from talklog.salesforce.fields import UPSERT_KEYS
 from talklog.store.models import LineUser, LineWorksUser, Link
 from talklog.summary import JobSummary
-from talklog.targets import CustomerRecord, QueryAll, resolve_customers
+from talklog.targets import (
+    CustomerRecord,
+    Describe,
+    QueryAll,
+    person_accounts_enabled,
+    resolve_customers,
+)
 from talklog.watermarks import EPOCH, advance_watermark, read_watermark
 from talklog.windows import DEFAULT_TIMEZONE
 
@@ -86,6 +93,8 @@ class LinkSyncSummary(JobSummary):
     linked: int = 0
     unlinked: int = 0
     unresolved_targets: dict[str, int] = field(default_factory=dict)
+    tasks_owned_by_integration_user: dict[str, int] = field(default_factory=dict)  # by reason
+    staff_without_active_user: dict[str, list[str]] = field(default_factory=dict)  # LW user ids
     linkworks: dict[str, Any] = field(default_factory=dict)
     exchange_tasks: dict[str, Any] = field(default_factory=dict)
 
@@ -124,11 +133,13 @@ def sync_links(
     link_keys: Collection[str] | None = None,
     timezone: str = DEFAULT_TIMEZONE,
     api_calls: Callable[[], int] | None = None,
+    describe: Describe | None = None,
 ) -> LinkSyncSummary:
     """Push link changes since the last successful sync; move the watermark only on success.
 
     `link_keys`: push these links as they are now instead (a replay's), watermark unmoved.
-    `api_calls` counts the run's Salesforce API calls for the summary (None: not counted).
+    `api_calls` counts the run's Salesforce API calls for the summary (None: not counted);
+    `describe` tells whether the org has Person Accounts (one call; None: assumed).
     """
     with sessions() as session:
         since = read_watermark(session, WATERMARK) or EPOCH
@@ -138,11 +149,19 @@ def sync_links(
             states = list(links_by_key(session, link_keys))
     summary = LinkSyncSummary(since=since.isoformat())
     linked = sorted({(s.link.target_type, s.link.target_id) for s in states})
-    placed, unresolved = resolve_customers(patient_queries(query_all, sleep=loader.sleep), linked)
+    query_all = patient_queries(query_all, sleep=loader.sleep)
+    person_accounts = person_accounts_enabled(describe, sleep=loader.sleep) if linked else True
+    placed, unresolved = resolve_customers(query_all, linked, person_accounts=person_accounts)
     summary.unresolved_targets = dict(Counter(item.reason.split(":")[0] for item in unresolved))
-    rows, tasks = _rows(states, placed, timezone, summary)
+    owners = staff_owners(query_all, {s.link.lw_user_id: s.owner_id for s in states})
+    states = [replace(s, owner_id=owners.owner_ids.get(s.link.lw_user_id)) for s in states]
+    rows, tasks = _rows(states, placed, timezone, summary, owners)
     summary.linkworks = loader.upsert("LineWorks__c", UPSERT_KEYS["LineWorks__c"], rows).summary()
-    summary.exchange_tasks = loader.upsert("Task", UPSERT_KEYS["Task"], tasks).summary()
+    exchange = loader.upsert("Task", UPSERT_KEYS["Task"], tasks)
+    summary.exchange_tasks = exchange.summary()
+    owners.count_refused(exchange.resent_without_owner)
+    summary.tasks_owned_by_integration_user = owners.tasks_by_reason()
+    summary.staff_without_active_user = owners.staff_by_reason()
     if states and link_keys is None:
         until = max(state.link.updated_at for state in states)
         summary.until = until.isoformat()
@@ -156,6 +175,7 @@ def _rows(
     placed: Mapping[str, CustomerRecord],
     timezone: str,
     summary: LinkSyncSummary,
+    owners: Owners,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     rows, tasks = [], []
     for state in states:
@@ -167,6 +187,7 @@ def _rows(
         if state.link.linked:
             summary.linked += 1
             tasks.append(exchange_task_row(state, customer, timezone))
+            owners.count_task(state.link.lw_user_id)
         else:
             summary.unlinked += 1
     return rows, tasks

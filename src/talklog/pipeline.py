@@ -14,8 +14,9 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
 from talklog import ledger
-from talklog.extract import count_window_messages, room_contexts, window_lines
+from talklog.extract import RoomContext, count_window_messages, room_contexts, window_lines
 from talklog.loading import BulkLoader, LoadOutcome, patient_queries
+from talklog.owners import Owners, staff_owners
 from talklog.reader import can_read_in_child, window_lines_in_child
 from talklog.salesforce.bulk import CsvSpool, RequestLimitExceededError
 from talklog.salesforce.fields import UPSERT_KEYS
@@ -29,7 +30,7 @@ from talklog.talklogs import (
     talklog_rows,
     task_rows,
 )
-from talklog.targets import QueryAll, resolve_customers
+from talklog.targets import Describe, QueryAll, person_accounts_enabled, resolve_customers
 from talklog.transcripts import TalkLine
 from talklog.windows import TalkWindow
 
@@ -50,6 +51,8 @@ class RunSummary(JobSummary):
     transcripts: int = 0
     pairs_owned_by_other_windows: int = 0
     unresolved_targets: dict[str, int] = field(default_factory=dict)
+    tasks_owned_by_integration_user: dict[str, int] = field(default_factory=dict)  # by reason
+    staff_without_active_user: dict[str, list[str]] = field(default_factory=dict)  # LW user ids
     talklogs: dict[str, Any] = field(default_factory=dict)
     tasks: dict[str, Any] = field(default_factory=dict)
 
@@ -62,6 +65,7 @@ class _Staged:
     talklogs: CsvSpool = field(default_factory=lambda: CsvSpool([UPSERT_KEYS["TalkLog__c"]]))
     tasks: CsvSpool = field(default_factory=lambda: CsvSpool([UPSERT_KEYS["Task"]]))
     first_task_key: dict[str, str | None] = field(default_factory=dict)
+    owners: Owners = field(default_factory=lambda: Owners({}, {}))
     rooms: Collection[str] | None = None  # only these rooms (a replay's); None: every room
 
     def close(self) -> None:
@@ -82,8 +86,11 @@ def write_talk_logs(
     run_id: str | None = None,
     api_calls: Callable[[], int] | None = None,
     reader_process_min_messages: int | None = READER_PROCESS_MIN_MESSAGES,
+    describe: Describe | None = None,
 ) -> RunSummary:
     """Write the transcripts of `window` to Salesforce; safe to repeat for the same window.
+
+    `describe` tells whether the org has Person Accounts (one call per run; None: assumed).
 
     `store_url` is the URL `sessions` are bound to. A window of at least
     `reader_process_min_messages` messages (None: never) is read by a second process, which
@@ -98,7 +105,7 @@ def write_talk_logs(
     try:
         with _collector_paused():
             _stage(sessions, store_url, query_all, window, settings, run_id, summary, staged,
-                   reader_process_min_messages)  # fmt: skip
+                   reader_process_min_messages, describe, loader.sleep)  # fmt: skip
         if staged_keys is not None:
             staged_keys.update(staged.talklogs.keys(UPSERT_KEYS["TalkLog__c"]))
             staged_keys.update(staged.tasks.keys(UPSERT_KEYS["Task"]))
@@ -106,6 +113,9 @@ def write_talk_logs(
         summary.talklogs = talklogs.summary()
         tasks = loader.upsert("Task", UPSERT_KEYS["Task"], staged.tasks)
         summary.tasks = tasks.summary()
+        staged.owners.count_refused(tasks.resent_without_owner)
+        summary.tasks_owned_by_integration_user = staged.owners.tasks_by_reason()
+        summary.staff_without_active_user = staged.owners.staff_by_reason()
         # Only a load that ran to the end marks claims delivered: a run stopped midway (API
         # budget, outage) leaves them open, and the re-run of its window writes them again.
         _mark_delivered(sessions, staged.first_task_key, talklogs, tasks.accepted_keys)
@@ -148,6 +158,8 @@ def _stage(
     summary: RunSummary,
     staged: _Staged,
     reader_process_min_messages: int | None,
+    describe: Describe | None,
+    sleep: Callable[[float], None],
 ) -> None:
     """Claim this window's (message, customer) pairs and park its TalkLog and Task rows."""
     with (
@@ -158,11 +170,13 @@ def _stage(
     ):
         contexts = room_contexts(session, window, staged.rooms)
         linked = {(link.target_type, link.target_id) for c in contexts.values() for link in c.links}
-        placed, unresolved = resolve_customers(query_all, sorted(linked))
-        summary.unresolved_targets = dict(Counter(item.reason.split(":")[0] for item in unresolved))
-        staff = dict(
-            session.execute(sa.select(LineWorksUser.id, LineWorksUser.salesforce_user_id)).all()
+        person_accounts = person_accounts_enabled(describe, sleep=sleep) if linked else True
+        placed, unresolved = resolve_customers(
+            query_all, sorted(linked), person_accounts=person_accounts
         )
+        summary.unresolved_targets = dict(Counter(item.reason.split(":")[0] for item in unresolved))
+        staged.owners = staff_owners(query_all, _staff_users(session, contexts.values()))
+        staff = staged.owners.owner_ids
         for room_id, lines in rooms:
             room = contexts.get(room_id)
             if room is None:
@@ -183,7 +197,15 @@ def _stage(
                 for row in task_rows(draft, settings, text):
                     first_task = first_task or row["LineWorksKey__c"]
                     staged.tasks.add(row)
+                    staged.owners.count_task(draft.link.lw_user_id)
                 staged.first_task_key[draft.key] = first_task
+
+
+def _staff_users(session: Session, rooms: Iterable[RoomContext]) -> dict[str, str | None]:
+    """LW user id -> Salesforce user id (store), for the staff linked in the window's rooms."""
+    linked = {link.lw_user_id for room in rooms for link in room.links}
+    staff = session.execute(sa.select(LineWorksUser.id, LineWorksUser.salesforce_user_id))
+    return {lw_user_id: user for lw_user_id, user in staff if lw_user_id in linked}
 
 
 @contextlib.contextmanager

@@ -149,6 +149,7 @@ class WriteTalkLogsOperator(_SalesforceJobOperator):
             settings=TalkLogSettings(self.timezone, TaskCopy(self.task_copy)),
             run_id=context["run_id"],
             api_calls=clients.api_calls,
+            describe=clients.salesforce.describe_object,
         )
 
 
@@ -164,6 +165,7 @@ class SyncLinksOperator(_SalesforceJobOperator):
             loader=clients.loader,
             timezone=self.timezone,
             api_calls=clients.api_calls,
+            describe=clients.salesforce.describe_object,
         )
 
 
@@ -224,4 +226,5 @@ class RelinkOperator(_SalesforceJobOperator):
             bulk_query=clients.loader.bulk.query,
             loader=clients.loader,
             api_calls=clients.api_calls,
+            describe=clients.salesforce.describe_object,
         )
