@@ -19,4 +19,4 @@ os.environ.setdefault(
     "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", f"sqlite:///{_airflow_home}/airflow.db"
 )
 
-pytest_plugins = ["tests.fixtures.databases", "tests.fixtures.emulator"]
+pytest_plugins = ["tests.fixtures.databases", "tests.fixtures.emulator", "tests.fixtures.console"]

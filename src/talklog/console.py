@@ -14,12 +14,15 @@ import datetime as dt
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pendulum
 from croniter import croniter  # the cron library Airflow's timetables use
 
 from talklog.windows import TALK_DELAY, TalkWindow, as_utc, talk_window, zone
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 # Labels of the summary keys the jobs return today; any other key is shown under its own name.
 LABELS: dict[str, str] = {
@@ -460,3 +463,31 @@ def _text(value: Any) -> str:
     if isinstance(value, Mapping):
         return "—"
     return str(value)
+
+
+# -- lookups -------------------------------------------------------------------------------------
+
+
+def trace_any(session: Session, key: str) -> list[str]:
+    """Where `key` went, or why not: a message key, a `TalkLogKey__c`/`LineWorksKey__c`/
+    `LinkKey__c` value, or a LINE WORKS contact (LINE user id or contact UUID) whose links are
+    traced one by one. Never message content (`talklog.trace`)."""
+    import sqlalchemy as sa
+
+    from talklog.store.models import LineUser, Link, Message
+    from talklog.trace import trace_message, trace_record
+
+    if session.scalar(sa.select(Message.id).where(Message.message_key == key)) is not None:
+        return trace_message(session, key)
+    contact = session.scalar(
+        sa.select(LineUser).where(sa.or_(LineUser.id == key, LineUser.contact_uuid == key))
+    )
+    if contact is None:
+        return trace_record(session, key)
+    links = session.scalars(
+        sa.select(Link.link_key).where(Link.line_user_id == contact.id).order_by(Link.link_key)
+    ).all()
+    lines = [f"LINE WORKS contact {key!r}: {len(links)} links"]
+    for link_key in links:
+        lines.extend(f"  {line}" for line in trace_record(session, link_key))
+    return lines
