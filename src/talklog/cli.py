@@ -46,13 +46,14 @@ def _trace(args: argparse.Namespace) -> None:
 
 def _dead_letters(args: argparse.Namespace) -> None:
     with make_session_factory(args.url)() as session:
-        letters = deadletters.open_letters(session, retryable_only=False)
+        letters = deadletters.open_letters(session, retryable_only=False, operation=None)
     if not letters:
         print("no open dead letters")
     for letter in letters:
         kind = "retried automatically" if letter.retryable else "waits for a replay"
+        deletion = "deletion " if deadletters.operation_of(letter.payload) == "delete" else ""
         print(
-            f"{letter.object_name} {letter.record_key}: {letter.error_code}"
+            f"{deletion}{letter.object_name} {letter.record_key}: {letter.error_code}"
             f" ({kind}; attempts {letter.attempts};"
             f" since {letter.first_failed_at:%Y-%m-%d %H:%M} UTC)"
         )

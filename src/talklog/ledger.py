@@ -9,13 +9,17 @@ Per pair the ledger keeps three narrow columns (`deliveries`); what belongs to t
 (key, record, window, run, delivery state) is stored once per TalkLog (`talklog_claims`), so
 claiming a million pairs writes a million small rows and marking a window delivered updates
 one row per TalkLog.
+
+Each TalkLog also records how many `TalkLog__c` parts and Tasks Salesforce may hold for it
+(`PartCounts`): 0 for a new claim, None for one written before store revision 0003 (not
+known). A re-run that writes fewer deletes the rest (`talklog.stale_parts`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from typing import NamedTuple
 
 import sqlalchemy as sa
@@ -36,6 +40,17 @@ class Claim(NamedTuple):
     customer_key: str
     talklog_key: str
     target_record_id: str
+
+
+class PartCounts(NamedTuple):
+    """How many `TalkLog__c` parts and `LINE WORKSログ` Tasks of one TalkLog Salesforce may
+    hold (None: not known, written before store revision 0003)."""
+
+    talklogs: int | None
+    tasks: int | None
+
+
+NO_PARTS = PartCounts(0, 0)
 
 
 class LedgerEntry(NamedTuple):
@@ -93,7 +108,8 @@ def _talklog_ids(
 
 _REGISTER = sa.text(
     "INSERT INTO talklog_claims (talklog_key, room_id, target_record_id, window_start,"
-    " window_end, run_id) VALUES (:key, :room, :record, :window_start, :window_end, :run_id)"
+    " window_end, run_id, talklog_parts, task_parts)"
+    " VALUES (:key, :room, :record, :window_start, :window_end, :run_id, 0, 0)"
     " ON CONFLICT (talklog_key) DO NOTHING"
 ).bindparams(
     sa.bindparam("window_start", type_=UTCDateTime()),
@@ -154,6 +170,47 @@ def mark_delivered(session: Session, task_keys: dict[str, str | None], when: dt.
     )
     params = [
         {"key": key, "when": when, "task_key": task_key} for key, task_key in task_keys.items()
+    ]
+    session.connection().execute(statement, params)
+
+
+def part_counts(
+    session: Session, window: TalkWindow, rooms: Collection[str] | None = None
+) -> dict[str, PartCounts]:
+    """TalkLog key -> its `PartCounts`, for every TalkLog `window` claimed (in `rooms`)."""
+    query = sa.select(
+        TalkLogClaim.room_id,
+        TalkLogClaim.talklog_key,
+        TalkLogClaim.talklog_parts,
+        TalkLogClaim.task_parts,
+    ).where(TalkLogClaim.window_start == window.start, TalkLogClaim.window_end == window.end)
+    return {
+        key: PartCounts(talklogs, tasks)
+        for room, key, talklogs, tasks in session.execute(query)
+        if rooms is None or room in rooms
+    }
+
+
+def record_part_counts(session: Session, counts: Mapping[str, PartCounts]) -> None:
+    """Record how many parts and Tasks Salesforce may hold per TalkLog; a TalkLog left
+    without Tasks has no first Task either."""
+    if not counts:
+        return
+    table = TalkLogClaim.__table__
+    statement = (
+        sa.update(table)
+        .where(table.c.talklog_key == sa.bindparam("key"))
+        .values(
+            talklog_parts=sa.bindparam("talklog_parts"),
+            task_parts=sa.bindparam("task_parts"),
+            task_key=sa.case(
+                (sa.bindparam("no_tasks", type_=sa.Boolean()), None), else_=table.c.task_key
+            ),
+        )
+    )
+    params = [
+        {"key": key, "talklog_parts": n.talklogs, "task_parts": n.tasks, "no_tasks": n.tasks == 0}
+        for key, n in counts.items()
     ]
     session.connection().execute(statement, params)
 

@@ -1,6 +1,7 @@
 """Loading rows into Salesforce with Bulk API 2.0, exactly as the operator needs to see it.
 
-Every row ends accepted or as a dead letter with Salesforce's error. The failure policy
+Every row ends accepted or as a dead letter with Salesforce's error; deletions (records found
+by their external keys, deleted by Id) end the same way. The failure policy
 (`talklog.salesforce.failures`) decides what happens to each: rows answered RETRY_NOW (row
 locks) are sent again inside the load after its backoff, and open retryable dead letters of the
 same object ride along with the next load, so they pass by themselves. The SOQL queries of a
@@ -21,8 +22,9 @@ from typing import Any
 from sqlalchemy.orm import Session, sessionmaker
 
 from talklog import deadletters
-from talklog.deadletters import Rejection
-from talklog.salesforce.bulk import BulkClient, CsvSpool, spool_rows
+from talklog.batching import chunked
+from talklog.deadletters import DELETE, Rejection
+from talklog.salesforce.bulk import BulkClient, CsvSpool, IngestResult, spool_rows
 from talklog.salesforce.failures import (
     QUERY_RETRY,
     ROW_RETRY,
@@ -33,36 +35,95 @@ from talklog.salesforce.failures import (
     row_error,
     without_refused_owner,
 )
+from talklog.salesforce.soql import quote
 from talklog.targets import QueryAll
+
+KEYS_PER_QUERY = 50
+"""External keys per SOQL `IN (...)` that finds record Ids (keys run to ~120 characters;
+the query stays far below the URL limit of a GET)."""
 
 
 @dataclass
 class LoadOutcome:
-    """What one object's load did: rows sent (a row retried in the load counts each time),
-    written (accepted by Salesforce, upserted) and rejected (dead letters, by key)."""
+    """What one object's load did.
+
+    `sent`: distinct rows sent; `resent`: further sends of rows answered RETRY_NOW in the
+    load (a row sent four times counts 1 + 3); `written`: rows upserted, `deleted`: records
+    deleted; `rejected`: dead letters, by key. `accepted_keys`: keys upserted or, for a
+    deletion, no longer in Salesforce.
+    """
 
     object_name: str
     sent: int = 0
+    resent: int = 0
     written: int = 0
+    deleted: int = 0
     accepted_keys: set[str] = field(default_factory=set)
     rejected: dict[str, Rejection] = field(default_factory=dict)
     retried_letters: int = 0
+    resends: Counter[str] = field(default_factory=Counter)
     resent_without_owner: int = 0  # rows refused for their OwnerId, sent again without
+
+    def sends(self, key: str) -> int:
+        """How often this load sent the row of `key` (1 unless it was retried)."""
+        return 1 + self.resends[key]
+
+    def merged(self, other: LoadOutcome) -> LoadOutcome:
+        """This load and `other` (the same object's deletions, say) as one outcome."""
+        return LoadOutcome(
+            self.object_name,
+            self.sent + other.sent,
+            self.resent + other.resent,
+            self.written + other.written,
+            self.deleted + other.deleted,
+            self.accepted_keys | other.accepted_keys,
+            {**self.rejected, **other.rejected},
+            self.retried_letters + other.retried_letters,
+            self.resends + other.resends,
+            self.resent_without_owner + other.resent_without_owner,
+        )
 
     def summary(self) -> dict[str, Any]:
         codes = Counter(rejection.error_code for rejection in self.rejected.values())
         return {
             "sent": self.sent,
+            "resent": self.resent,
             "written": self.written,
+            "deleted": self.deleted,
             "rejected": len(self.rejected),
             "rejected_by_code": dict(sorted(codes.items())),
             "dead_letters_retried": self.retried_letters,
         }
 
 
+@dataclass(frozen=True)
+class _Operation:
+    """How a load names its rows: upserts by their external key; deletions by Id, each Id
+    standing for the external key (`record_keys`) its dead letter is kept under."""
+
+    name: str
+    key_field: str  # the external key field of the object
+    record_keys: Mapping[str, str] | None = None  # deletions: Id -> external key
+
+    @property
+    def ingest_key(self) -> str:
+        """The column that identifies a row in the ingest job."""
+        return self.key_field if self.record_keys is None else "Id"
+
+    def key(self, ingest_key: str) -> str:
+        return ingest_key if self.record_keys is None else self.record_keys[ingest_key]
+
+    def letter_payload(self, sent: dict[str, Any]) -> dict[str, Any]:
+        if self.record_keys is None:
+            return sent
+        record_id = str(sent["Id"])
+        return deadletters.deletion_payload(self.key_field, self.key(record_id), record_id)
+
+
 @dataclass
 class BulkLoader:
-    """Upserts rows of one object by its external id, with dead letters kept in the store."""
+    """Upserts and deletes rows of one object by its external id, with dead letters kept
+    in the store."""
 
     bulk: BulkClient
     sessions: sessionmaker[Session]
@@ -81,33 +142,73 @@ class BulkLoader:
         Rows of different column sets (replayed letters of several jobs) go in one job each.
         """
         outcome = LoadOutcome(object_name)
+        operation = _Operation("upsert", key_field)
         with contextlib.ExitStack() as cleanup:
             for spool in self._spools(object_name, key_field, rows, outcome, cleanup):
-                self._upsert_spool(object_name, key_field, spool, outcome, cleanup)
+                self._load_spool(object_name, operation, spool, outcome, cleanup)
         self._record(object_name, outcome)
         return outcome
 
-    def _upsert_spool(
+    def delete(
+        self, object_name: str, key_field: str, keys: Iterable[str], query_all: QueryAll
+    ) -> LoadOutcome:
+        """Delete the records whose `key_field` is one of `keys`, and those of the object's
+        open retryable deletion letters (Bulk API 2.0 delete by Id; `record_ids` finds the
+        Ids through `query_all`, which should be under the failure policy).
+
+        A key Salesforce holds no record of is accepted: nothing is left to delete.
+        """
+        outcome = LoadOutcome(object_name)
+        wanted = list(dict.fromkeys(keys))
+        riding = self._riding_deletions(object_name, set(wanted))
+        outcome.retried_letters = len(riding)
+        every = [*wanted, *riding]
+        ids = record_ids(query_all, object_name, key_field, every) if every else {}
+        absent = set(every) - set(ids.values())
+        outcome.accepted_keys.update(absent)
+        if ids:
+            operation = _Operation("delete", key_field, ids)
+            with (
+                contextlib.ExitStack() as cleanup,
+                spool_rows(({"Id": record_id} for record_id in sorted(ids)), ("Id",)) as spool,
+            ):
+                self._load_spool(object_name, operation, spool, outcome, cleanup)
+        outcome.accepted_keys -= outcome.rejected.keys()  # a key with a record left
+        self._record(object_name, outcome, unsent=absent)
+        return outcome
+
+    def _riding_deletions(self, object_name: str, wanted: set[str]) -> list[str]:
+        with self.sessions() as session:
+            letters = deadletters.open_letters(
+                session, retryable_only=True, object_name=object_name, operation=DELETE
+            )
+            return [letter.record_key for letter in letters if letter.record_key not in wanted]
+
+    def _load_spool(
         self,
         object_name: str,
-        key_field: str,
+        operation: _Operation,
         spool: CsvSpool,
         outcome: LoadOutcome,
         cleanup: contextlib.ExitStack,
     ) -> None:
-        """Upsert `spool`, then the rows answered RETRY_NOW again (sorted by key, after the
-        policy's backoff) while `row_retry` allows; rows still failing stay retryable letters."""
-        pending = spool
+        """Send `spool`, then the rows answered RETRY_NOW (and rows refused for their owner,
+        without OwnerId) again, sorted by key, after the policy's backoff, while `row_retry`
+        allows; rows still failing stay letters."""
+        pending, first = spool, True
         for retry in range(1, self.row_retry.attempts):
-            retry_now = self._submit(object_name, key_field, pending, outcome)
+            retry_now = self._submit(object_name, operation, pending, outcome, first)
             if not retry_now:
                 return
             self.sleep(self.row_retry.delay(retry))
-            retry_now.sort(key=lambda row: str(row.get(key_field)))
+            retry_now.sort(key=lambda row: str(row.get(operation.ingest_key)))
             for row in retry_now:
-                outcome.rejected.pop(str(row[key_field]), None)
-            pending = cleanup.enter_context(spool_rows(retry_now, (key_field,)))
-        self._submit(object_name, key_field, pending, outcome)
+                key = operation.key(str(row[operation.ingest_key]))
+                outcome.rejected.pop(key, None)
+                outcome.resends[key] += 1
+            pending = cleanup.enter_context(spool_rows(retry_now, (operation.ingest_key,)))
+            first = False
+        self._submit(object_name, operation, pending, outcome, first)
 
     def _spools(
         self,
@@ -138,34 +239,72 @@ class BulkLoader:
         return [spool for spool in spools if len(spool)]
 
     def _submit(
-        self, object_name: str, key_field: str, spool: CsvSpool, outcome: LoadOutcome
+        self,
+        object_name: str,
+        operation: _Operation,
+        spool: CsvSpool,
+        outcome: LoadOutcome,
+        first: bool,
     ) -> list[dict[str, Any]]:
         """One ingest; every failed or unprocessed row becomes a rejection. Returns the
-        payloads of the rows the policy says to send again now."""
-        result = self.bulk.ingest(object_name, "upsert", spool, external_id_field=key_field)
-        outcome.accepted_keys.update(result.succeeded_keys)
-        outcome.written += result.succeeded
-        outcome.sent += result.sent
+        rows the policy says to send again now."""
+        result = self._ingest(object_name, operation, spool)
+        outcome.accepted_keys.update(map(operation.key, result.succeeded_keys))
+        if operation.record_keys is None:
+            outcome.written += result.succeeded
+        else:
+            outcome.deleted += result.succeeded
+        if first:
+            outcome.sent += result.sent
+        else:
+            outcome.resent += result.sent
         returned = [(row, row_error(row.get("sf__Error", ""))) for row in result.failed]
         returned += result.unprocessed_with_errors()
         retry_now: list[dict[str, Any]] = []
         for row, error in returned:
-            key, payload = row[key_field], _payload(row)
-            outcome.rejected[key] = _rejection(object_name, key, error, payload)
+            sent = _payload(row)
+            key = operation.key(str(row[operation.ingest_key]))
+            payload = operation.letter_payload(sent)
+            outcome.rejected[key] = _rejection(object_name, key, error, payload, outcome.sends(key))
             if error.failure is Failure.RETRY_NOW:
-                retry_now.append(payload)
-            elif again := without_refused_owner(error, payload):
+                retry_now.append(sent)
+            elif operation.record_keys is None and (again := without_refused_owner(error, sent)):
                 retry_now.append(again)  # the default owner (the integration user) owns it
                 outcome.resent_without_owner += 1
         return retry_now
 
-    def _record(self, object_name: str, outcome: LoadOutcome) -> None:
+    def _ingest(self, object_name: str, operation: _Operation, spool: CsvSpool) -> IngestResult:
+        if operation.record_keys is None:
+            return self.bulk.ingest(
+                object_name, operation.name, spool, external_id_field=operation.key_field
+            )
+        return self.bulk.ingest(object_name, operation.name, spool, key_field="Id")
+
+    def _record(
+        self, object_name: str, outcome: LoadOutcome, unsent: set[str] = frozenset()
+    ) -> None:
+        """Close the letters of accepted keys and keep the rejections, `attempts` counting
+        every send (keys in `unsent` were not sent: nothing was left to delete)."""
         now = self.clock()
+        sends = {key: outcome.sends(key) for key in outcome.resends} | dict.fromkeys(unsent, 0)
         with self.sessions.begin() as session:
-            deadletters.resolve(session, object_name, sorted(outcome.accepted_keys), now)
+            deadletters.resolve(session, object_name, sorted(outcome.accepted_keys), now, sends)
             deadletters.record(
                 session, outcome.rejected.values(), now, dag_id=self.dag_id, run_id=self.run_id
             )
+
+
+def record_ids(
+    query_all: QueryAll, object_name: str, key_field: str, keys: Iterable[str]
+) -> dict[str, str]:
+    """Id -> `key_field` of the `object_name` records whose key is one of `keys`: one SOQL
+    per `KEYS_PER_QUERY` keys, every value quoted by `soql.quote`."""
+    found: dict[str, str] = {}
+    for chunk in chunked(sorted(set(keys)), KEYS_PER_QUERY):
+        values = ",".join(quote(key) for key in chunk)
+        soql = f"SELECT Id, {key_field} FROM {object_name} WHERE {key_field} IN ({values})"
+        found.update({row["Id"]: row[key_field] for row in query_all(soql)})
+    return found
 
 
 def _spool_for(
@@ -179,8 +318,10 @@ def _spool_for(
     return spools[-1]
 
 
-def _rejection(object_name: str, key: str, error: SfError, payload: dict[str, Any]) -> Rejection:
-    return Rejection(object_name, key, error.code, error.message, error.fields_text, payload)
+def _rejection(
+    object_name: str, key: str, error: SfError, payload: dict[str, Any], sends: int
+) -> Rejection:
+    return Rejection(object_name, key, error.code, error.message, error.fields_text, payload, sends)
 
 
 def _payload(result_row: Mapping[str, str]) -> dict[str, Any]:

@@ -13,8 +13,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
-from talklog import ledger
+from talklog import ledger, stale_parts
 from talklog.extract import RoomContext, count_window_messages, room_contexts, window_lines
+from talklog.ledger import PartCounts
 from talklog.loading import BulkLoader, LoadOutcome, patient_queries
 from talklog.owners import Owners, staff_owners
 from talklog.reader import can_read_in_child, window_lines_in_child
@@ -38,6 +39,7 @@ from talklog.windows import TalkWindow
 # below it, starting that process costs more than it saves (measured: 1.4 s lost at 100,000
 # messages, 4-6 s saved at 1,000,000).
 READER_PROCESS_MIN_MESSAGES = 250_000
+STALE_ORDER = ("Task", "TalkLog__c")  # stale records are deleted before the upserts
 
 
 @dataclass
@@ -65,6 +67,7 @@ class _Staged:
     talklogs: CsvSpool = field(default_factory=lambda: CsvSpool([UPSERT_KEYS["TalkLog__c"]]))
     tasks: CsvSpool = field(default_factory=lambda: CsvSpool([UPSERT_KEYS["Task"]]))
     first_task_key: dict[str, str | None] = field(default_factory=dict)
+    written: dict[str, PartCounts] = field(default_factory=dict)  # parts and Tasks per TalkLog
     owners: Owners = field(default_factory=lambda: Owners({}, {}))
     rooms: Collection[str] | None = None  # only these rooms (a replay's); None: every room
 
@@ -109,16 +112,19 @@ def write_talk_logs(
         if staged_keys is not None:
             staged_keys.update(staged.talklogs.keys(UPSERT_KEYS["TalkLog__c"]))
             staged_keys.update(staged.tasks.keys(UPSERT_KEYS["Task"]))
+        stale = stale_parts.plan(sessions, query_all, window, staged.written, staged.rooms)
+        removed = {name: _delete_stale(loader, query_all, stale, name) for name in STALE_ORDER}
         talklogs = loader.upsert("TalkLog__c", UPSERT_KEYS["TalkLog__c"], staged.talklogs)
-        summary.talklogs = talklogs.summary()
+        summary.talklogs = talklogs.merged(removed["TalkLog__c"]).summary()
         tasks = loader.upsert("Task", UPSERT_KEYS["Task"], staged.tasks)
-        summary.tasks = tasks.summary()
+        summary.tasks = tasks.merged(removed["Task"]).summary()
         staged.owners.count_refused(tasks.resent_without_owner)
         summary.tasks_owned_by_integration_user = staged.owners.tasks_by_reason()
         summary.staff_without_active_user = staged.owners.staff_by_reason()
         # Only a load that ran to the end marks claims delivered: a run stopped midway (API
         # budget, outage) leaves them open, and the re-run of its window writes them again.
         _mark_delivered(sessions, staged.first_task_key, talklogs, tasks.accepted_keys)
+        stale_parts.settle(sessions, stale, removed["TalkLog__c"], removed["Task"])
     except RequestLimitExceededError as exc:
         exc.add_note(
             f"talk window {summary.window_label}: the org's daily API budget is spent; nothing"
@@ -190,6 +196,7 @@ def _stage(
             summary.pairs_owned_by_other_windows += foreign
             for draft in drafts:
                 summary.transcripts += 1
+                sizes = len(staged.talklogs), len(staged.tasks)
                 text = render_draft(draft, settings)
                 for row in talklog_rows(draft, settings, text):
                     staged.talklogs.add(row)
@@ -199,6 +206,9 @@ def _stage(
                     staged.tasks.add(row)
                     staged.owners.count_task(draft.link.lw_user_id)
                 staged.first_task_key[draft.key] = first_task
+                staged.written[draft.key] = PartCounts(
+                    len(staged.talklogs) - sizes[0], len(staged.tasks) - sizes[1]
+                )
 
 
 def _staff_users(session: Session, rooms: Iterable[RoomContext]) -> dict[str, str | None]:
@@ -230,6 +240,14 @@ def open_window_lines(
             yield rooms
     else:
         yield window_lines(session, window, rooms=rooms)
+
+
+def _delete_stale(
+    loader: BulkLoader, query_all: QueryAll, stale: stale_parts.StaleParts, object_name: str
+) -> LoadOutcome:
+    """Delete the records of `object_name` this run no longer writes (and, riding along, the
+    object's open retryable deletion letters)."""
+    return loader.delete(object_name, UPSERT_KEYS[object_name], stale.keys(object_name), query_all)
 
 
 def _mark_delivered(

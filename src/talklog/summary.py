@@ -2,7 +2,8 @@
 
 Every Salesforce job (talk logs, link sync, re-link, replay) returns a `JobSummary` subclass;
 its `as_dict()` is the task's return value (XCom) in the Airflow UI. Per-object counts are
-`LoadOutcome.summary()` dicts (sent, written, rejected, rejected_by_code, dead_letters_retried).
+`LoadOutcome.summary()` dicts (sent, resent, written, deleted, rejected, rejected_by_code,
+dead_letters_retried).
 """
 
 from __future__ import annotations

@@ -51,6 +51,16 @@ def talklog_key(room_id: str, window: TalkWindow, record_id: str) -> str:
     return f"{window_prefix(room_id, window)}{record_id}"
 
 
+def talklog_part_key(key: str, part: int) -> str:
+    """`TalkLog__c.TalkLogKey__c` of part `part` (from 1) of the TalkLog `key`."""
+    return f"{key}|{part}"
+
+
+def task_part_key(key: str, part: int) -> str:
+    """`Task.LineWorksKey__c` of the `part`-th `LINE WORKSログ` Task of the TalkLog `key`."""
+    return f"log|{talklog_part_key(key, part)}"
+
+
 def window_prefix(room_id: str, window: TalkWindow) -> str:
     """Keys of the transcripts a window owns for a room start with this."""
     return f"{room_id}|{window.key()}|"
@@ -191,7 +201,7 @@ def talklog_rows(
     for number, text in enumerate(parts, start=1):
         suffix = f" ({number}/{len(parts)})" if len(parts) > 1 else ""
         yield {
-            "TalkLogKey__c": f"{draft.key}|{number}",
+            "TalkLogKey__c": talklog_part_key(draft.key, number),
             "Name": f"LINE WORKS {first:%Y-%m-%d %H:%M}{suffix}",
             "Transcript__c": text,
             "RoomId__c": draft.room.room_id,
@@ -220,7 +230,7 @@ def task_rows(
     for number, description in enumerate(parts, start=1):
         suffix = f" ({number}/{len(parts)})" if len(parts) > 1 else ""
         yield {
-            "LineWorksKey__c": f"log|{draft.key}|{number}",
+            "LineWorksKey__c": task_part_key(draft.key, number),
             "Subject": TALKLOG_SUBJECT + suffix,
             "Description": description,
             "Status": "Completed",
@@ -229,7 +239,7 @@ def task_rows(
             "WhoId": who_id,
             "WhatId": what_id,
             "LineWorksRoomId__c": draft.room.room_id,
-            "TalkLogKey__c": f"{draft.key}|1",
+            "TalkLogKey__c": talklog_part_key(draft.key, 1),
             "LineWorksKind__c": "TalkLog",
         }
 

@@ -74,6 +74,8 @@ def test_the_same_window_twice_leaves_the_same_records(world):
     assert len(first["TalkLog__c"]) > 20 and any("|2" in key for key in first["TalkLog__c"])
     second = world.run(world.window(), "second")
     assert second.talklogs["written"] == len(first["TalkLog__c"]) and second.rejected == 0
+    assert second.talklogs["deleted"] == second.tasks["deleted"] == 0  # nothing is stale
+    assert second.talklogs["resent"] == second.tasks["resent"] == 0
     assert snapshot(world.emulator) == first  # every row updated in place, none created
     _assert_each_message_once_everywhere(world)
 

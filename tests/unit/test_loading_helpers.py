@@ -1,10 +1,12 @@
-"""The Bulk CSV spool and its upload parts, and the patience of a run's SOQL queries."""
+"""The Bulk CSV spool and its upload parts, the patience of a run's SOQL queries, and what
+the loader counts: rows sent and resent, attempts of dead letters, deletions by key."""
 
 from __future__ import annotations
 
 import csv
 import datetime as dt
 import io
+from collections import Counter
 
 import pytest
 from hypothesis import given, settings
@@ -16,16 +18,21 @@ from simple_salesforce.exceptions import (
     SalesforceRefusedRequest,
 )
 
-from talklog.loading import patient_queries
+from talklog import deadletters
+from talklog.deadletters import DELETE
+from talklog.loading import KEYS_PER_QUERY, BulkLoader, patient_queries, record_ids
 from talklog.salesforce.bulk import (
     UNCHANGED,
     CsvSpool,
+    IngestResult,
+    JobSummary,
     RequestLimitExceededError,
     csv_record,
     spool_rows,
     succeeded_keys,
 )
-from talklog.salesforce.failures import Backoff
+from talklog.salesforce.failures import ROW_RETRY, Backoff
+from talklog.store import make_session_factory, upgrade
 
 URL = "https://127.0.0.1/services/data/v66.0/query"
 
@@ -152,3 +159,85 @@ def test_other_errors_pass_unchanged():
     query_all, _ = _failing(_error(SalesforceMalformedRequest, 400, "MALFORMED_QUERY"))
     with pytest.raises(SalesforceMalformedRequest):
         patient_queries(query_all, sleep=lambda _: None)("SELECT")
+
+
+def test_record_ids_ask_one_query_per_chunk_with_every_key_quoted():
+    keys = [f"k{n}|w|rec|1" for n in range(KEYS_PER_QUERY + 1)] + ["o'brien\\|1"]
+    asked: list[str] = []
+
+    def query_all(soql: str):
+        asked.append(soql)
+        yield {"Id": f"a0{len(asked)}", "TalkLogKey__c": "k1|w|rec|1"}
+
+    ids = record_ids(query_all, "TalkLog__c", "TalkLogKey__c", [*keys, keys[0]])
+    assert len(asked) == 2 and ids == {"a01": "k1|w|rec|1", "a02": "k1|w|rec|1"}
+    assert asked[0].startswith("SELECT Id, TalkLogKey__c FROM TalkLog__c WHERE TalkLogKey__c IN (")
+    assert "'o\\'brien\\\\|1'" in "".join(asked)
+
+
+class LockingBulk:
+    """Answers UNABLE_TO_LOCK_ROW for each key the number of times `locks` says, per
+    operation; records every row sent (as `(operation, key or Id)`)."""
+
+    def __init__(self, locks: dict[str, int]) -> None:
+        self.locks, self.sent = dict(locks), Counter()
+
+    def ingest(self, object_name, operation, spool, external_id_field=None, *, key_field=None):
+        key_field = key_field or external_id_field
+        rows = [r for p in spool.parts() for r in csv.DictReader(io.StringIO(p.data.decode()))]
+        result = IngestResult(
+            key_field, [JobSummary("750", "JobComplete", len(rows), 0)], len(rows)
+        )
+        for row in rows:
+            key = row[key_field]
+            self.sent[operation, key] += 1
+            if self.locks.get(key, 0) > 0:
+                self.locks[key] -= 1
+                error = "UNABLE_TO_LOCK_ROW:unable to obtain exclusive access:--"
+                result.failed.append({"sf__Id": "", "sf__Error": error, **row})
+            else:
+                result.succeeded_keys.append(key)
+        return result
+
+
+@pytest.mark.parametrize("locks", [{}, {"b": 1}, {"a": 2, "c": 3}, {"a": 9, "b": 4, "c": 1}])
+def test_sent_counts_rows_resent_counts_retries_and_attempts_count_every_send(sqlite_url, locks):
+    upgrade(sqlite_url)
+    bulk = LockingBulk(locks)
+    loader = BulkLoader(bulk, make_session_factory(sqlite_url), sleep=lambda _: None)
+    outcome = loader.upsert("Task", "K__c", [{"K__c": key, "N__c": 1} for key in "abc"])
+    sends = {key: n for (_, key), n in bulk.sent.items()}
+    assert outcome.sent == 3 and outcome.resent == sum(sends.values()) - 3
+    assert outcome.summary()["sent"] == 3 and outcome.summary()["resent"] == outcome.resent
+    with loader.sessions() as session:
+        letters = deadletters.open_letters(session, retryable_only=False)
+    assert {x.record_key: x.attempts for x in letters} == {
+        key: sends[key] for key, n in locks.items() if n >= ROW_RETRY.attempts
+    }
+    again = loader.upsert("Task", "K__c", [])  # the letters ride along, once more each
+    assert again.sent == again.retried_letters == len(letters)
+
+
+def test_deletions_find_ids_by_key_and_their_refusals_become_deletion_letters(sqlite_url):
+    upgrade(sqlite_url)
+    bulk = LockingBulk({"001b": 9})
+    loader = BulkLoader(bulk, make_session_factory(sqlite_url), sleep=lambda _: None)
+    records = {"001a": "a|1", "001b": "b|1"}
+
+    def query_all(soql: str):
+        return [{"Id": i, "K__c": k} for i, k in records.items() if f"'{k}'" in soql]
+
+    outcome = loader.delete("Task", "K__c", ["a|1", "b|1", "gone|1"], query_all)
+    assert outcome.deleted == 1 and outcome.sent == 2 and outcome.resent == 3
+    assert outcome.accepted_keys == {"a|1", "gone|1"}  # gone: nothing was left to delete
+    assert outcome.summary()["rejected_by_code"] == {"UNABLE_TO_LOCK_ROW": 1}
+    with loader.sessions() as session:
+        assert deadletters.open_letters(session, retryable_only=False) == []  # no upserts
+        (letter,) = deadletters.open_letters(session, retryable_only=True, operation=DELETE)
+    assert (letter.record_key, letter.attempts) == ("b|1", 4)
+    assert letter.payload == {"_operation": "delete", "K__c": "b|1", "Id": "001b"}
+    bulk.locks.clear()
+    later = loader.delete("Task", "K__c", [], query_all)  # rides along
+    assert later.retried_letters == 1 and later.deleted == 1 and not later.rejected
+    merged = outcome.merged(later).summary()
+    assert (merged["sent"], merged["resent"], merged["deleted"]) == (3, 3, 2)

@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 import pytest
 
 from talklog.extract import LinkInForce, RoomContext, Span
-from talklog.ledger import Claim
+from talklog.ledger import Claim, PartCounts
 from talklog.salesforce.failures import row_error
+from talklog.stale_parts import held_in_salesforce
 from talklog.talklogs import (
     TalkLogSettings,
     TaskCopy,
     room_claims,
     room_drafts,
+    talklog_part_key,
     talklog_rows,
+    task_part_key,
     task_rows,
 )
 from talklog.targets import CustomerRecord, Placement
@@ -227,3 +231,52 @@ def test_task_copy_settings():
 def test_bulk_errors_are_parsed(text, parsed):
     error = row_error(text)
     assert (error.code, error.message, error.fields_text) == parsed
+
+
+@pytest.mark.parametrize("task_copy", list(TaskCopy))
+def test_part_keys_name_every_row_a_run_writes(task_copy):
+    draft, settings = _draft(300, task_copy)
+    talklogs = [row["TalkLogKey__c"] for row in talklog_rows(draft, settings)]
+    tasks = [row["LineWorksKey__c"] for row in task_rows(draft, settings)]
+    assert talklogs == [talklog_part_key(draft.key, n) for n in range(1, len(talklogs) + 1)]
+    assert tasks == [task_part_key(draft.key, n) for n in range(1, len(tasks) + 1)]
+    assert len(tasks) == {TaskCopy.FULL: 10, TaskCopy.NO_CONTENT: 1, TaskCopy.OFF: 0}[task_copy]
+
+
+def _prefix_query(records: dict[str, list[str]]):
+    """A query function over `records` (object -> keys) that answers `LIKE 'x|%'` conditions
+    as SOQL does (`_` matches any character), and records the queries."""
+    asked: list[str] = []
+
+    def query_all(soql: str):
+        asked.append(soql)
+        obj = soql.split(" FROM ")[1].split()[0]
+        field = soql.split()[1]
+        patterns = re.findall(r"LIKE '((?:[^'\\]|\\.)*)'", soql)
+        regexes = [_like(pattern.replace("\\'", "'")) for pattern in patterns]
+        for key in records.get(obj, []):
+            if any(regex.match(key) for regex in regexes):
+                yield {field: key}
+
+    return query_all, asked
+
+
+def _like(pattern: str) -> re.Pattern[str]:
+    """A SOQL LIKE pattern as a regular expression (`_` one character, `%` any)."""
+    return re.compile(re.escape(pattern).replace("_", ".").replace("%", ".*") + "$")
+
+
+def test_part_counts_of_claims_written_before_0003_come_from_salesforce_by_prefix():
+    keys = [f"r_{n}|w|rec" for n in range(30)] + ["it's|w|rec"]
+    records = {
+        "TalkLog__c": ["r_1|w|rec|1", "r_1|w|rec|2", "rX1|w|rec|7", "r_1|w|rec|x", "it's|w|rec|1"],
+        "Task": ["log|r_1|w|rec|1", "log|r_2|w|rec|3", "log|r_2|w|rec|1", "log|rX2|w|rec|9"],
+    }
+    query_all, asked = _prefix_query(records)
+    found = held_in_salesforce(query_all, keys)
+    assert found["r_1|w|rec"] == PartCounts(2, 1)  # rX1 matched the LIKE, not the key
+    assert found["r_2|w|rec"] == PartCounts(0, 3)
+    assert found["it's|w|rec"] == PartCounts(1, 0)
+    assert all(found[key] == PartCounts(0, 0) for key in keys[3:30])
+    assert len(asked) == 4  # 31 keys: two chunks, one query per object each
+    assert held_in_salesforce(query_all, []) == {} and len(asked) == 4
