@@ -5,6 +5,7 @@ talklog store describe --url URL [--tz Asia/Tokyo]
 talklog trace --url URL (--message KEY | --record KEY)
 talklog dead-letters --url URL
 talklog import --url URL --file PATH [--tz Asia/Tokyo]
+talklog backfill --talks-from DAY [--talks-to DAY] [--dag talklog_hourly] [--dry-run]
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from talklog import deadletters
+from talklog import backfill, deadletters
 from talklog.imports import ImportFileError, ImportStoreError, import_export
 from talklog.store import (
     StoreNotMigratedError,
@@ -103,6 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("--tz", default="Asia/Tokyo", help="time zone of times without an offset")
     imp.add_argument("--upgrade", action="store_true", help="migrate the store first")
     imp.set_defaults(func=_import)
+    backfill.add_command(commands)
     return parser
 
 
@@ -110,7 +112,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     migrates_first = args.func is _store_upgrade or getattr(args, "upgrade", False)
     try:
-        if not migrates_first:
+        if not migrates_first and hasattr(args, "url"):  # a backfill needs no store
             require_current(make_session_factory(args.url).kw["bind"])
         args.func(args)
     except StoreNotMigratedError as error:

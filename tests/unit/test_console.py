@@ -286,3 +286,19 @@ def test_summary_rows_label_known_keys_and_flatten_loads():
 def test_advice_says_what_to_do_when_something_is_red(extra, hint):
     assert any(hint in line for line in advice({**RUN_SUMMARY, **extra}))
     assert advice({"messages": 1, "rejected": 0}) == []
+
+
+def test_backfill_command_prints_the_windows_and_needs_no_store(capsys, monkeypatch):
+    from talklog.cli import main
+
+    monkeypatch.delenv("AIRFLOW_API_URL", raising=False)
+    main(["backfill", "--talks-from", "2026-01-09", "--dag", "talklog_daily", "--tz", TOKYO])
+    out = capsys.readouterr().out.splitlines()
+    assert out[:2] == [
+        "2026-01-08 01:00 – 2026-01-09 00:59 (Asia/Tokyo)  run [2026-01-08 16:00,"
+        " 2026-01-09 16:00) UTC  will run",
+        "2026-01-09 01:00 – 2026-01-10 00:59 (Asia/Tokyo)  run [2026-01-09 16:00,"
+        " 2026-01-10 16:00) UTC  will run",
+    ]
+    assert "backfill from 2026-01-08T16:00:00+00:00 to 2026-01-09T16:00:00+00:00" in out[2]
+    assert out[3].startswith("dry run: set AIRFLOW_API_URL and AIRFLOW_API_TOKEN")
