@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 from collections import defaultdict
-from collections.abc import Collection, Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Any
@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from talklog.batching import IN_LIST_SIZE, chunked
+from talklog.store.engine import is_undecodable_text, tolerant_text
 from talklog.store.models import (
     LineUser,
     LineWorksUser,
@@ -159,11 +160,36 @@ def window_rows(
     )
     # A few hundred rooms per query: each is read along its (room, time) index, so rows come
     # in order without sorting the whole window first (the first rows arrive at once).
-    for batch in chunked(active_room_ids(connection, window, rooms), IN_LIST_SIZE):
-        result = connection.execute(query, {"rooms": batch})  # Core: no ORM row processing
-        rows = itertools.chain.from_iterable(result.partitions())  # chunk by chunk
-        for room_id, group in itertools.groupby(rows, key=itemgetter(0)):
-            yield room_id, [tuple(row)[1:] for row in group]
+    for chunk in chunked(active_room_ids(connection, window, rooms), IN_LIST_SIZE):
+        yield from _rooms_rows(connection, query, chunk)
+
+
+def _rooms_rows(
+    connection: sa.Connection, query: sa.Select, rooms: list[str]
+) -> Iterator[tuple[str, list[tuple[Any, ...]]]]:
+    """The rows of `rooms`, room by room.
+
+    A value SQLite cannot decode (not UTF-8) fails the fast, strict read; the rooms not
+    yielded yet are then read again with `tolerant_text`, and the pipeline quarantines the
+    lines that hold such values. The error is dropped: its message quotes the value.
+    """
+    done = 0
+    try:
+        for room in _grouped(connection.execute(query, {"rooms": rooms})):
+            yield room
+            done = rooms.index(room[0], done) + 1
+        return
+    except sa.exc.OperationalError as error:
+        if not is_undecodable_text(error):
+            raise
+    with tolerant_text(connection):  # outside the handler: nothing chains the dropped error
+        yield from _grouped(connection.execute(query, {"rooms": rooms[done:]}))
+
+
+def _grouped(result: sa.CursorResult) -> Iterator[tuple[str, list[tuple[Any, ...]]]]:
+    rows = itertools.chain.from_iterable(result.partitions())  # Core rows, chunk by chunk
+    for room_id, group in itertools.groupby(rows, key=itemgetter(0)):
+        yield room_id, [tuple(row)[1:] for row in group]
 
 
 def active_room_ids(
@@ -175,9 +201,20 @@ def active_room_ids(
     return active if rooms is None else [room for room in active if room in rooms]
 
 
-def talk_lines(rows: Iterable[tuple[Any, ...]]) -> list[TalkLine]:
-    """Rows of `window_rows` as lines (the timestamp parsed in one C call per row)."""
-    return [TalkLine(row[0], utc_from_db(row[1]), *row[2:]) for row in rows]
+def talk_lines(rows: Sequence[tuple[Any, ...]]) -> list[TalkLine]:
+    """Rows of `window_rows` as lines (the timestamp parsed in one C call per row); a time
+    the store holds that is not one becomes `sent_at=None` (`transcripts.unreadable`)."""
+    try:
+        return [TalkLine(row[0], utc_from_db(row[1]), *row[2:]) for row in rows]
+    except (AttributeError, TypeError, ValueError):
+        return [TalkLine(row[0], _time_or_none(row[1]), *row[2:]) for row in rows]
+
+
+def _time_or_none(value: Any) -> dt.datetime | None:
+    try:
+        return utc_from_db(value)
+    except (AttributeError, TypeError, ValueError):
+        return None
 
 
 def room_contexts(
@@ -186,15 +223,17 @@ def room_contexts(
     """Members and links of every room that talked in `window` (of `rooms`, when given).
 
     The rooms are found once (a pass over the window's messages); rooms, members and links
-    are then read by id, a few hundred per query.
+    are then read by id, a few hundred per query. A title the store cannot decode is read
+    with `tolerant_text` (the pipeline quarantines it).
     """
     connection = session.connection()
     active = active_room_ids(connection, window, rooms)
     contexts: dict[str, RoomContext] = {}
     for ids in chunked(active, IN_LIST_SIZE):
-        rows = connection.execute(
-            sa.select(Room.id, Room.room_type, Room.title).where(Room.id.in_(ids))
-        )
+        with tolerant_text(connection):  # a few thousand titles: the Python decoder is cheap
+            rows = connection.execute(
+                sa.select(Room.id, Room.room_type, Room.title).where(Room.id.in_(ids))
+            ).all()
         contexts.update({room_id: RoomContext(room_id, *rest) for room_id, *rest in rows})
     member = RoomMember.__table__.c
     for ids in chunked(active, IN_LIST_SIZE):

@@ -9,6 +9,7 @@ from collections import Counter
 from collections.abc import Callable, Collection, Generator, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
@@ -33,6 +34,7 @@ from talklog.talklogs import (
 )
 from talklog.targets import Describe, QueryAll, person_accounts_enabled, resolve_customers
 from talklog.transcripts import TalkLine
+from talklog.unreadable_rows import UnreadableRows
 from talklog.windows import TalkWindow
 
 # From this many messages a window's messages are read by a second process (another core);
@@ -52,6 +54,8 @@ class RunSummary(JobSummary):
     messages: int = 0
     transcripts: int = 0
     pairs_owned_by_other_windows: int = 0
+    quarantined: int = 0  # store rows it cannot read or render (messages left out)
+    quarantine_resolved: int = 0  # quarantined rows this run could read
     unresolved_targets: dict[str, int] = field(default_factory=dict)
     tasks_owned_by_integration_user: dict[str, int] = field(default_factory=dict)  # by reason
     staff_without_active_user: dict[str, list[str]] = field(default_factory=dict)  # LW user ids
@@ -175,6 +179,8 @@ def _stage(
         ) as rooms,
     ):
         contexts = room_contexts(session, window, staged.rooms)
+        unreadable = UnreadableRows.open(session, ZoneInfo(settings.timezone))
+        unreadable.screen_rooms(contexts.values())
         linked = {(link.target_type, link.target_id) for c in contexts.values() for link in c.links}
         person_accounts = person_accounts_enabled(describe, sleep=sleep) if linked else True
         placed, unresolved = resolve_customers(
@@ -191,13 +197,15 @@ def _stage(
                 continue
             summary.rooms += 1
             summary.messages += len(lines)
-            owners = ledger.claim(session, room_claims(room, lines, placed, window), window, run_id)
+            claims = room_claims(room, lines, placed, window)
+            rendered, lines, claims = unreadable.screen(room_id, lines, claims)
+            owners = ledger.claim(session, claims, window, run_id)
             drafts, foreign = room_drafts(room, lines, owners, placed, staff, window)
             summary.pairs_owned_by_other_windows += foreign
             for draft in drafts:
                 summary.transcripts += 1
                 sizes = len(staged.talklogs), len(staged.tasks)
-                text = render_draft(draft, settings)
+                text = render_draft(draft, settings, rendered)
                 for row in talklog_rows(draft, settings, text):
                     staged.talklogs.add(row)
                 first_task = None
@@ -209,6 +217,7 @@ def _stage(
                 staged.written[draft.key] = PartCounts(
                     len(staged.talklogs) - sizes[0], len(staged.tasks) - sizes[1]
                 )
+        summary.quarantined, summary.quarantine_resolved = unreadable.settle(session, run_id)
 
 
 def _staff_users(session: Session, rooms: Iterable[RoomContext]) -> dict[str, str | None]:

@@ -177,9 +177,14 @@ def main() -> None:
 
 
 def _fail(sender: _Sender, exc: Exception) -> None:
-    # The class and the database's message only: row values never leave the process.
+    # The class and the database's message only: row values never leave the process (and a
+    # message that would quote one is not sent).
+    from talklog.store.engine import is_undecodable_text
+
     reason = getattr(exc, "orig", None) or exc
     first_line = (str(reason).splitlines() or [""])[0]
+    if is_undecodable_text(exc):
+        first_line = "a text value is not valid UTF-8"
     sender.send(_FAILED, f"{type(exc).__name__}: {first_line}")
     sender.close()
     sys.exit(1)

@@ -166,15 +166,18 @@ def _customer_for(
     return records[0] if records else None
 
 
-def render_draft(draft: TalkLogDraft, settings: TalkLogSettings) -> str:
-    """The whole transcript of a draft (render once, split per field limit)."""
+def render_draft(
+    draft: TalkLogDraft, settings: TalkLogSettings, rendered: Mapping[int, str] | None = None
+) -> str:
+    """The whole transcript of a draft (render once, split per field limit); `rendered`: its
+    lines as `transcripts.render_lines` rendered them already."""
     zone = ZoneInfo(settings.timezone)
     type_label = ROOM_TYPE_LABELS.get(draft.room.room_type, (draft.room.room_type,) * 2)[1]
     header = [
         f"LINE WORKS トーク: {draft.room.title or draft.room.room_id} ({type_label})",
         f"期間: {draft.window.label(settings.timezone)}",
     ]
-    return render_transcript(header, draft.lines, zone)
+    return render_transcript(header, draft.lines, zone, rendered)
 
 
 def transcript_parts(

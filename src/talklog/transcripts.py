@@ -1,6 +1,11 @@
 """Readable transcripts: one line per message, non-text messages as placeholders,
 split into numbered parts that fit Salesforce's field limits.
 
+Every line break a message holds (CRLF, CR, LF, VT, FF, FS, GS, RS, NEL, U+2028, U+2029)
+is rendered the same way, as an indented continuation line, and names and header lines
+never break (`line_breaks_as`): no text can start a line that looks like another message.
+Lines the store returned but that cannot be rendered are set aside by `render_lines`.
+
 Lengths are counted in UTF-16 code units, as Salesforce counts them (an emoji is two),
 so a part that fits here fits there.
 """
@@ -12,7 +17,7 @@ import functools
 import re
 import unicodedata
 from bisect import bisect_right
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from itertools import accumulate
 from typing import NamedTuple
 from zoneinfo import ZoneInfo
@@ -31,9 +36,14 @@ PLACEHOLDERS = {
 }
 CONTINUATION_INDENT = "    "
 _NEXT_LINE = "\n" + CONTINUATION_INDENT
-# Unicode category Cc (C0 and C1 controls) without tab and newline; carriage returns are
-# normalised to newlines before this applies.
+# What str.splitlines() breaks lines at: the mandatory breaks of UAX #14, and FS, GS, RS.
+_LINE_BREAK = re.compile(r"\r\n|[\n\r\x0b\x0c\x1c-\x1e\x85\u2028\u2029]")
+# Unicode category Cc (C0 and C1 controls) without tab and newline; line breaks are
+# rendered before this applies.
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+# What the store's tolerant read (`store.engine.tolerant_text`) makes of bytes that are
+# not UTF-8; strict UTF-8 and PostgreSQL never return a lone surrogate.
+_LONE_SURROGATE = re.compile(r"[\ud800-\udfff]")
 _ASTRAL = re.compile(r"[\U00010000-\U0010ffff]")  # two UTF-16 units each
 
 
@@ -41,7 +51,7 @@ class TalkLine(NamedTuple):
     """One message as the transcript needs it (a tuple: a window has a million of them)."""
 
     message_id: int
-    sent_at: dt.datetime
+    sent_at: dt.datetime  # None when the store holds something else (`render_lines`)
     speaker_kind: str  # "lw" or "line"
     speaker_name: str
     message_type: str
@@ -79,12 +89,22 @@ def message_content(line: TalkLine) -> str:
     return f"[{label}]" + (" " + " / ".join(details) if details else "")
 
 
-def _clean(text: str) -> str:
-    """Drop control characters other than newline and tab; normalise line ends."""
-    if text.isprintable():  # one C scan: no control character (category Cc) at all
+def line_breaks_as(text: str, newline: str) -> str:
+    """`text` with every line break (`_LINE_BREAK`) as `newline` and the other control
+    characters dropped (tab kept): the one way a transcript renders a line break."""
+    if text.isprintable():  # one C scan: no control character or separator at all
         return text
-    text = text.replace("\r\n", "\n").replace("\r", "\n")
-    return _CONTROL.sub("", text)
+    return _CONTROL.sub("", _LINE_BREAK.sub(newline, text))
+
+
+def _clean(text: str) -> str:
+    """Line breaks as newlines, other control characters dropped."""
+    return line_breaks_as(text, "\n")
+
+
+def one_line(text: str) -> str:
+    """`text` on one line: each line break a space (names, header lines)."""
+    return line_breaks_as(text, " ")
 
 
 def render_line(line: TalkLine, zone: ZoneInfo) -> str:
@@ -98,7 +118,7 @@ def render_line(line: TalkLine, zone: ZoneInfo) -> str:
 @functools.lru_cache(maxsize=4096)
 def _speaker(name: str) -> str:
     """A speaker's name on one line (a window has a few thousand speakers)."""
-    return _clean(name).replace("\n", " ")
+    return one_line(name)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -108,10 +128,85 @@ def _minute_stamp(epoch_minute: int, zone: ZoneInfo) -> str:
     return moment.strftime("%Y-%m-%d %H:%M")
 
 
-def render_transcript(header: Sequence[str], lines: Iterable[TalkLine], zone: ZoneInfo) -> str:
-    """The whole transcript: header lines, then the messages in time order."""
+def render_transcript(
+    header: Sequence[str],
+    lines: Iterable[TalkLine],
+    zone: ZoneInfo,
+    rendered: Mapping[int, str] | None = None,
+) -> str:
+    """The whole transcript: header lines (each on one line), then the messages in time
+    order; `rendered` holds the lines as `render_lines` rendered them already."""
     ordered = sorted(lines, key=lambda line: (line.sent_at, line.message_id))
-    return "\n".join([*header, *(render_line(line, zone) for line in ordered)])
+    if rendered is None:
+        texts = [render_line(line, zone) for line in ordered]
+    else:
+        texts = [rendered[line.message_id] for line in ordered]
+    return "\n".join([*map(one_line, header), *texts])
+
+
+class Unreadable(NamedTuple):
+    """A line that cannot go into a transcript, and why (`reason` quotes none of it)."""
+
+    line: TalkLine
+    reason_code: str
+    reason: str
+
+
+UNREADABLE_TIME = "UNREADABLE_TIME"
+UNREADABLE_SENDER_NAME = "UNREADABLE_SENDER_NAME"
+UNREADABLE_TEXT = "UNREADABLE_TEXT"
+UNRENDERABLE = "UNRENDERABLE"
+
+
+def render_lines(
+    lines: Sequence[TalkLine], zone: ZoneInfo
+) -> tuple[dict[int, str], list[Unreadable]]:
+    """Each line rendered once (message id -> `render_line`), and the lines that cannot be:
+    a value the store could not decode or read (`unreadable`), or one the renderer fails on.
+
+    A room's lines are rendered in one go; only a room with such a line is rendered again
+    line by line, so the check costs one scan of the rendered text.
+    """
+    try:
+        rendered = {line.message_id: render_line(line, zone) for line in lines}
+    except Exception:  # a value of a type or form no store should return: find it
+        return _render_each(lines, zone)
+    if _LONE_SURROGATE.search("".join(rendered.values())) is None:
+        return rendered, []
+    return _render_each(lines, zone)
+
+
+def _render_each(
+    lines: Sequence[TalkLine], zone: ZoneInfo
+) -> tuple[dict[int, str], list[Unreadable]]:
+    rendered: dict[int, str] = {}
+    refused: list[Unreadable] = []
+    for line in lines:
+        problem = unreadable(line)
+        if problem is None:
+            try:
+                rendered[line.message_id] = render_line(line, zone)
+            except Exception as error:  # the class only: its message may quote the value
+                problem = UNRENDERABLE, f"it cannot be rendered ({type(error).__name__})"
+        if problem is not None:
+            refused.append(Unreadable(line, *problem))
+    return rendered, refused
+
+
+def unreadable(line: TalkLine) -> tuple[str, str] | None:
+    """(reason code, reason) when the store could not return one of the line's values."""
+    if not isinstance(line.sent_at, dt.datetime):
+        return UNREADABLE_TIME, "its time (sent_at) is not a time"
+    if is_undecoded(line.speaker_name):
+        return UNREADABLE_SENDER_NAME, "the sender's display name is not valid UTF-8"
+    if any(map(is_undecoded, (line.text, line.file_name, line.message_type, line.speaker_kind))):
+        return UNREADABLE_TEXT, "its text, file name or type is not valid UTF-8"
+    return None
+
+
+def is_undecoded(value: object) -> bool:
+    """`value` holds bytes the store could not decode (`store.engine.tolerant_text`)."""
+    return isinstance(value, str) and _LONE_SURROGATE.search(value) is not None
 
 
 def split_transcript(text: str, limit: int) -> list[str]:

@@ -71,20 +71,43 @@ def window_label(data_interval_start: Any, data_interval_end: Any) -> str:
     return talk_window(data_interval_start, data_interval_end).label(TIMEZONE)
 
 
+QUARANTINE_SHOWN = 20  # quarantined rows named in the failure (the table holds them all)
+
+
 @task(task_id="check_dead_letters", multiple_outputs=False)
 def check_dead_letters(summary: dict[str, Any], store_conn_id: str) -> dict[str, int]:
-    """Fail (without retrying) while Salesforce-rejected rows wait as dead letters."""
-    from talklog import deadletters
+    """Fail (without retrying) while Salesforce-rejected rows wait as dead letters, or rows
+    the project could not read wait in the quarantine (named by key and reason)."""
+    from talklog import deadletters, quarantine
 
     with MessageStoreHook(store_conn_id).get_conn()() as session:
         open_by_code = deadletters.count_open(session)
+        held = [
+            f"{row.source} {row.record_key}: {row.reason_code} ({row.reason})"
+            for row in quarantine.open_rows(session)
+        ]
+    problems = []
     if open_by_code:
-        raise AirflowFailException(
+        problems.append(
             f"dead letters present: {sum(open_by_code.values())} rows rejected by Salesforce "
             f"({open_by_code}); retryable ones are retried by the next run, "
             "the others wait for a replay"
         )
-    return {"this_run_rejected": int(summary.get("rejected", 0))}
+    if held:
+        shown = "; ".join(held[:QUARANTINE_SHOWN]) + (
+            "; ..." if len(held) > QUARANTINE_SHOWN else ""
+        )
+        problems.append(
+            f"quarantined rows present: {len(held)} rows could not be read, decoded or placed"
+            f" and were left out ({shown}); fix each at its source, then run its talk window"
+            " (or import) again: the run that reads it resolves it"
+        )
+    if problems:
+        raise AirflowFailException(" | ".join(problems))
+    return {
+        "this_run_rejected": int(summary.get("rejected", 0)),
+        "this_run_quarantined": int(summary.get("quarantined", 0)),
+    }
 
 
 def project_dag(

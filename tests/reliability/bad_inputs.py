@@ -3,8 +3,14 @@
 Every case is a 1:1 room of its own (staff, customer, link, messages on the window day) and
 says how it must end: `record` (a correct TalkLog and Task), `dead letter` (Salesforce's
 error kept with the row), `unresolved` (the run reports the link target with a reason and
-claims nothing, so a fixed link delivers later) or `refused` (the store refuses the row as
-written, with a clear error, so nothing ambiguous enters it).
+claims nothing, so a fixed link delivers later), `refused` (the store refuses the row as
+written, with a clear error, so nothing ambiguous enters it) or `quarantined` (issue 16: the
+store holds what it cannot return, such as bytes that are not UTF-8 written by another tool;
+those messages are quarantined with their key and a reason, unclaimed, and the room's other
+messages are delivered as a record).
+
+No transcript line may look like a message that was not sent: every line break in a text or
+a display name (issue 16: U+2028, U+2029, NEL, CR, CRLF, VT, FF ...) renders the same way.
 
 Texts that must sit exactly at a split limit are sized at build time from `overhead`: the
 length of the case's transcript without its last message's text.
@@ -25,6 +31,7 @@ class Expect(StrEnum):
     DEAD_LETTER = "dead letter"
     UNRESOLVED = "unresolved"
     REFUSED = "refused"
+    QUARANTINED = "quarantined"
 
 
 class Target(StrEnum):
@@ -46,6 +53,8 @@ class Msg:
     file_name: str | None = None
     sent_at: dt.datetime | None = None  # overrides `minute` (zones, naive times)
     key: str | None = None  # message_key; default unique per case and message
+    raw_text: bytes | None = None  # stored as these bytes by another tool (any encoding)
+    raw_file_name: bytes | None = None  # the same for the file name
 
 
 Texts = Callable[[int], list[Msg]]
@@ -63,6 +72,8 @@ class Case:
     nickname: str | None = "山田さん"
     parts: tuple[int, int] | None = None  # at most (TalkLog parts, Task parts)
     tags: frozenset[str] = field(default_factory=frozenset)
+    raw_names: tuple[bytes | None, bytes | None] = (None, None)  # (customer, staff) as bytes
+    quarantined: tuple[int, ...] = ()  # the messages (by index) quarantined, the rest recorded
 
 
 def fixed(*messages: Msg) -> Texts:
@@ -88,6 +99,17 @@ MINUS_5 = dt.timezone(dt.timedelta(hours=-5))
 EMOJI = "😀"  # a surrogate pair in UTF-16
 COMBINING = "e\u0301"  # e + combining acute accent
 CSV_HOSTILE = '=HYPERLINK("http://evil.example","x"),"quoted ""twice""",\n,comma\r\nCRLF'
+NOT_UTF8 = "秘密".encode() + b"\xff\xfeA"  # bytes no UTF-8 text holds
+FORGED = "2026-01-09 10:05 [LW] 鈴木 一郎: 本日ご契約ありがとうございます"  # a fake staff line
+SEPARATORS = {
+    "U+2028": "\u2028",
+    "U+2029": "\u2029",
+    "NEL": "\x85",
+    "CR": "\r",
+    "CRLF": "\r\n",
+    "VT": "\x0b",
+    "FF": "\x0c",
+}
 
 CASES: tuple[Case, ...] = (
     Case("empty message", Expect.RECORD, fixed(Msg(text=""), Msg(1, "staff"))),
@@ -201,8 +223,60 @@ CASES: tuple[Case, ...] = (
         "lead converted, then its contact deleted",
         Expect.DEAD_LETTER,
         fixed(Msg()),
-        # TalkLog: its LineWorks__c was refused by the link sync; Task: WhoId is gone.
-        reason="INVALID_FIELD INVALID_CROSS_REFERENCE_KEY",
+        # TalkLog: its LineWorks__c was refused by the link sync; Task: WhoId is in the
+        # recycle bin.
+        reason="INVALID_FIELD ENTITY_IS_DELETED",
         target=Target.CONVERTED_CONTACT_DELETED,
+    ),
+    Case(
+        "invalid UTF-8 text in one room of the window",
+        Expect.QUARANTINED,
+        fixed(Msg(raw_text=NOT_UTF8), Msg(1, "staff"), Msg(2, text="続き")),
+        reason="UNREADABLE_TEXT",
+        quarantined=(0,),
+    ),
+    Case(
+        "invalid UTF-8 file name",
+        Expect.QUARANTINED,
+        fixed(
+            Msg(message_type="file", text=None, file_name="x", raw_file_name=NOT_UTF8 + b".pdf"),
+            Msg(1, "staff"),
+        ),
+        reason="UNREADABLE_TEXT",
+        quarantined=(0,),
+    ),
+    Case(
+        "invalid UTF-8 in the customer's display name",
+        Expect.QUARANTINED,
+        fixed(Msg(), Msg(1, "staff"), Msg(2)),
+        reason="UNREADABLE_SENDER_NAME",
+        raw_names=(NOT_UTF8, None),
+        quarantined=(0, 2),
+    ),
+    Case(
+        "invalid UTF-8 in the staff member's display name",
+        Expect.QUARANTINED,
+        fixed(Msg(), Msg(1, "staff")),
+        reason="UNREADABLE_SENDER_NAME",
+        raw_names=(None, NOT_UTF8),
+        quarantined=(1,),
+    ),
+    *(
+        Case(
+            f"{name} in a message forging a staff line",
+            Expect.RECORD,
+            fixed(Msg(text=f"ありがとうございます{sep}{FORGED}"), Msg(1, text=f"{sep}{sep}")),
+        )
+        for name, sep in SEPARATORS.items()
+    ),
+    *(
+        Case(
+            f"{name} in both display names forging a staff line",
+            Expect.RECORD,
+            fixed(Msg(text="name test"), Msg(1, "staff", text="reply")),
+            customer_name=f"山田{sep}{FORGED}",
+            staff_name=f"鈴木{sep}{FORGED}",
+        )
+        for name, sep in SEPARATORS.items()
     ),
 )

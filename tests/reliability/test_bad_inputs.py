@@ -1,9 +1,11 @@
-"""Bad inputs (issue 9): every case of `bad_inputs.CASES` ends in a correct record, a dead
-letter or a reported unresolved target with a clear reason, or is refused by the store as
-written; none crashes the run, none vanishes.
+"""Bad inputs (issues 9 and 16): every case of `bad_inputs.CASES` ends in a correct record, a
+dead letter, a reported unresolved target or a quarantined message with a clear reason, or is
+refused by the store as written; none crashes the run, none vanishes, no transcript line looks
+like a message that was not sent.
 
 All cases share one store and one emulator state: one link sync and one talk-log run over the
-window day, checked case by case.
+window day, checked case by case. What another tool wrote as raw bytes is written after the
+link sync (which reads display names and is not covered here).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from zoneinfo import ZoneInfo
 import pytest
 import sqlalchemy as sa
 
+from talklog import quarantine
 from talklog.extract import LinkInForce, RoomContext, window_lines
 from talklog.ledger import entries
 from talklog.links import LinkSyncSummary
@@ -46,6 +49,7 @@ TOKYO = ZoneInfo("Asia/Tokyo")
 WINDOW = TalkWindow(dt.datetime(2026, 1, 9, tzinfo=TOKYO), dt.datetime(2026, 1, 10, tzinfo=TOKYO))
 BEFORE = WINDOW.start - dt.timedelta(days=1)
 _PART_HEADER = re.compile(r"^\(\d+/\d+\)\n")
+_ENTRY = re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2} \[(?:LW|LINE|\?)\] ")
 
 
 @dataclass
@@ -132,10 +136,35 @@ def _write_case(sessions: Any, case: Case, n: int, target: tuple[str, str]) -> l
     return refused
 
 
+def _message_key(n: int, j: int, msg: Msg) -> str:
+    return msg.key or f"c{n}-m{j}"
+
+
+def _store_raw_bytes(sessions: Any, case: Case, n: int) -> None:
+    """What another tool wrote as bytes (not UTF-8): texts, file names, display names."""
+    with sessions.begin() as session:
+        for j, msg in enumerate(case.messages(overhead(case))):
+            for column, raw in (("text", msg.raw_text), ("file_name", msg.raw_file_name)):
+                if raw is not None:
+                    session.execute(
+                        sa.text(f"UPDATE messages SET {column} = CAST(:raw AS TEXT)"
+                                " WHERE message_key = :key"),
+                        {"raw": raw, "key": _message_key(n, j, msg)},
+                    )  # fmt: skip
+        for table, user, raw in zip(
+            ("line_users", "lw_users"), (f"U{n}", f"lw{n}"), case.raw_names, strict=True
+        ):
+            if raw is not None:
+                session.execute(
+                    sa.text(f"UPDATE {table} SET display_name = CAST(:raw AS TEXT) WHERE id = :id"),
+                    {"raw": raw, "id": user},
+                )
+
+
 def _message(case: Case, n: int, j: int, msg: Msg) -> Message:
     sender = {"customer": f"U{n}", "stranger": f"S{n}"}.get(msg.sender)
     return Message(
-        message_key=msg.key or f"c{n}-m{j}",
+        message_key=_message_key(n, j, msg),
         room_id=room_id(case),
         sent_at=msg.sent_at or TOKYO_10 + dt.timedelta(minutes=msg.minute),
         sender_kind="lw" if sender is None else "line",
@@ -167,6 +196,8 @@ def corpus(emulator, tmp_path_factory) -> Corpus:
     clients = direct_clients(emulator)
     loader = BulkLoader(clients.bulk, sessions, sleep=lambda _: None)
     sync = sync_links(sessions=sessions, query_all=clients.query_all, loader=loader)
+    for n, case in enumerate(CASES):
+        _store_raw_bytes(sessions, case, n)
     run = write_talk_logs(
         sessions=sessions,
         store_url=url,
@@ -189,7 +220,9 @@ def _task_part(row: dict[str, Any]) -> int:
     return int(row["LineWorksKey__c"].rsplit("|", 1)[1])
 
 
-def _check_record(corpus: Corpus, case: Case) -> None:
+def _check_record(corpus: Corpus, case: Case, left_out: frozenset[int] = frozenset()) -> None:
+    """The room's TalkLog and Task hold each of its messages (but the `left_out` ones) once,
+    and no line that looks like a message that was not sent."""
     room = room_id(case)
     talklogs = [r for r in corpus.emulator.records("TalkLog__c") if r["RoomId__c"] == room]
     tasks = [
@@ -203,12 +236,15 @@ def _check_record(corpus: Corpus, case: Case) -> None:
         assert len(talklogs) <= case.parts[0] and len(tasks) <= case.parts[1]
     with corpus.sessions() as session:
         lines = dict(window_lines(session, WINDOW)).get(room, [])
+        lines = [line for n, line in enumerate(lines) if n not in left_out]
         ids = [line.message_id for line in lines]
         delivered = [e.delivered_at for e in entries(session, Delivery.message_id.in_(ids))]
     assert lines and len(delivered) == len(lines) and all(delivered)
     for line in lines:
         assert text.count(render_line(line, TOKYO)) >= 1, line.message_id
     assert not [ch for ch in text if ord(ch) < 32 and ch not in "\n\t"]
+    entries_shown = [line for line in text.splitlines() if _ENTRY.match(line)]
+    assert len(entries_shown) == len(lines), entries_shown  # no forged line
     for tag in case.tags:
         assert tag in text
 
@@ -234,16 +270,41 @@ def _check_unresolved(corpus: Corpus, case: Case) -> None:
     assert not claimed  # nothing claimed: a corrected link delivers the messages later
 
 
+def _check_quarantined(corpus: Corpus, case: Case) -> None:
+    """The case's unreadable messages are quarantined (key, reason code, a reason that quotes
+    nothing) and unclaimed; the room's other messages are its record."""
+    n = CASES.index(case)
+    messages = case.messages(overhead(case))
+    expected = {_message_key(n, j, messages[j]) for j in case.quarantined}
+    with corpus.sessions() as session:
+        rows = [
+            row
+            for row in quarantine.open_rows(session, quarantine.Source.STORE)
+            if f"room {room_id(case)}:" in row.reason
+        ]
+        ids = session.scalars(
+            sa.select(Message.id).where(Message.message_key.in_(sorted(expected)))
+        ).all()
+        claimed = entries(session, Delivery.message_id.in_(ids))
+    assert {row.record_key for row in rows} == expected
+    assert {row.reason_code for row in rows} == {case.reason}
+    assert all(row.reason.isascii() for row in rows)  # quotes no text or name
+    assert len(ids) == len(expected) and not claimed
+    _check_record(corpus, case, left_out=frozenset(case.quarantined))
+
+
 CHECKS = {
     Expect.RECORD: _check_record,
     Expect.DEAD_LETTER: _check_dead_letter,
     Expect.UNRESOLVED: _check_unresolved,
+    Expect.QUARANTINED: _check_quarantined,
 }
 
 
 def test_the_run_with_every_bad_input_completes(corpus: Corpus):
     assert corpus.run.rooms == len(CASES) - 1  # the naive-timestamp room has no message
     assert corpus.run.messages >= len(CASES)
+    assert corpus.run.quarantined == sum(len(case.quarantined) for case in CASES)
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda case: case.name)

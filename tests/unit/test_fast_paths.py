@@ -40,14 +40,18 @@ from .test_talklogs import PLACED, WINDOW, YAMADA_SF, lines_from, link, room
 
 TEXT = st.text(
     alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",))
-    | st.sampled_from("\r\n\t\x00\x0b\x1f\x7f\x85\x9f\u0301\u200d\ufe0f😀山")
+    | st.sampled_from(
+        "\r\n\t\x00\x0b\x0c\x1c\x1e\x1f\x7f\x85\x9f\u2028\u2029\u0301\u200d\ufe0f😀山"
+    )
 )
 
 TOKYO = ZoneInfo("Asia/Tokyo")
 
 
 def _clean_by_category(text: str) -> str:
-    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    """Each line break str.splitlines() finds as a newline; other Cc characters dropped."""
+    bodies = [(line, line.splitlines()[0]) for line in text.splitlines(keepends=True)]
+    text = "".join(body if body == line else body + "\n" for line, body in bodies)
     return "".join(ch for ch in text if ch in "\n\t" or unicodedata.category(ch) != "Cc")
 
 

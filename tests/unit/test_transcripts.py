@@ -12,10 +12,15 @@ from hypothesis import strategies as st
 from talklog.transcripts import (
     TALKLOG_LIMIT,
     TASK_DESCRIPTION_LIMIT,
+    UNREADABLE_SENDER_NAME,
+    UNREADABLE_TEXT,
+    UNREADABLE_TIME,
+    UNRENDERABLE,
     TalkLine,
     join_parts,
     message_content,
     render_line,
+    render_lines,
     render_transcript,
     split_transcript,
     utf16_len,
@@ -112,3 +117,81 @@ def test_split_parts_join_back_and_fit(text, limit):
     assert join_parts(parts) == text
     assert all(utf16_len(part) <= limit for part in parts)
     assert all(parts) or parts == [""]
+
+
+# Every line break str.splitlines() knows, each alone and in a forged staff line.
+SEPARATORS = {
+    "LF": "\n",
+    "CR": "\r",
+    "CRLF": "\r\n",
+    "VT": "\x0b",
+    "FF": "\x0c",
+    "FS": "\x1c",
+    "GS": "\x1d",
+    "RS": "\x1e",
+    "NEL": "\x85",
+    "LINE SEPARATOR": "\u2028",
+    "PARAGRAPH SEPARATOR": "\u2029",
+}
+FORGED = "2026-01-09 00:06 [LW] 鈴木: 偽の返信"
+
+
+@pytest.mark.parametrize("separator", SEPARATORS.values(), ids=SEPARATORS.keys())
+def test_every_line_break_in_a_message_is_an_indented_continuation(separator):
+    rendered = render_line(line(text=f"一行目{separator}{FORGED}"), TOKYO)
+    assert rendered.splitlines() == ["2026-01-09 00:05 [LINE] 山田 太郎: 一行目", f"    {FORGED}"]
+    assert rendered == render_line(line(text=f"一行目\n{FORGED}"), TOKYO)
+
+
+@pytest.mark.parametrize("separator", SEPARATORS.values(), ids=SEPARATORS.keys())
+@pytest.mark.parametrize("kind", ["line", "lw"])
+def test_a_display_name_never_breaks_the_line(separator, kind):
+    rendered = render_line(line(kind=kind, name=f"山田{separator}{FORGED}", text="本文"), TOKYO)
+    assert len(rendered.splitlines()) == 1
+    assert rendered.endswith(f"山田 {FORGED}: 本文")
+
+
+@pytest.mark.parametrize("separator", SEPARATORS.values(), ids=SEPARATORS.keys())
+def test_header_lines_never_break(separator):
+    text = render_transcript([f"LINE WORKS トーク: 部屋{separator}{FORGED}"], [line()], TOKYO)
+    assert len(text.splitlines()) == 2
+
+
+@pytest.mark.parametrize("separator", SEPARATORS.values(), ids=SEPARATORS.keys())
+def test_line_breaks_in_file_names_and_types_are_continuations_too(separator):
+    content = message_content(
+        line(mtype=f"poll{separator}x", text=None, file_name=f"a{separator}b")
+    )
+    assert content == "[未対応のメッセージ種別: poll\nx] a\nb"
+
+
+def test_lines_rendered_once_make_the_same_transcript():
+    lines = [line(text="a"), line(text="b", sent_at=dt.datetime(2026, 1, 8, 16, tzinfo=UTC))]
+    lines[1] = lines[1]._replace(message_id=2)
+    rendered, refused = render_lines(lines, TOKYO)
+    assert refused == []
+    assert render_transcript(["h"], lines, TOKYO, rendered) == render_transcript(
+        ["h"], lines, TOKYO
+    )
+
+
+UNREADABLE = [
+    ("text", {"text": "秘密\udcff"}, UNREADABLE_TEXT),
+    ("file name", {"mtype": "file", "text": None, "file_name": "\udcc0.pdf"}, UNREADABLE_TEXT),
+    ("message type", {"mtype": "poll\udcff"}, UNREADABLE_TEXT),
+    ("display name", {"name": "山田\udc80"}, UNREADABLE_SENDER_NAME),
+    ("time", {"sent_at": None}, UNREADABLE_TIME),
+    ("text as bytes", {"text": b"\xe7\xa7\x98"}, UNRENDERABLE),
+    ("name as a number", {"name": 42}, UNRENDERABLE),
+    ("file size as text", {"mtype": "file", "file_name": "a", "file_size": "big"}, UNRENDERABLE),
+]
+
+
+@pytest.mark.parametrize(("field", "values", "code"), UNREADABLE, ids=[u[0] for u in UNREADABLE])
+def test_a_line_that_cannot_be_rendered_is_set_aside_with_a_reason(field, values, code):
+    good = line(text="読める")
+    bad = line(**values)._replace(message_id=2)
+    rendered, refused = render_lines([good, bad], TOKYO)
+    assert list(rendered) == [1]
+    assert [(item.line, item.reason_code) for item in refused] == [(bad, code)]
+    assert refused[0].reason.isascii()  # quotes none of the line's values

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import sqlite3
+from collections.abc import Generator
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
@@ -29,6 +32,41 @@ def store_dialect(bind: sa.Engine | sa.Connection, user: str) -> str:
     if name not in SUPPORTED_DIALECTS:
         raise NotImplementedError(f"{user} supports PostgreSQL and SQLite, not {name}")
     return name
+
+
+# Bytes that are not UTF-8 kept as lone surrogates U+DC80-U+DCFF (Python's "surrogateescape").
+_ESCAPED_UTF8 = functools.partial(str, encoding="utf-8", errors="surrogateescape")
+
+
+def is_undecodable_text(error: BaseException) -> bool:
+    """True when SQLite could not return a text value because it is not valid UTF-8 (another
+    tool wrote those bytes); its message quotes the value, so never show it."""
+    orig = getattr(error, "orig", error)
+    return isinstance(orig, sqlite3.OperationalError) and str(orig).startswith(
+        "Could not decode to UTF-8"
+    )
+
+
+@contextlib.contextmanager
+def tolerant_text(connection: sa.Connection) -> Generator[None]:
+    """Within the block, SQLite returns text that is not valid UTF-8 with each bad byte as a
+    lone surrogate (U+DC80-U+DCFF) instead of failing the query (`is_undecodable_text`);
+    callers find such values with `talklog.transcripts.is_undecoded` and quarantine the row.
+
+    The default (strict) decoding stays outside the block: it is done in C, a Python text
+    factory costs about a fifth of a window's read. Other dialects are unchanged: a
+    PostgreSQL UTF8 database holds valid UTF-8 only.
+    """
+    if dialect_of(connection) != "sqlite":
+        yield
+        return
+    raw = connection.connection.dbapi_connection
+    previous = raw.text_factory
+    raw.text_factory = _ESCAPED_UTF8
+    try:
+        yield
+    finally:
+        raw.text_factory = previous
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
