@@ -25,6 +25,7 @@ from talklog.imports import (
     parse_time,
     read_export,
 )
+from talklog.imports.message_keys import MessageKeys
 
 FIXTURE = Path(__file__).resolve().parents[1] / "data" / "lineworks_export.csv"
 TOKYO = ZoneInfo("Asia/Tokyo")
@@ -247,18 +248,27 @@ def test_confine_refuses_with_the_rule_broken(folder, path, rule):
         confine(folder, path)
 
 
-def test_identical_messages_in_one_second_get_distinct_keys_and_rereading_gives_the_same():
-    line = "2026/01/09 10:05:00,山田 太郎,鈴木 一郎(s@x.jp),ch,ありがとう\r\n"
-    first = parse(HEADER + line + line)
-    again = parse(HEADER + line + line)
-    assert len({row.message_key for row in first}) == 2
-    assert [r.message_key for r in first] == [r.message_key for r in again]
+def _keys(rows: list[ExportRow], sender: tuple[str, str] = ("lw", "s@x.jp")) -> list[str]:
+    numbering = MessageKeys()
+    return [
+        numbering.key(r.channel_id, r.sent_at, sender, r.message_type, r.text, r.file_name)[0]
+        for r in rows
+    ]
 
 
-def test_key_does_not_depend_on_the_time_format_or_line_endings():
-    a = parse(HEADER + '2026/01/09 10:05:00,x(x@x.jp),y,ch,"a\r\nb"\r\n')
-    b = parse(HEADER.replace("\r\n", "\n") + '2026-01-09T01:05:00Z,x(x@x.jp),y,ch,"a\nb"\n')
-    assert a[0].message_key == b[0].message_key
+def test_identical_messages_in_one_minute_get_distinct_keys_and_renumbering_gives_the_same():
+    line = "2026/01/09 10:05:{s},山田 太郎,鈴木 一郎(s@x.jp),ch,ありがとう\r\n"
+    first = parse(HEADER + line.format(s="00") + line.format(s="59"))
+    again = parse(HEADER + line.format(s="10") + line.format(s="10"))
+    assert len(set(_keys(first))) == 2
+    assert _keys(first) == _keys(again)
+
+
+def test_key_does_not_depend_on_the_time_format_seconds_or_line_endings():
+    a = parse(HEADER + '2026/01/09 10:05:07,x(x@x.jp),y,ch,"a\r\nb"\r\n')
+    b = parse(HEADER.replace("\r\n", "\n") + '2026-01-09T01:05Z,x(x@x.jp),y,ch,"a\nb"\n')
+    assert _keys(a) == _keys(b)
+    assert _keys(a) != _keys(a, ("lw", "other@x.jp"))  # the sender's id is part of it
 
 
 def test_with_and_without_bom_parse_identically(tmp_path):
@@ -302,11 +312,12 @@ def test_files_that_are_not_exports_fail_as_a_whole(tmp_path):
 
 
 def test_message_keys_are_stable_across_releases():
-    """Changing the key scheme would make every re-import duplicate the store's messages."""
+    """Changing the key scheme would make every re-import duplicate the store's messages
+    (migration 0004 re-keyed the earlier one)."""
     first = next(iter(read_export(FIXTURE)))
-    assert first.message_key == (
-        "lwx:8cb8a8c3d2990593019d0b5203b4a2a55565dce80f92fc8f76df7dd9898ca87f"
-    )
+    assert _keys([first]) == [
+        "lwk:b2b754c4f06905c990992ffb4c210cb31733e830eb121493ef2d608eb9e30b2f"
+    ]
 
 
 def test_ids_longer_than_the_store_allows_are_rejected():

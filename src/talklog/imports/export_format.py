@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-import hashlib
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -30,8 +29,7 @@ from pathlib import Path
 from typing import BinaryIO, TextIO
 from zoneinfo import ZoneInfo
 
-from talklog.imports.message_keys import Occurrences, message_content, message_key
-from talklog.imports.summary import MAX_LISTED_REJECTIONS, Rejection
+from talklog.imports.summary import Rejection
 from talklog.store.models import MessageType
 from talklog.windows import DEFAULT_TIMEZONE, zone
 
@@ -41,7 +39,8 @@ _COLUMNS = {
     "time": ("日時", "date", "datetime", "date time", "time", "sent at"),
     "sender": ("送信者", "sender", "from"),
     "receivers": ("受信者", "receiver", "receivers", "recipient", "recipients", "to"),
-    "channel": ("チャンネルid", "channel id", "channelid", "channel", "room id"),
+    # an older export tool named the room column トークルームID
+    "channel": ("チャンネルid", "トークルームid", "channel id", "channelid", "channel", "room id"),
     "talk": ("トーク", "トーク内容", "talk", "message", "content", "contents"),
 }
 _TIME = re.compile(
@@ -124,7 +123,6 @@ class ExportRow:
     message_type: str
     text: str | None
     file_name: str | None
-    message_key: str
     end_line: int = 0  # its last physical line
 
 
@@ -263,7 +261,6 @@ class ExportReader:
         self.undecodable: dict[int, str] = {}  # physical line -> decoder's reason
         self.reader = csv.reader(decoded_lines(stream, self.undecodable))
         self.zone = export_zone(timezone)
-        self.occurrences = Occurrences()
         self.columns: dict[str, int] = {}
         self.width = 0
         self.warnings: list[str] = []
@@ -352,20 +349,9 @@ class ExportReader:
         _check_ids(channel, sender, *receivers)
         talk = get["talk"].replace("\r\n", "\n").replace("\r", "\n")
         message_type, text, file_name = classify_talk(talk)
-        key = self._key(line, channel, sent_at, sender, talk)
         return ExportRow(
-            line, channel, sent_at, sender, receivers, message_type, text, file_name, key, end_line
+            line, channel, sent_at, sender, receivers, message_type, text, file_name, end_line
         )
-
-    def _key(self, line: int, channel: str, sent_at: dt.datetime, sender: Party, talk: str) -> str:
-        content = message_content(channel, sent_at, sender.label, talk)
-        occurrence, exact = self.occurrences.next(sent_at, hashlib.sha256(content).digest())
-        if not exact and len(self.warnings) < MAX_LISTED_REJECTIONS:
-            self.warnings.append(
-                f"line {line}: far out of time order; an identical message of the same second"
-                " may be taken for a duplicate"
-            )
-        return message_key(content, occurrence)
 
 
 def _check_ids(channel: str, *parties: Party) -> None:

@@ -56,7 +56,7 @@ def import_export(
             problem = f"reading the file failed ({error.strerror or type(error).__name__})"
             raise ImportFileError(f"{problem}; {_progress(writer.committed)}") from None
     summary.download_error = reader.download_error
-    summary.warnings = reader.warnings
+    summary.warnings = [*reader.warnings, *summary.warnings]  # the writer's: message keys
     summary.rejections.sort(key=lambda rejection: rejection.line)
     return summary
 

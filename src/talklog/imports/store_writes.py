@@ -30,7 +30,8 @@ from talklog import quarantine
 from talklog.batching import IN_LIST_SIZE, chunked
 from talklog.imports.export_format import ExportRow
 from talklog.imports.identities import Identities, Resolved
-from talklog.imports.summary import ImportSummary, Rejection
+from talklog.imports.message_keys import MessageKeys
+from talklog.imports.summary import MAX_LISTED_REJECTIONS, ImportSummary, Rejection
 from talklog.store.engine import store_dialect
 from talklog.store.models import (
     LineUser,
@@ -91,6 +92,7 @@ class StoreWriter:
         self.file_name = file_name[-_MAX_KEY_NAME:]
         self.run_id = run_id
         self.identities = Identities()
+        self.keys = MessageKeys()  # numbers identical messages of a minute, in file order
         self.proposed: dict[Resolved, str] = {}  # new users not created yet -> display name
         self.rooms: dict[str, RoomState] = {}
         self.committed = Committed()
@@ -279,8 +281,16 @@ class StoreWriter:
 
     def _message(self, row: ExportRow) -> dict[str, Any]:
         kind, user = self.identities.sender(row)
+        key, exact = self.keys.key(
+            row.channel_id, row.sent_at, (kind, user), row.message_type, row.text, row.file_name
+        )
+        if not exact and len(self.summary.warnings) < MAX_LISTED_REJECTIONS:
+            self.summary.warnings.append(
+                f"line {row.line}: far out of time order; an identical message of the same"
+                " minute may be taken for a duplicate"
+            )
         return {
-            "message_key": row.message_key,
+            "message_key": key,
             "room_id": row.channel_id,
             "sent_at": row.sent_at,
             "sender_kind": kind,

@@ -119,6 +119,8 @@ class LineWorksUser(Base):
     id: Mapped[str] = mapped_column(LINE_ID, primary_key=True)
     display_name: Mapped[str] = mapped_column(sa.String(255))
     salesforce_user_id: Mapped[str | None] = mapped_column(SALESFORCE_ID)
+    # The login id (`name(account@domain)` in exports), from the directory sync (0004).
+    email: Mapped[str | None] = mapped_column(sa.String(255), index=True)
 
 
 class LineUser(Base):
@@ -129,6 +131,49 @@ class LineUser(Base):
     id: Mapped[str] = mapped_column(LINE_ID, primary_key=True)
     display_name: Mapped[str] = mapped_column(sa.String(255))
     contact_uuid: Mapped[str | None] = mapped_column(LINE_ID, unique=True)
+
+
+class LineContact(Base):
+    """An address-book entry of a staff member for a LINE user (LINE WORKS `/contacts`).
+
+    The same LINE user in two staff members' books is two contacts, each with its master.
+    `master_lw_user_id` is deliberately not a foreign key: a contact may name a member the
+    directory no longer lists.
+    """
+
+    __tablename__ = "line_contacts"
+    __table_args__ = (sa.Index("ix_line_contacts_line_user", "line_user_id"),)
+
+    contact_id: Mapped[str] = mapped_column(LINE_ID, primary_key=True)
+    line_user_id: Mapped[str] = mapped_column(sa.ForeignKey("line_users.id"))
+    master_lw_user_id: Mapped[str | None] = mapped_column(LINE_ID)
+    display_name: Mapped[str] = mapped_column(sa.String(255))
+    modified_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+
+class CoverageSource(enum.StrEnum):
+    """Where the talks of an ingested time range came from."""
+
+    LINEWORKS = "lineworks"  # a Monitoring API download (`talklog.ingest`)
+    IMPORT = "import"  # an export file (`talklog import`)
+
+
+class CoveredRange(Base):
+    """A time range [range_start, range_end) whose talks are in the store completely."""
+
+    __tablename__ = "coverage"
+    __table_args__ = (
+        _enum_check("source", CoverageSource),
+        sa.Index("ix_coverage_range", "range_start", "range_end"),
+    )
+
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=True)
+    source: Mapped[str] = mapped_column(sa.String(32))
+    range_start: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    range_end: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    recorded_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    run_id: Mapped[str | None] = mapped_column(sa.String(255))
+    detail: Mapped[str | None] = mapped_column(sa.String(255))  # a file name, never content
 
 
 class Room(Base):

@@ -25,6 +25,8 @@ EXPECTED_TABLES = {
     "dead_letters",
     "quarantine",
     "watermarks",
+    "line_contacts",
+    "coverage",
 }
 
 
