@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import tempfile
@@ -46,6 +47,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME=VALUE",
         help="start with a fault switched on, e.g. lock_failure_rate=0.01 (repeatable)",
     )
+    serve.add_argument(
+        "--validation-rule",
+        action="append",
+        default=[],
+        metavar="JSON",
+        help='start with a validation rule, e.g. \'{"object": "Task", "field": "Subject", '
+        '"condition": "contains", "value": "secret", "message": "No secrets"}\' (repeatable)',
+    )
     return parser
 
 
@@ -55,14 +64,16 @@ def main(argv: list[str] | None = None) -> int:
     config.client_secret = args.client_secret or os.environ.get(SECRET_ENV) or config.client_secret
     config.password = args.password or os.environ.get(PASSWORD_ENV) or config.password
     faults = Faults(bulk_polls_in_progress=args.bulk_polls)
+    state_path = None if args.state == ":memory:" else args.state
     try:
         for option in args.fault:
             faults.update(parse_fault_option(option))
+        rules = [json.loads(rule) for rule in args.validation_rule]
+        faults.validation_rules = [*faults.validation_rules, *rules]
+        state = EmulatorState(config, state_path=state_path, faults=faults)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    state_path = None if args.state == ":memory:" else args.state
-    state = EmulatorState(config, state_path=state_path, faults=faults)
     ca_out = args.ca_out or Path(tempfile.mkdtemp(prefix="talklog-emulator-tls-"))
     from talklog_dev.emulator.server import serve
 

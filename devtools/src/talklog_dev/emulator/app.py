@@ -25,6 +25,7 @@ from talklog_dev.emulator.ids import to18
 from talklog_dev.emulator.records import MultipleMatches, RecordError, RecordStore, SfError
 from talklog_dev.emulator.schema import RECORD_TYPES, Field, Schema, SObject, build_schema
 from talklog_dev.emulator.soql import Evaluator, SoqlError, parse
+from talklog_dev.emulator.validation import compile_rules
 
 LATEST_VERSION = "66.0"
 VERSIONS = [f"{n}.0" for n in range(31, 67)]
@@ -94,6 +95,7 @@ class EmulatorState:
         self.bulk.polls_in_progress = self.faults.bulk_polls_in_progress
         self.dice.reseed(self.faults.lock_seed)
         self.schema.set_person_accounts(self.faults.person_accounts)
+        self.store.set_validation_rules(compile_rules(self.schema, self.faults.validation_rules))
 
     def new_session(self, user_id: str) -> str:
         token = f"{ORG_ID[:15]}!{secrets.token_urlsafe(48)}"
@@ -930,10 +932,15 @@ def _admin_router() -> APIRouter:
     async def put_faults(request: Request) -> dict[str, Any]:
         state = _state(request)
         body = await _json_body(request) or {}
+        faults = replace(state.faults)
         try:
-            state.faults.update(body)
+            faults.update(body)
+            compile_rules(state.schema, faults.validation_rules)
         except KeyError as exc:
             raise _error(400, "INVALID_FIELD", f"unknown fault: {exc.args[0]}") from None
+        except ValueError as exc:
+            raise _error(400, "INVALID_FIELD", str(exc)) from None
+        state.faults = faults
         state.apply_faults()
         return state.faults.as_dict()
 

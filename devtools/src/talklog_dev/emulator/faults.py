@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 from collections import Counter
 from dataclasses import asdict, dataclass, field, fields
@@ -33,6 +34,9 @@ class Faults:
     """Off: an org without Person Accounts (most B2B orgs). ``Account.IsPersonAccount``,
     ``PersonContactId`` and ``Contact.IsPersonAccount`` are gone from describe, SOQL refuses
     them with INVALID_FIELD and no Account becomes a person account."""
+    validation_rules: list[dict[str, Any]] = field(default_factory=list)
+    """The org's validation rules (``talklog_dev.emulator.validation``): a row that meets an
+    active rule's condition fails with FIELD_CUSTOM_VALIDATION_EXCEPTION and its message."""
 
     def update(self, changes: dict[str, Any]) -> None:
         """Apply a partial update; unknown names raise ``KeyError``."""
@@ -58,6 +62,8 @@ def parse_fault_option(text: str) -> dict[str, Any]:
     kind = str(types[name])
     if raw.lower() in ("none", "null", ""):
         return {name: None}
+    if kind.startswith("list"):
+        return {name: json.loads(raw)}
     if kind == "bool":
         return {name: raw.lower() in ("1", "true", "yes", "on")}
     value: Any = float(raw) if "float" in kind else int(raw)

@@ -83,6 +83,10 @@ class EmulatorHandle:
     def set_faults(self, **faults: Any) -> dict[str, Any]:
         return self.admin("PUT", "faults", faults)
 
+    def set_validation_rules(self, *rules: dict[str, Any]) -> dict[str, Any]:
+        """Replace the org's validation rules (none: every rule removed)."""
+        return self.set_faults(validation_rules=list(rules))
+
     def faults(self) -> dict[str, Any]:
         return self.admin("GET", "faults")
 

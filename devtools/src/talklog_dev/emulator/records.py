@@ -17,6 +17,7 @@ from talklog_dev.emulator.schema import (
     Schema,
     SObject,
 )
+from talklog_dev.emulator.validation import ValidationRule
 from talklog_dev.emulator.values import FieldValueError, coerce, format_datetime, utcnow
 
 DEFAULT_USER = {"Username": "integration@talklog.emulator", "LastName": "Integration"}
@@ -66,6 +67,7 @@ class RecordStore:
         self._deleted: set[str] = set()
         self._tombstones: set[str] = set()
         self._journal: list[tuple[str, str, Record | None]] | None = None
+        self._validation_rules: dict[str, tuple[ValidationRule, ...]] = {}
         self._db = self._open(path) if path and path != ":memory:" else None
         if self._db is not None:
             self._load()
@@ -115,6 +117,7 @@ class RecordStore:
         self._check_owner(obj, record, changes, creating=True)
         self._apply_rules(obj, record, None)
         self._check_required(obj, record)
+        self._check_validation_rules(obj, record)
         self._check_unique(obj, record, None)
         self._store(obj.name, record)
         if obj.name == "Account" and record.get("IsPersonAccount"):
@@ -133,6 +136,7 @@ class RecordStore:
         self._check_owner(obj, record, changes, creating=False)
         self._apply_rules(obj, record, current)
         self._check_required(obj, record)
+        self._check_validation_rules(obj, record)
         self._check_unique(obj, record, current["Id"])
         self._store(obj.name, record, current)
 
@@ -212,6 +216,13 @@ class RecordStore:
         record = {**current, **values}
         self._stamp(record, current["Id"], None, creating=False)
         self._store(obj.name, record, current)
+
+    def set_validation_rules(self, rules: tuple[ValidationRule, ...]) -> None:
+        """The org's active validation rules (compiled by `validation.compile_rules`)."""
+        by_object: dict[str, list[ValidationRule]] = {}
+        for rule in rules:
+            by_object.setdefault(rule.object, []).append(rule)
+        self._validation_rules = {name: tuple(found) for name, found in by_object.items()}
 
     def reset(self) -> None:
         """Delete every record except the default user, and empty the recycle bin."""
@@ -411,6 +422,14 @@ class RecordStore:
                 f"Required fields are missing: [{', '.join(missing)}]",
                 *missing,
             )
+
+    def _check_validation_rules(self, obj: SObject, record: Record) -> None:
+        """The first active validation rule the row meets refuses it (after the system checks,
+        before duplicates, as in Salesforce's order of execution)."""
+        for rule in self._validation_rules.get(obj.name, ()):
+            if rule.matches(record):
+                shown = (rule.error_field,) if rule.error_field else ()
+                raise fail("FIELD_CUSTOM_VALIDATION_EXCEPTION", rule.message, *shown)
 
     def _check_unique(self, obj: SObject, record: Record, own_id: str | None) -> None:
         for field in obj.fields.values():
