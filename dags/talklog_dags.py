@@ -4,6 +4,7 @@ export import."""
 from talklog.windows import ScheduleChoice
 from talklog_airflow.dag_factory import (
     build_import_dag,
+    build_lineworks_dags,
     build_link_sync_dag,
     build_relink_dag,
     build_replay_dag,
@@ -17,3 +18,4 @@ talklog_link_sync = build_link_sync_dag()
 talklog_relink = build_relink_dag()
 talklog_replay_dead_letters = build_replay_dag()
 talklog_import_export = build_import_dag()
+globals().update(build_lineworks_dags())  # TALKLOG_TALK_SOURCE=lineworks: directory, history

@@ -24,6 +24,12 @@ from talklog.windows import DEFAULT_TIMEZONE, ScheduleChoice, talk_window
 from talklog_airflow.alerts import TalkLogAlertNotifier, check_api_budget
 from talklog_airflow.hooks.store import MessageStoreHook
 from talklog_airflow.operators.imports import ImportExportOperator
+from talklog_airflow.operators.ingest import (
+    LINEWORKS_CONN_ID,
+    IngestTalksOperator,
+    SyncDirectoryOperator,
+    TalkWindowCoveredSensor,
+)
 from talklog_airflow.operators.talklog import (
     SALESFORCE_DEFAULT_CONN_ID,
     RelinkOperator,
@@ -38,6 +44,14 @@ STORE_CONN_ID = os.environ.get("TALKLOG_STORE_CONN_ID", MessageStoreHook.default
 SALESFORCE_CONN_ID = os.environ.get("TALKLOG_SALESFORCE_CONN_ID", SALESFORCE_DEFAULT_CONN_ID)
 LINK_SYNC_CRON = os.environ.get("TALKLOG_LINK_SYNC_CRON", "*/10 * * * *")
 RELINK_CRON = os.environ.get("TALKLOG_RELINK_CRON", "30 * * * *")
+# Where the store's talks come from: "lineworks" (each talk-log run downloads its window from
+# the Monitoring API first; directory sync and history DAGs), "import" (exports imported with
+# `talklog import --covers`: runs wait until their window is covered), "store" (filled by
+# another system: no wait).
+TALK_SOURCE = os.environ.get("TALKLOG_TALK_SOURCE", "store").strip().lower() or "store"
+TALK_SOURCES = ("lineworks", "import", "store")
+DIRECTORY_SYNC_CRON = os.environ.get("TALKLOG_DIRECTORY_SYNC_CRON", "5 * * * *")
+COVERAGE_WAIT = dt.timedelta(hours=float(os.environ.get("TALKLOG_COVERAGE_WAIT_HOURS", "6")))
 # Earliest window a backfill may reach (catchup is off, so it schedules nothing by itself).
 START_DATE = pendulum.parse(os.environ.get("TALKLOG_START_DATE", "2024-01-01"), tz=TIMEZONE)
 
@@ -148,16 +162,63 @@ def project_dag(
     return dag
 
 
+def talk_source() -> str:
+    """`TALKLOG_TALK_SOURCE`, refused at parse time when it is none of `TALK_SOURCES`."""
+    if TALK_SOURCE not in TALK_SOURCES:
+        raise ValueError(
+            f"TALKLOG_TALK_SOURCE must be one of {', '.join(TALK_SOURCES)}, got {TALK_SOURCE!r}"
+        )
+    return TALK_SOURCE
+
+
+def after_ingestion(job: Callable[[], BaseOperator]) -> Callable[[], BaseOperator]:
+    """`job` behind the talks of its window: downloaded first (`lineworks`), and waited for
+    until covered (`lineworks`, `import`; the wait also runs when the download failed, in
+    case another run covered the window); `store`: the job alone."""
+
+    def build() -> BaseOperator:
+        write = job()
+        source = talk_source()
+        if source == "store":
+            return write
+        wait = TalkWindowCoveredSensor(
+            task_id="wait_for_talks",
+            store_conn_id=STORE_CONN_ID,
+            window_label="{{ talk_window_label(data_interval_start, data_interval_end) }}",
+            timeout=COVERAGE_WAIT.total_seconds(),
+            trigger_rule="all_done",
+        )
+        if source == "lineworks":
+            ingest_talks_task() >> wait
+        wait >> write
+        return write
+
+    return build
+
+
+def ingest_talks_task(**period: str) -> BaseOperator:
+    """The download of a run's window (or of a history `period`), one at a time (the pool)."""
+    return IngestTalksOperator(
+        task_id="ingest_talks",
+        store_conn_id=STORE_CONN_ID,
+        lineworks_conn_id=LINEWORKS_CONN_ID,
+        timezone=TIMEZONE,
+        **period,
+    )
+
+
 def build_talklog_dag(choice: ScheduleChoice) -> DAG:
     """The talk-log DAG of one admin setting (hourly, every 6 hours, daily)."""
     return project_dag(
         f"talklog_{choice.value}",
-        partial(
-            WriteTalkLogsOperator,
-            task_id="write_talk_logs",
-            **CONNECTION_ARGS,
-            task_copy="{{ params.task_copy }}",
-            window_label="{{ talk_window_label(data_interval_start, data_interval_end) }}",
+        after_ingestion(
+            partial(
+                WriteTalkLogsOperator,
+                task_id="write_talk_logs",
+                **CONNECTION_ARGS,
+                task_copy="{{ params.task_copy }}",
+                window_label="{{ talk_window_label(data_interval_start, data_interval_end) }}",
+            )
         ),
         description=f"LINE WORKS talks -> Salesforce TalkLog__c and Tasks, {choice.value}",
         cron=choice.cron,
@@ -181,13 +242,75 @@ def build_link_sync_dag() -> DAG:
     """Links and unlinks into LineWorks__c and `LINE WORKS交換` Tasks, every 10 minutes."""
     return project_dag(
         "talklog_link_sync",
-        partial(SyncLinksOperator, task_id="sync_links", **CONNECTION_ARGS),
+        after_directory_sync(partial(SyncLinksOperator, task_id="sync_links", **CONNECTION_ARGS)),
         description="LINE WORKS links -> Salesforce LineWorks__c and exchange Tasks",
         cron=LINK_SYNC_CRON,
         tags=["salesforce", "line-works", "links"],
         doc_md="Pushes link changes since the last successful sync (a watermark in the store).",
         default_args={"execution_timeout": dt.timedelta(minutes=30)},
     )
+
+
+def sync_directory_task() -> BaseOperator:
+    return SyncDirectoryOperator(
+        task_id="sync_directory",
+        store_conn_id=STORE_CONN_ID,
+        lineworks_conn_id=LINEWORKS_CONN_ID,
+        timezone=TIMEZONE,
+    )
+
+
+def after_directory_sync(job: Callable[[], BaseOperator]) -> Callable[[], BaseOperator]:
+    """`job` after the LINE WORKS directory sync (source `lineworks`), else alone."""
+
+    def build() -> BaseOperator:
+        operator = job()
+        if talk_source() == "lineworks":
+            sync_directory_task() >> operator
+        return operator
+
+    return build
+
+
+def build_lineworks_dags() -> dict[str, DAG]:
+    """With `TALKLOG_TALK_SOURCE=lineworks`: the hourly directory sync and the history
+    ingestion (manual, params `from`/`to`: local dates, in 31-day downloads)."""
+    if talk_source() != "lineworks":
+        return {}
+    directory = project_dag(
+        "talklog_directory_sync",
+        sync_directory_task,
+        description="LINE WORKS staff and LINE contacts -> message store",
+        cron=DIRECTORY_SYNC_CRON,
+        tags=["line-works", "directory"],
+        doc_md=(
+            "Reads `/users` (whole) and `/contacts` (modified since the last sync) into the"
+            " store: staff with their email, LINE users with their contact ids and the staff"
+            " member each contact belongs to. The link sync runs it first too."
+        ),
+        default_args={"execution_timeout": dt.timedelta(minutes=30)},
+        writes_salesforce=False,
+    )
+    history = project_dag(
+        "talklog_ingest_history",
+        partial(ingest_talks_task, start="{{ params['from'] }}", end="{{ params['to'] }}"),
+        description="LINE WORKS talk history -> message store (backfill), 31 days per download",
+        cron=None,
+        tags=["line-works", "ingest"],
+        params={
+            "from": Param("", type="string", format="date", description="first local day"),
+            "to": Param("", type="string", format="date", description="last local day"),
+        },
+        doc_md=(
+            "Downloads the talks of `from`..`to` (local days in TALKLOG_TIMEZONE; LINE WORKS"
+            " keeps 180 days) in 31-day slices, one download at a time (pool"
+            " `lineworks_download`), imports them and records each slice as covered. Then"
+            " backfill the talk-log DAG over the same days."
+        ),
+        default_args={"retries": 1},
+        writes_salesforce=False,
+    )
+    return {dag.dag_id: dag for dag in (directory, history)}
 
 
 def build_relink_dag() -> DAG:

@@ -1,10 +1,22 @@
-"""Matching an export's senders and receivers to the store's users.
+"""Matching an export's senders and receivers to the store's people.
 
-A party is matched by id (LW users, then LINE users), else by exact display name. A name
-shared by several users is ambiguous: its rows are rejected (the reason says which party,
-never the name). An unknown party becomes a new user: a LW user when its id is a LINE WORKS
-account (contains `@`), a LINE user otherwise (a bare unknown name is a customer). New users
-are only proposed here; the writer creates those a stored row needs.
+A party is matched by id first: a LW user's id or login email (exports name staff as
+`name(account@domain)`), a LINE user's id, or a LINE WORKS contact id (`line_contacts`, from
+the directory sync). Else by display name, when exactly one person has it (a LW user, a LINE
+user or a contact's name). A name several people share is ambiguous: its rows are rejected
+(the reason says which party, never the name).
+
+An unknown party depends on where the talks come from:
+
+- an export imported by hand (`directory=False`): it becomes a new user, a LW user when its
+  id is a LINE WORKS account (contains `@`), a LINE user otherwise;
+- the LINE WORKS directory (`directory=True`, ingestion): nobody is invented. A bare name
+  the directory does not know, in a 1:1 room the store has, is that room's one customer (a
+  customer who renamed themselves on LINE: downloads show the current name, which no contact
+  may hold yet); any other unknown or ambiguous party keeps its row out, as a quarantine row
+  of source `directory` with the reason, never guessed.
+
+New users are only proposed here; the writer creates those a stored row needs.
 """
 
 from __future__ import annotations
@@ -18,25 +30,45 @@ from sqlalchemy.orm import Session
 
 from talklog.batching import IN_LIST_SIZE, chunked
 from talklog.imports.export_format import ExportRow, Party
-from talklog.store.models import LineUser, LineWorksUser, MemberKind
+from talklog.store.models import (
+    LineContact,
+    LineUser,
+    LineWorksUser,
+    MemberKind,
+    RoomMember,
+    RoomType,
+)
+from talklog.store.models import Room as RoomRow
 
 Resolved = tuple[str, str]  # (member kind, user id)
+UNKNOWN = "not in the LINE WORKS directory: run the directory sync, or check the contact"
+BOT_PREFIX = "[bot]"
 
 
 @dataclass
 class Directory:
-    """Known users matching a chunk's parties, by id and by display name."""
+    """Known people matching a chunk's parties, by id and by display name."""
 
-    lw_ids: set[str] = field(default_factory=set)
-    line_ids: set[str] = field(default_factory=set)
-    by_name: dict[str, list[Resolved]] = field(default_factory=dict)
+    by_id: dict[str, Resolved] = field(default_factory=dict)
+    by_name: dict[str, set[Resolved]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Unplaced:
+    """A party that cannot be told: `code` (ambiguous_name, unknown_person) and why."""
+
+    code: str
+    reason: str
 
 
 class Identities:
-    """The user each party of an import is, or why it cannot be told; kept across chunks."""
+    """The person each party of an import is, or why it cannot be told; kept across chunks."""
 
-    def __init__(self) -> None:
-        self.parties: dict[Party, Resolved | str] = {}  # resolved, or why not
+    def __init__(self, *, directory: bool = False) -> None:
+        self.directory = directory
+        self.parties: dict[Party, Resolved | Unplaced] = {}
+        self.in_room: dict[tuple[Party, str], Resolved] = {}  # unknown names placed by room
+        self.sole_customers: dict[str, Resolved | None] = {}  # 1:1 room -> its customer
 
     def resolve(self, session: Session, parties: Iterable[Party]) -> dict[Resolved, str]:
         """Match the parties not seen yet; return the users to create (user -> display name)."""
@@ -45,60 +77,106 @@ class Identities:
         if unknown:
             directory = lookup(session, unknown)
             for party in unknown:
-                self.parties[party] = match(party, directory) or new_user(party, new)
+                found = match(party, directory)
+                if found is None:
+                    found = Unplaced("unknown_person", UNKNOWN) if self.directory else None
+                self.parties[party] = found or new_user(party, new)
         return new
 
-    def problem(self, row: ExportRow) -> str | None:
-        """Why a row's parties cannot be placed (the first reason), or None."""
+    def problem(self, session: Session, row: ExportRow) -> tuple[str, str] | None:
+        """(role, why) of the first party of a row that cannot be placed, or None."""
         roles = ("the sender", *(f"receiver {n}" for n in range(1, len(row.receivers) + 1)))
         for role, party in zip(roles, (row.sender, *row.receivers), strict=True):
             found = self.parties[party]
-            if isinstance(found, str):
-                return f"{role}: {found}"
+            if isinstance(found, Unplaced) and not self._placed_by_room(session, party, row):
+                return role, found
         return None
 
     def sender(self, row: ExportRow) -> Resolved:
         """The sender of a row whose parties are all resolved."""
-        return self.parties[row.sender]  # type: ignore[return-value]
+        return self._of(row.sender, row.channel_id)
 
     def participants(self, row: ExportRow) -> set[Resolved]:
         """The resolved sender and receivers of a row."""
-        found = (self.parties[p] for p in (row.sender, *row.receivers))
-        return {who for who in found if not isinstance(who, str)}
+        found = (self._found(p, row.channel_id) for p in (row.sender, *row.receivers))
+        return {who for who in found if not isinstance(who, Unplaced)}
+
+    def _of(self, party: Party, channel: str) -> Resolved:
+        found = self._found(party, channel)
+        if isinstance(found, Unplaced):
+            raise ValueError("a party that was not placed")
+        return found
+
+    def _found(self, party: Party, channel: str) -> Resolved | Unplaced:
+        return self.in_room.get((party, channel)) or self.parties[party]
+
+    def _placed_by_room(self, session: Session, party: Party, row: ExportRow) -> bool:
+        """A bare unknown name in a 1:1 room the store has is that room's one customer."""
+        found = self.parties[party]
+        if (
+            not isinstance(found, Unplaced)
+            or found.code != "unknown_person"
+            or party.account_id
+            or party.name.casefold().startswith(BOT_PREFIX)
+        ):
+            return False
+        customer = self._sole_customer(session, row.channel_id)
+        if customer is not None:
+            self.in_room[party, row.channel_id] = customer
+        return customer is not None
+
+    def _sole_customer(self, session: Session, channel: str) -> Resolved | None:
+        if channel not in self.sole_customers:
+            room_type = session.scalar(sa.select(RoomRow.room_type).where(RoomRow.id == channel))
+            customers = set(
+                session.scalars(
+                    sa.select(RoomMember.line_user_id)
+                    .where(RoomMember.room_id == channel)
+                    .where(RoomMember.member_kind == MemberKind.LINE.value)
+                )
+            )
+            one = room_type == RoomType.ONE_TO_ONE.value and len(customers) == 1
+            self.sole_customers[channel] = (MemberKind.LINE.value, customers.pop()) if one else None
+        return self.sole_customers[channel]
 
 
 def lookup(session: Session, parties: set[Party]) -> Directory:
-    """The known users the parties may be: by account id, and by name for those without one."""
+    """The known people the parties may be: by id (and email, contact id), and by name."""
     ids = sorted({p.account_id for p in parties if p.account_id})
     names = sorted({p.name for p in parties if not p.account_id})
     found = Directory()
+    by_id = (
+        (MemberKind.LINE, LineContact.contact_id, LineContact.line_user_id),
+        (MemberKind.LINE, LineUser.id, LineUser.id),
+        (MemberKind.LW, LineWorksUser.email, LineWorksUser.id),
+        (MemberKind.LW, LineWorksUser.id, LineWorksUser.id),
+    )  # later ones win: a user's own id before an email or contact id
     for batch in chunked(ids, IN_LIST_SIZE):
-        found.lw_ids.update(
-            session.scalars(sa.select(LineWorksUser.id).where(LineWorksUser.id.in_(batch)))
-        )
-        found.line_ids.update(session.scalars(sa.select(LineUser.id).where(LineUser.id.in_(batch))))
+        for kind, key, user in by_id:
+            for value, user_id in session.execute(sa.select(key, user).where(key.in_(batch))):
+                found.by_id[value] = (kind.value, user_id)
+    by_name = (
+        (MemberKind.LW, LineWorksUser.display_name, LineWorksUser.id),
+        (MemberKind.LINE, LineUser.display_name, LineUser.id),
+        (MemberKind.LINE, LineContact.display_name, LineContact.line_user_id),
+    )
     for batch in chunked(names, IN_LIST_SIZE):
-        for kind, model in ((MemberKind.LW, LineWorksUser), (MemberKind.LINE, LineUser)):
-            rows = session.execute(
-                sa.select(model.display_name, model.id).where(model.display_name.in_(batch))
-            )
-            for name, user in rows:
-                found.by_name.setdefault(name, []).append((kind.value, user))
+        for kind, name_column, user in by_name:
+            rows = session.execute(sa.select(name_column, user).where(name_column.in_(batch)))
+            for name, user_id in rows:
+                found.by_name.setdefault(name, set()).add((kind.value, user_id))
     return found
 
 
-def match(party: Party, found: Directory) -> Resolved | str | None:
-    """A known user, a reason why the party is ambiguous, or None for an unknown party."""
+def match(party: Party, found: Directory) -> Resolved | Unplaced | None:
+    """A known person, why the party is ambiguous, or None for an unknown party."""
     if party.account_id:
-        if party.account_id in found.lw_ids:
-            return MemberKind.LW.value, party.account_id
-        if party.account_id in found.line_ids:
-            return MemberKind.LINE.value, party.account_id
-        return None
-    matches = found.by_name.get(party.name, [])
+        return found.by_id.get(party.account_id)
+    matches = found.by_name.get(party.name, set())
     if len(matches) > 1:
-        return f"the display name matches {len(matches)} users: add the account id"
-    return matches[0] if matches else None
+        reason = f"the display name matches {len(matches)} users: add the account id"
+        return Unplaced("ambiguous_name", reason)
+    return next(iter(matches)) if matches else None
 
 
 def new_user(party: Party, new: dict[Resolved, str]) -> Resolved:

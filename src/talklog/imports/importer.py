@@ -35,6 +35,7 @@ def import_export(
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
     import_folder: str | Path | None = None,
     run_id: str | None = None,
+    directory: bool = False,
 ) -> ImportSummary:
     """Import a LINE WORKS message export into the store; safe to repeat (see `talklog.imports`).
 
@@ -42,11 +43,15 @@ def import_export(
     `ImportFileError` when the file as a whole cannot be read and `ImportStoreError` when the
     store refuses a chunk; after committed chunks, their message says what is stored and the
     line to resume from. Single bad rows are rejected (and quarantined) instead.
+
+    With `directory`, every party must be in the store's directory (`talklog.directory_sync`):
+    an unknown or ambiguous one keeps its row out, quarantined (`identities`).
     """
     export_zone(timezone)
     summary = ImportSummary(str(path), timezone)
     with _open(path, import_folder) as stream:
-        writer = StoreWriter(sessions, summary, Path(str(path).strip()).name, run_id)
+        name = Path(str(path).strip()).name
+        writer = StoreWriter(sessions, summary, name, run_id, directory=directory)
         reader = ExportReader(stream, timezone)
         try:
             _write_chunks(reader, writer, chunk_rows)

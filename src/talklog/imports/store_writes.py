@@ -86,12 +86,15 @@ class StoreWriter:
         summary: ImportSummary,
         file_name: str,
         run_id: str | None = None,
+        *,
+        directory: bool = False,
     ) -> None:
         self.sessions = sessions
         self.summary = summary
         self.file_name = file_name[-_MAX_KEY_NAME:]
         self.run_id = run_id
-        self.identities = Identities()
+        self.identities = Identities(directory=directory)
+        self.unplaced: dict[int, quarantine.Quarantined] = {}  # line -> a directory row
         self.keys = MessageKeys()  # numbers identical messages of a minute, in file order
         self.proposed: dict[Resolved, str] = {}  # new users not created yet -> display name
         self.rooms: dict[str, RoomState] = {}
@@ -145,11 +148,17 @@ class StoreWriter:
         self.proposed.update(self.identities.resolve(session, parties))
         kept = []
         for row in rows:
-            problem = self.identities.problem(row)
-            if problem:
-                rejected.append(Rejection(row.line, problem, row.end_line, "ambiguous_name"))
-            else:
+            problem = self.identities.problem(session, row)
+            if problem is None:
                 kept.append(row)
+                continue
+            role, unplaced = problem
+            reason = f"{role}: {unplaced.reason}"
+            rejected.append(Rejection(row.line, reason, row.end_line, unplaced.code))
+            if self.identities.directory:
+                self.unplaced[row.line] = quarantine.Quarantined(
+                    quarantine.Source.DIRECTORY, directory_key(row, role), unplaced.code, reason
+                )
         return kept
 
     def _place(
@@ -304,17 +313,33 @@ class StoreWriter:
     def _quarantine(
         self, session: Session, rejected: Iterable[Rejection], kept: list[ExportRow]
     ) -> int:
-        """Keep the chunk's rejected rows; resolve the entries of rows now stored."""
+        """Keep the chunk's rejected rows (a party the directory cannot tell: under its room
+        and time); resolve the entries of rows now stored."""
         now = dt.datetime.now(dt.UTC)
         rows = [
-            quarantine.Quarantined(quarantine.Source.IMPORT, self.key(r.line), r.code, r.reason)
+            self.unplaced.pop(r.line, None)
+            or quarantine.Quarantined(quarantine.Source.IMPORT, self.key(r.line), r.code, r.reason)
             for r in rejected
         ]
         count = quarantine.record(session, rows, now, run_id=self.run_id) if rows else 0
         if self.resolvable and kept:
             keys = [self.key(row.line) for row in kept]
             quarantine.resolve(session, quarantine.Source.IMPORT, keys, now)
+        if self.identities.directory and kept:
+            keys = [directory_key(row, role) for row in kept for role in _roles(row)]
+            quarantine.resolve(session, quarantine.Source.DIRECTORY, keys, now)
         return count
+
+
+def directory_key(row: ExportRow, role: str) -> str:
+    """Where a row the directory could not place is: room, UTC minute, the party's role
+    (the same for every download of that talk, whatever the file)."""
+    minute = row.sent_at.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%MZ")
+    return f"{row.channel_id[:_MAX_KEY_NAME]}@{minute}:{role}"
+
+
+def _roles(row: ExportRow) -> list[str]:
+    return ["the sender", *(f"receiver {n}" for n in range(1, len(row.receivers) + 1))]
 
 
 def insert_new(session: Session, model: type, rows: list[dict[str, Any]], key: str) -> list[Any]:
