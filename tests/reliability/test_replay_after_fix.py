@@ -7,7 +7,9 @@ and the delivery ledger equal to a first run on the fixed data (a fresh emulator
 
 Causes: the staff member's Salesforce user (store), the link's target record (store), a field
 the org lacks (the emulator started on metadata without it, then restarted with it: records
-kept), a validation rule of the org (an emulator switch, then switched off).
+kept), a validation rule of the org (the emulator's `validation_rules` switch: a TalkLog's
+transcript, a Task's comments or subject, a link's nickname; the admin then deactivates or
+removes the rule).
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ from tests.reliability.harness import (
 pytestmark = pytest.mark.reliability
 MISSING_USER = "005000000000ZZZ"  # a well-formed User id that no user has
 STORE_CONN = "talklog_store"
+CUSTOM_VALIDATION = "FIELD_CUSTOM_VALIDATION_EXCEPTION"
 
 
 # -- the world and its checks ------------------------------------------------------------
@@ -109,6 +112,14 @@ def delivered_claims(world: World) -> dict[str, str | None]:
     return {label(key): label(task) for key, task in rows}
 
 
+def letter_errors(world: World, object_name: str) -> set[tuple[str, str, str, str | None]]:
+    """(object, code, message, fields) of the object's letters."""
+    columns = (DeadLetter.error_code, DeadLetter.error_message, DeadLetter.error_fields)
+    with world.sessions() as session:
+        rows = session.execute(sa.select(*columns).where(DeadLetter.object_name == object_name))
+        return {(object_name, *row) for row in rows}
+
+
 def letter_states(world: World) -> dict[tuple[str, str], str]:
     with world.sessions() as session:
         rows = session.execute(
@@ -147,6 +158,8 @@ class Cause:
     fix: Callable[[World, Any], EmulatorHandle | None]
     objects: frozenset[str]  # objects that must get letters
     metadata_without: str | None = None  # "Object/Field": the org starts without it
+    refusal: tuple[str, str, str, str | None] | None = None
+    """(object, code, message, fields) of every letter of that object, when the cause says."""
 
 
 def _staff_with_links(world: World) -> str:
@@ -237,6 +250,25 @@ def missing_field(path: str) -> Cause:
     )
 
 
+def validation_rule(fix: str, objects: set[str], **spec: Any) -> Cause:
+    """An admin's validation rule refuses some rows; the fix deactivates or removes it."""
+    rule = {"name": "Admin_Rule", **spec}
+
+    def break_(world: World) -> None:
+        world.emulator.set_validation_rules(rule)
+
+    def deactivate(world: World, _: None) -> None:
+        world.emulator.set_validation_rules({**rule, "active": False})
+
+    def remove(world: World, _: None) -> None:
+        world.emulator.set_validation_rules()
+
+    fixes = {"deactivated": deactivate, "removed": remove}
+    name = f"validation rule {spec['object']}.{spec['field']} {spec['condition']} ({fix})"
+    refusal = (spec["object"], CUSTOM_VALIDATION, spec["message"], spec.get("error_field"))
+    return Cause(name, break_, fixes[fix], frozenset(objects), refusal=refusal)
+
+
 CAUSES = (
     wrong_owner(lambda world: MISSING_USER),
     wrong_owner(lambda world: world.emulator.records("Account")[0]["Id"]),  # not a user at all
@@ -245,7 +277,25 @@ CAUSES = (
     missing_field("TalkLog__c/MessageCount__c"),
     missing_field("Activity/LineWorksRoomId__c"),
     missing_field("LineWorks__c/AppLink__c"),
-)
+    validation_rule(
+        "deactivated", {"TalkLog__c"}, object="TalkLog__c", field="Transcript__c",
+        condition="longer_than", value=100_000, error_field="Transcript__c",
+        message="Transcripts over 100,000 characters must be split",
+    ),
+    validation_rule(
+        "removed", {"Task"}, object="Task", field="Description", condition="longer_than",
+        value=20_000, error_field="Description", message="Comments stay under 20,000 characters",
+    ),
+    validation_rule(
+        "removed", {"Task"}, object="Task", field="Subject", condition="contains",
+        value="交換", message="No Tasks for contact exchanges",  # top of page: no field
+    ),
+    validation_rule(
+        "deactivated", {"LineWorks__c", "TalkLog__c"}, object="LineWorks__c",
+        field="Nickname__c", condition="contains", value="（", error_field="Nickname__c",
+        message="Notes go in the description, not in the nickname",
+    ),
+)  # fmt: skip
 
 
 # -- an org without a field, then with it ----------------------------------------------
@@ -291,6 +341,8 @@ def test_replay_after_the_fix_equals_a_first_run(
         assert rejected > 0
         letters = letter_states(world)
         assert cause.objects <= {obj for obj, _ in letters}, letters
+        if cause.refusal:
+            assert letter_errors(world, cause.refusal[0]) == {cause.refusal}
         assert check_is_red()
 
         cause.fix(world, broken)
