@@ -10,6 +10,7 @@ import tempfile
 from pathlib import Path
 
 from talklog_dev.emulator.app import DEFAULT_CLIENT_ID, EmulatorConfig, EmulatorState
+from talklog_dev.emulator.bulk import PACES
 from talklog_dev.emulator.faults import Faults, parse_fault_option
 
 SECRET_ENV = "TALKLOG_EMULATOR_CLIENT_SECRET"
@@ -41,6 +42,18 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--daily-api-limit", type=int, default=100_000)
     serve.add_argument("--bulk-polls", type=int, default=1, help="InProgress polls per Bulk job")
     serve.add_argument(
+        "--bulk-pace",
+        choices=sorted(PACES),
+        default="instant",
+        help="how long ingest jobs take: instant, or paced like a real org (30s, 120s)",
+    )
+    serve.add_argument(
+        "--time-scale",
+        type=float,
+        default=1.0,
+        help="emulated seconds per wall-clock second for paced jobs (100: a 30 s job in 0.3 s)",
+    )
+    serve.add_argument(
         "--fault",
         action="append",
         default=[],
@@ -63,7 +76,11 @@ def main(argv: list[str] | None = None) -> int:
     config = EmulatorConfig(client_id=args.client_id, daily_api_limit=args.daily_api_limit)
     config.client_secret = args.client_secret or os.environ.get(SECRET_ENV) or config.client_secret
     config.password = args.password or os.environ.get(PASSWORD_ENV) or config.password
-    faults = Faults(bulk_polls_in_progress=args.bulk_polls)
+    faults = Faults(
+        bulk_polls_in_progress=args.bulk_polls,
+        time_scale=args.time_scale,
+        **PACES[args.bulk_pace],
+    )
     state_path = None if args.state == ":memory:" else args.state
     try:
         for option in args.fault:

@@ -93,6 +93,7 @@ class EmulatorState:
         self.bulk.lock_failure_rate = self.faults.lock_failure_rate
         self.bulk.lock_seed = self.faults.lock_seed
         self.bulk.polls_in_progress = self.faults.bulk_polls_in_progress
+        self.bulk.configure(self.faults)
         self.dice.reseed(self.faults.lock_seed)
         self.schema.set_person_accounts(self.faults.person_accounts)
         self.store.set_validation_rules(compile_rules(self.schema, self.faults.validation_rules))
@@ -817,9 +818,16 @@ def _add_bulk_routes(router: APIRouter) -> None:
 
     @router.get("/jobs/ingest")
     @router.get("/jobs/ingest/")
-    async def list_ingest(ctx: Ctx = Api) -> dict[str, Any]:
-        jobs = [job.info() for job in ctx.state.bulk.ingest_jobs.values()]
-        return {"done": True, "records": jobs, "nextRecordsUrl": None}
+    async def list_ingest(
+        ctx: Ctx = Api,
+        jobType: str | None = None,
+        queryLocator: str | None = None,
+        isPkChunkingEnabled: bool | None = None,
+        concurrencyMode: str | None = None,
+    ) -> dict[str, Any]:
+        return ctx.state.bulk.list_ingest(
+            ctx.version, jobType, queryLocator, isPkChunkingEnabled, concurrencyMode
+        )
 
     @router.get("/jobs/ingest/{job_id}")
     async def ingest_info(job_id: str, ctx: Ctx = Api) -> dict[str, Any]:
@@ -852,7 +860,7 @@ def _add_bulk_routes(router: APIRouter) -> None:
         }
         if kind.lower() not in names:
             raise _error(404, "NOT_FOUND", "The requested resource does not exist")
-        job = ctx.state.bulk.ingest_job(job_id)
+        job = ctx.state.bulk.results_job(job_id)
         text = ctx.state.bulk.results_csv(job, names[kind.lower()])
         return Response(text.encode("utf-8"), media_type=CSV_TYPE)
 
@@ -904,6 +912,7 @@ def _admin_router() -> APIRouter:
             "ingest": len(state.bulk.ingest_jobs),
             "query": len(state.bulk.query_jobs),
         }
+        out["bulk_work_seconds"] = state.bulk.work_seconds
         out["sessions"] = len(state.sessions)
         return out
 

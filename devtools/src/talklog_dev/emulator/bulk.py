@@ -1,22 +1,44 @@
-"""Bulk API 2.0: ingest jobs (CSV in, per-row results out) and query jobs with locator paging."""
+"""Bulk API 2.0: ingest jobs (CSV in, per-row results out) and query jobs with locator paging.
+
+Ingest jobs can take a real org's time (`BulkPace`): a closed job waits in the queue, then is
+processed at a rate that grows with its records and bytes, and its state moves with the clock
+whichever endpoint looks at it (job info, the job list, results).
+"""
 
 from __future__ import annotations
 
 import base64
 import csv
 import io
+import math
 import random
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from talklog_dev.emulator.records import MultipleMatches, RecordError, RecordStore, SfError
 from talklog_dev.emulator.schema import Field, SObject
 from talklog_dev.emulator.soql import Evaluator, parse
 from talklog_dev.emulator.values import format_datetime, to_csv_text, utcnow
 
+if TYPE_CHECKING:
+    from talklog_dev.emulator.faults import Faults
+
 MAX_UPLOAD_BYTES = 100 * 1024 * 1024
 INTERNAL_BATCH = 10_000
+CHUNK = 200
+"""Records per transaction inside a batch (Bulk API: "each chunk of 200 records is processed
+as a separate transaction" when DML runs through the Bulk API)."""
+MIB = 1024 * 1024
+JOB_LIST_PAGE = 1_000
+"""Jobs per page of ``GET /jobs/ingest`` (the reference: "up to 1000 result rows per request")."""
+LIST_FIELDS = (
+    "id", "operation", "object", "createdById", "createdDate", "systemModstamp", "state",
+    "externalIdFieldName", "concurrencyMode", "contentType", "apiVersion", "jobType",
+    "contentUrl", "lineEnding", "columnDelimiter",
+)  # fmt: skip
+"""The JobInfo of Get All Jobs: the reference lists no record counts or errorMessage there."""
+JOB_TYPES = ("BigObjectIngest", "Classic", "V2Ingest")
 NULL_MARKER = "#N/A"
 DELIMITERS = {
     "COMMA": ",",
@@ -32,6 +54,52 @@ TERMINAL = ("JobComplete", "Failed", "Aborted")
 # Python's csv module refuses fields over 131,072 characters by default; Salesforce reads any
 # cell of an upload and fails the row when the value is longer than its field.
 csv.field_size_limit(MAX_UPLOAD_BYTES)
+
+
+@dataclass(frozen=True)
+class BulkPace:
+    """How long an org takes over an ingest job, in emulated seconds.
+
+    Salesforce splits a job's data into a batch per 10,000 records, processes the batches in
+    parallel and each batch in chunks of 200 records, one transaction each (Bulk API 2.0
+    Developer Guide, "How Requests Are Processed" and "Limits"); a batch that takes over 5
+    minutes fails and is retried. How fast a chunk goes depends on the org (triggers, flows,
+    sharing, field sizes) and is not documented: the rates here are assumptions, one second
+    per chunk and 2 MiB a second per batch, 5 batches at once, after `queue_s` in the queue.
+    """
+
+    queue_s: float
+    seconds_per_chunk: float = 1.0
+    seconds_per_mib: float = 0.5
+    parallel_batches: int = 5
+
+    def seconds(self, rows: int, size: int) -> float:
+        """Queue plus processing of a job of `rows` records and `size` bytes."""
+        batches = max(1, math.ceil(rows / INTERNAL_BATCH))
+        waves = math.ceil(batches / max(1, self.parallel_batches))
+        chunks = math.ceil(min(rows, INTERNAL_BATCH) / CHUNK)
+        per_batch = chunks * self.seconds_per_chunk + size / batches / MIB * self.seconds_per_mib
+        return self.queue_s + waves * per_batch
+
+    @classmethod
+    def of(cls, faults: Faults) -> BulkPace | None:
+        """The pace the faults set (None: every job is done at its first look)."""
+        if faults.bulk_queue_s is None:
+            return None
+        return cls(
+            faults.bulk_queue_s,
+            faults.bulk_seconds_per_chunk,
+            faults.bulk_seconds_per_mib,
+            faults.bulk_parallel_batches,
+        )
+
+
+PACES: dict[str, dict[str, Any]] = {
+    "instant": {"bulk_queue_s": None},
+    "30s": {"bulk_queue_s": 28.0},  # a 1,000-message window's job: ~29 s
+    "120s": {"bulk_queue_s": 60.0},  # a 1M window's 100 MB job: ~125 s (a 1k one: ~61 s)
+}
+"""Named paces (``--bulk-pace``): the fault fields each sets, with the default rates."""
 
 
 class BulkError(Exception):
@@ -60,6 +128,12 @@ class IngestJob:
     modstamp: str = ""
     data: bytes | None = None
     polls_left: int = 0
+    closed_at: float = 0.0
+    """`time.monotonic()` when the upload was completed (paced jobs count from there)."""
+    due_s: float = 0.0
+    """Emulated seconds from closing until the job is processed (its pace)."""
+    parsed: tuple[list[str], list[list[str]]] | BulkError | None = None
+    """The upload read when the job was closed (or why it cannot be read)."""
     header: list[str] = field(default_factory=list)
     successful: list[list[str]] = field(default_factory=list)
     failed: list[list[str]] = field(default_factory=list)
@@ -100,6 +174,11 @@ class IngestJob:
         if self.external_id_field is None:
             del info["externalIdFieldName"]
         return info
+
+    def list_info(self) -> dict[str, Any]:
+        """The job as a record of the job list: no counts, no error message."""
+        info = self.info()
+        return {name: info[name] for name in LIST_FIELDS if name in info}
 
 
 @dataclass
@@ -151,7 +230,17 @@ class BulkEngine:
         self.lock_failure_rate = 0.0
         self.lock_seed = 0
         self.polls_in_progress = 1
+        self.pace: BulkPace | None = None
+        self.time_scale = 1.0
+        """Emulated seconds per wall-clock second for paced jobs (100: a 30 s job in 0.3 s)."""
+        self.work_seconds = 0.0
+        """Wall time spent reading and applying job data since the last reset."""
         self._ingest_seq = 0
+
+    def configure(self, faults: Faults) -> None:
+        """Take the pace and time scale from the faults."""
+        self.pace = BulkPace.of(faults)
+        self.time_scale = faults.time_scale
 
     # -- ingest --------------------------------------------------------------------------
     def create_ingest(self, body: dict[str, Any], user_id: str, api_version: str) -> IngestJob:
@@ -228,6 +317,7 @@ class BulkEngine:
                 raise BulkError(409, "INCORRECTSTATE", f"Job is {job.state}, not Open")
             job.state = "UploadComplete"
             job.polls_left = self.polls_in_progress
+            self._close(job)
         elif state == "Aborted":
             if job.state in TERMINAL:
                 raise BulkError(409, "INCORRECTSTATE", f"Job is already {job.state}")
@@ -239,16 +329,46 @@ class BulkEngine:
         return job
 
     def poll(self, job_id: str) -> IngestJob:
-        """GET job info: InProgress for the configured number of polls, then the job runs."""
+        """GET job info: InProgress for the configured number of polls, then as paced."""
         job = self.ingest_job(job_id)
-        if job.state in ("UploadComplete", "InProgress"):
-            if job.polls_left > 0:
-                job.polls_left -= 1
-                job.state = "InProgress"
-            else:
-                self._process(job)
-            job.modstamp = format_datetime(utcnow())
+        self._advance(job, look=True)
         return job
+
+    def results_job(self, job_id: str) -> IngestJob:
+        """The job whose results are asked for, moved on with the clock first."""
+        job = self.ingest_job(job_id)
+        self._advance(job, look=False)
+        return job
+
+    def list_ingest(
+        self,
+        version: str,
+        job_type: str | None = None,
+        locator: str | None = None,
+        pk_chunking: bool | None = None,
+        concurrency_mode: str | None = None,
+    ) -> dict[str, Any]:
+        """``GET /jobs/ingest``: a page of jobs (each looked at, so moved on with the clock)
+        and the ``nextRecordsUrl`` of the next page."""
+        if job_type is not None and job_type not in JOB_TYPES:
+            raise BulkError(400, "INVALIDJOB", f"Invalid jobType: {job_type}")
+        jobs = list(self.ingest_jobs.values())
+        if pk_chunking or job_type not in (None, "V2Ingest"):
+            jobs = []  # PK chunking is Bulk API 1.0's; every job here is V2Ingest
+        if concurrency_mode is not None and concurrency_mode.lower() != "parallel":
+            jobs = []
+        start = _decode_locator(locator) if locator else 0
+        page = jobs[start : start + JOB_LIST_PAGE]
+        for job in page:
+            self._advance(job, look=True)
+        end = start + len(page)
+        done = end >= len(jobs)
+        url = (
+            None
+            if done
+            else f"/services/data/v{version}/jobs/ingest?queryLocator={_encode_locator(end)}"
+        )
+        return {"done": done, "records": [job.list_info() for job in page], "nextRecordsUrl": url}
 
     def delete_job(self, job_id: str) -> None:
         job = self.ingest_job(job_id)
@@ -280,10 +400,45 @@ class BulkEngine:
         job.header = header
         return rows
 
+    def _close(self, job: IngestJob) -> None:
+        """Read the upload (Salesforce splits it into batches now) and fix the job's pace."""
+        started = time.perf_counter()
+        try:
+            job.parsed = _read_csv(job) if job.data is not None else ([], [])
+        except BulkError as exc:
+            job.parsed = exc
+        rows = len(job.parsed[1]) if isinstance(job.parsed, tuple) else 0
+        job.due_s = self.pace.seconds(rows, len(job.data or b"")) if self.pace else 0.0
+        job.closed_at = time.monotonic()
+        self.work_seconds += time.perf_counter() - started
+
+    def _advance(self, job: IngestJob, *, look: bool) -> None:
+        """Move an open job on: InProgress while polls of the slow-jobs fault are left (a
+        `look` spends one), then queued, in progress and processed as its pace says."""
+        if job.state not in ("UploadComplete", "InProgress"):
+            return
+        if job.polls_left > 0:
+            if look:
+                job.polls_left -= 1
+                job.state = "InProgress"
+                job.modstamp = format_datetime(utcnow())
+            return
+        elapsed = (time.monotonic() - job.closed_at) * self.time_scale
+        if self.pace is None or elapsed >= job.due_s:
+            self._process(job)
+        elif elapsed >= self.pace.queue_s and job.state != "InProgress":
+            job.state = "InProgress"
+        else:
+            return
+        job.modstamp = format_datetime(utcnow())
+
     def _process(self, job: IngestJob) -> None:
         started = time.perf_counter()
         try:
-            header, rows = _read_csv(job) if job.data is not None else ([], [])
+            parsed = job.parsed if job.parsed is not None else _read_csv(job)
+            if isinstance(parsed, BulkError):
+                raise parsed
+            header, rows = parsed
             job.header = header
             # An empty upload (zero bytes) completes with nothing processed, as in Salesforce.
             plan = self._plan_columns(job, header) if header else []
@@ -291,13 +446,18 @@ class BulkEngine:
             job.state = "Failed"
             job.error_message = exc.error.message
             job.unprocessed = self._all_rows(job) if job.data else []
+            self.work_seconds += time.perf_counter() - started
             return
         rng = random.Random(f"{self.lock_seed}:{job.seq}")
         for start in range(0, len(rows), INTERNAL_BATCH):
             self._run_batch(job, plan, rows[start : start + INTERNAL_BATCH], rng)
         self.store.flush()
         job.state = "JobComplete"
-        job.processing_ms = int((time.perf_counter() - started) * 1000)
+        job.parsed = None
+        worked = time.perf_counter() - started
+        self.work_seconds += worked
+        paced = job.due_s - self.pace.queue_s if self.pace else 0.0
+        job.processing_ms = int((paced or worked) * 1000)
 
     def _plan_columns(self, job: IngestJob, header: list[str]) -> list[tuple[Field, Field | None]]:
         """For each column: the field written and, for ``Rel__r.ExtId__c``, the parent's ext id."""
@@ -504,6 +664,7 @@ class BulkEngine:
 
     def reset(self) -> None:
         self._ingest_seq = 0
+        self.work_seconds = 0.0
         self.ingest_jobs.clear()
         self.query_jobs.clear()
 

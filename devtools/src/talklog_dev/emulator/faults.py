@@ -30,6 +30,18 @@ class Faults:
     """Daily API request limit; beyond it every call gets 403 REQUEST_LIMIT_EXCEEDED."""
     bulk_polls_in_progress: int = 1
     """Job info polls that still see InProgress before a Bulk job completes (slow jobs)."""
+    bulk_queue_s: float | None = None
+    """Paced ingest jobs (``--bulk-pace``, `talklog_dev.emulator.bulk.BulkPace`): emulated
+    seconds a closed job waits in the queue before it is processed; None: every job is done
+    at its first look."""
+    bulk_seconds_per_chunk: float = 1.0
+    """Paced jobs: emulated seconds per chunk of 200 records of a 10,000-record batch."""
+    bulk_seconds_per_mib: float = 0.5
+    """Paced jobs: emulated seconds per MiB of a batch's data."""
+    bulk_parallel_batches: int = 5
+    """Paced jobs: batches of one job processed at once."""
+    time_scale: float = 1.0
+    """Emulated seconds per wall-clock second for paced jobs (100: a 30 s job takes 0.3 s)."""
     person_accounts: bool = True
     """Off: an org without Person Accounts (most B2B orgs). ``Account.IsPersonAccount``,
     ``PersonContactId`` and ``Contact.IsPersonAccount`` are gone from describe, SOQL refuses

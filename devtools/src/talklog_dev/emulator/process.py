@@ -90,6 +90,13 @@ class EmulatorHandle:
     def faults(self) -> dict[str, Any]:
         return self.admin("GET", "faults")
 
+    def set_pace(self, pace: str, time_scale: float = 1.0) -> dict[str, Any]:
+        """Pace the Bulk ingest jobs (``instant``, ``30s``, ``120s``), `time_scale` emulated
+        seconds per wall-clock second."""
+        from talklog_dev.emulator.bulk import PACES
+
+        return self.set_faults(**PACES[pace], time_scale=time_scale)
+
     def stats(self) -> dict[str, Any]:
         return self.admin("GET", "stats")
 
