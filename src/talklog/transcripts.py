@@ -36,8 +36,9 @@ PLACEHOLDERS = {
 }
 CONTINUATION_INDENT = "    "
 _NEXT_LINE = "\n" + CONTINUATION_INDENT
-# What str.splitlines() breaks lines at: the mandatory breaks of UAX #14, and FS, GS, RS.
-_LINE_BREAK = re.compile(r"\r\n|[\n\r\x0b\x0c\x1c-\x1e\x85\u2028\u2029]")
+# What str.splitlines() breaks lines at besides LF: the mandatory breaks of UAX #14 and FS,
+# GS, RS (CRLF first). Replaced one by one: a C scan each, faster than a regular expression.
+LINE_BREAKS = ("\r\n", "\r", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x85", "\u2028", "\u2029")
 # Unicode category Cc (C0 and C1 controls) without tab and newline; line breaks are
 # rendered before this applies.
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
@@ -79,7 +80,8 @@ def _human_size(size: int) -> str:
 def message_content(line: TalkLine) -> str:
     """The message's text, or a readable placeholder for a non-text message."""
     if line.message_type == "text":
-        return _clean(line.text or "")
+        text = line.text or ""
+        return text if text.isprintable() else _clean(text)  # most texts: no call
     label = PLACEHOLDERS.get(line.message_type)
     if label is None:
         label = f"未対応のメッセージ種別: {_clean(line.message_type)}"
@@ -90,11 +92,15 @@ def message_content(line: TalkLine) -> str:
 
 
 def line_breaks_as(text: str, newline: str) -> str:
-    """`text` with every line break (`_LINE_BREAK`) as `newline` and the other control
+    """`text` with every line break (LF and `LINE_BREAKS`) as `newline` and the other control
     characters dropped (tab kept): the one way a transcript renders a line break."""
     if text.isprintable():  # one C scan: no control character or separator at all
         return text
-    return _CONTROL.sub("", _LINE_BREAK.sub(newline, text))
+    for mark in LINE_BREAKS:
+        if mark in text:
+            text = text.replace(mark, "\n")
+    text = _CONTROL.sub("", text)
+    return text if newline == "\n" else text.replace("\n", newline)
 
 
 def _clean(text: str) -> str:
@@ -165,15 +171,14 @@ def render_lines(
     a value the store could not decode or read (`unreadable`), or one the renderer fails on.
 
     A room's lines are rendered in one go; only a room with such a line is rendered again
-    line by line, so the check costs one scan of the rendered text.
+    line by line, so the check costs one UTF-8 encoding of the rendered text.
     """
     try:
         rendered = {line.message_id: render_line(line, zone) for line in lines}
-    except Exception:  # a value of a type or form no store should return: find it
+        "".join(rendered.values()).encode()  # refuses lone surrogates (faster than a search)
+    except Exception:  # a value the store could not decode, or one no store should return
         return _render_each(lines, zone)
-    if _LONE_SURROGATE.search("".join(rendered.values())) is None:
-        return rendered, []
-    return _render_each(lines, zone)
+    return rendered, []
 
 
 def _render_each(
