@@ -8,7 +8,7 @@ VENV := $(CURDIR)/.venv
 STAMP := $(VENV)/.synced-stamp
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: setup lint format test test-fast demo bench emulator airflow airflow-cli clean
+.PHONY: setup lint format test test-fast demo bench emulator airflow airflow-cli clean browser
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -31,9 +31,22 @@ format: setup
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-## test: lint, then the whole test suite
-test: lint
+## test: lint, then the whole test suite (after `browser`, which never fails it)
+test: lint browser
 	$(VENV)/bin/pytest
+
+## browser: Debian's chromium and chromium-driver for the browser test (apt-get, as root), or
+##   a line saying why not; the browser test is skipped, with that reason, where they are absent
+browser:
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then \
+	  echo "browser: chromium and chromedriver are installed"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "browser: installing Debian's chromium and chromium-driver with apt-get"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null) \
+	    || echo "browser: apt-get could not install chromium: the browser test will be skipped"; \
+	else \
+	  echo "browser: not root or no apt-get: install chromium and chromium-driver to run the browser test (skipped for now)"; \
+	fi
 
 ## demo: generate a demo store and run the main job end to end
 demo: setup

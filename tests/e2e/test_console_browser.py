@@ -1,0 +1,261 @@
+"""The console in a real browser: Debian's chromium driven by selenium against `make airflow`'s
+topology (api-server, scheduler, dag-processor on 127.0.0.1, SQLite metadata DB), the emulator
+and a message store with the spec's examples.
+
+The test runs the link sync and one hourly window (a backfill of one data interval), then in
+the Airflow UI: the run's "Talk log" tab shows its window and counts; the "Talk logs" page,
+set to the talk day, shows that window written by that run and the other 23 as gaps; Replay
+clears a dead letter (the replay DAG runs for real); the backfill form creates the other 23
+runs. Screenshots of the tab and the page go to docs/. Skipped, with the reason, when chromium,
+chromedriver or selenium are missing (`make browser` installs Debian's packages).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import shutil
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from talklog import deadletters
+from talklog.store import make_session_factory, upgrade
+from talklog_dev.localstack import (
+    LocalAirflow,
+    TopologyConfig,
+    drop_postgres_database,
+    ensure_postgres_database,
+    free_port,
+    running,
+)
+from talklog_dev.synth.examples import write_examples
+from tests.fixtures.databases import POSTGRES_ADMIN_URL, postgres_answers
+
+pytestmark = pytest.mark.browser
+
+REPO = Path(__file__).resolve().parents[2]
+DOCS = REPO / "docs"
+DAY = dt.date(2026, 1, 9)
+WINDOW_LABEL = "2026-01-09 10:00 – 10:59 (Asia/Tokyo)"
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMEDRIVER = shutil.which("chromedriver")
+TERMINAL = {"success", "failed"}
+
+
+def _browser_missing() -> str | None:
+    if not CHROMIUM or not CHROMEDRIVER:
+        return "chromium/chromedriver not installed (`make browser` installs Debian's packages)"
+    try:
+        import selenium  # ruff: ignore[unused-import]
+    except ImportError:
+        return "selenium is not installed (dev group)"
+    return None
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _needs_a_browser() -> None:
+    reason = _browser_missing()
+    if reason:
+        pytest.skip(reason)
+
+
+@pytest.fixture
+def browser() -> Iterator[Any]:
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--lang=en"):
+        options.add_argument(argument)
+    options.add_argument("--window-size=1400,1000")
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    driver.set_page_load_timeout(60)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+@pytest.fixture
+def metadata_url(tmp_path) -> Iterator[str]:
+    """A throw-away PostgreSQL metadata DB (Airflow refuses backfills on a busy SQLite)."""
+    if not postgres_answers():
+        yield f"sqlite:///{tmp_path / 'airflow.db'}"
+        return
+    name = f"talklog_console_test_{uuid.uuid4().hex[:10]}"
+    try:
+        yield ensure_postgres_database(POSTGRES_ADMIN_URL, name)
+    finally:
+        drop_postgres_database(POSTGRES_ADMIN_URL, name)
+
+
+@pytest.fixture
+def airflow(sf_emulator, sqlite_url, metadata_url, tmp_path) -> Iterator[tuple[LocalAirflow, Any]]:
+    upgrade(sqlite_url)
+    targets = {
+        name: sf_emulator.create_record("ExternalContact__c", Name=label)
+        for name, label in (("yamada", "山田 太郎"), ("sato", "佐藤 花子"))
+    }
+    write_examples(sqlite_url, DAY, targets)
+    store = {"conn_type": "talklog_store", "extra": {"sqlalchemy_url": sqlite_url}}
+    config = TopologyConfig(
+        home=tmp_path / "airflow",
+        database_url=metadata_url,
+        api_port=free_port(),
+        fast_scheduling=True,
+        env={
+            **sf_emulator.airflow_conn_env(),
+            "AIRFLOW_CONN_TALKLOG_STORE": json.dumps(store),
+            "AIRFLOW__CORE__LAZY_LOAD_PLUGINS": "False",
+        },
+    )
+    with running(config) as topology:
+        yield topology, sqlite_url
+
+
+def wait_for(check: Any, timeout: float, what: str, topology: LocalAirflow) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        topology.check_alive()
+        found = check()
+        if found:
+            return found
+        time.sleep(0.5)
+    raise TimeoutError(f"{what} not done after {timeout} s\n{topology.tail('scheduler')}")
+
+
+def finished(topology: LocalAirflow, dag_id: str, count: int = 1, **filters: Any) -> list:
+    runs = topology.dag_runs(dag_id, **filters)
+    done = len(runs) >= count and all(r["state"] in TERMINAL for r in runs)
+    return runs if done else []
+
+
+def prepare(topology: LocalAirflow) -> dict[str, Any]:
+    """Link sync, then the hourly window of Jan 9 10:00 through a one-interval backfill."""
+    for dag_id in ("talklog_link_sync", "talklog_hourly", "talklog_replay_dead_letters"):
+        topology.wait_dag(dag_id)
+    topology.unpause("talklog_link_sync")
+    sync = wait_for(lambda: finished(topology, "talklog_link_sync"), 90, "link sync", topology)
+    assert [r["state"] for r in sync] == ["success"]
+    topology.unpause("talklog_hourly")
+    topology.unpause("talklog_replay_dead_letters")
+    at = "2026-01-10T10:00:00+09:00"
+    body = {"dag_id": "talklog_hourly", "from_date": at, "to_date": at, "max_active_runs": 1}
+    backfill = topology.api("POST", "/api/v2/backfills", body)
+    runs = wait_for(
+        lambda: finished(topology, "talklog_hourly", run_type="backfill"), 90, "hourly", topology
+    )
+    assert [r["state"] for r in runs] == ["success"], runs
+    wait_for(
+        lambda: topology.api("GET", f"/api/v2/backfills/{backfill['id']}").get("completed_at"),
+        30,
+        "the first backfill's completion",
+        topology,
+    )
+    return runs[0]
+
+
+def record_letter(store_url: str, emulator: Any) -> None:
+    """A LineWorks__c row Salesforce refused once; its cause is gone, so a replay passes."""
+    row = emulator.records("LineWorks__c")[0]
+    payload = {k: v for k, v in row.items() if k.endswith("__c") and v is not None}
+    letter = deadletters.Rejection(
+        "LineWorks__c", payload["LinkKey__c"], "FIELD_INTEGRITY_EXCEPTION", "was", None, payload
+    )
+    with make_session_factory(store_url).begin() as session:
+        deadletters.record(session, [letter], dt.datetime.now(dt.UTC), dag_id="t", run_id="t")
+
+
+def open_plugin(browser: Any, url: str, title: str) -> None:
+    """Open a UI page and switch into the plugin's iframe once it has rendered."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser.get(url)
+    try:
+        WebDriverWait(browser, 45).until(
+            ec.frame_to_be_available_and_switch_to_it((By.CSS_SELECTOR, f'iframe[title="{title}"]'))
+        )
+    except Exception:
+        browser.save_screenshot("/tmp/h19-fail.png")
+        Path("/tmp/h19-fail.html").write_text(browser.page_source)
+        raise
+    WebDriverWait(browser, 30).until(ec.presence_of_element_located((By.TAG_NAME, "h1")))
+
+
+def test_console_in_the_airflow_ui(airflow, browser, sf_emulator):
+    from selenium.webdriver.common.by import By
+
+    topology, store_url = airflow
+    run = prepare(topology)
+    base = topology.config.api_url
+
+    # The run's "Talk log" tab.
+    run_id = run["dag_run_id"]
+    open_plugin(browser, f"{base}/dags/talklog_hourly/runs/{run_id}/plugin/talklog-run", "Talk log")
+    assert browser.find_element(By.ID, "window").text.startswith(WINDOW_LABEL)
+    assert "UTC+09:00" in browser.find_element(By.ID, "window").text
+    summary = browser.find_element(By.ID, "summary").text
+    assert "Messages" in summary and "TalkLogs › written" in summary
+    assert browser.find_element(By.ID, "state").text == "success"
+    browser.switch_to.default_content()
+    browser.save_screenshot(str(DOCS / "console-tab.png"))
+    note = topology.api("GET", f"/api/v2/dags/talklog_hourly/dagRuns/{run_id}")["note"]
+    assert note.startswith(WINDOW_LABEL)
+
+    # The "Talk logs" page, set to the talk day.
+    record_letter(store_url, sf_emulator)
+    open_plugin(browser, f"{base}/plugin/talklog", "Talk logs")
+    day = DAY.isoformat()
+    browser.execute_script(
+        "const f = document.getElementById('range');"
+        "f.talks_from.value = arguments[0]; f.talks_to.value = arguments[0];"
+        "f.dag_id.value = 'talklog_hourly'; f.submit();",
+        day,
+    )
+    table = _element(browser, "windows")
+    rows = table.find_elements(By.CSS_SELECTOR, "tr[data-start]")
+    assert len(rows) == 24
+    written = [r for r in rows if "written" in r.get_attribute("class")]
+    assert len(written) == 1 and WINDOW_LABEL in written[0].text and run_id in written[0].text
+    assert len([r for r in rows if "gap" in r.get_attribute("class").split()]) == 23
+    assert "FIELD_INTEGRITY_EXCEPTION" in _element(browser, "letters").text
+    browser.switch_to.default_content()
+    browser.save_screenshot(str(DOCS / "console-page.png"))
+
+    # Replay clears the dead letter.
+    browser.switch_to.frame(browser.find_element(By.CSS_SELECTOR, 'iframe[title="Talk logs"]'))
+    browser.find_element(By.CSS_SELECTOR, "button.replay").click()
+    assert "replay triggered" in _element(browser, "done").text
+    replays = wait_for(
+        lambda: finished(topology, "talklog_replay_dead_letters"), 90, "replay", topology
+    )
+    assert [r["state"] for r in replays] == ["success"], replays
+    browser.execute_script("location.reload()")  # the iframe, not the UI around it
+    assert _element(browser, "no-letters").text == "No open dead letters."
+
+    # The backfill form creates the other 23 windows' runs.
+    browser.find_element(By.ID, "backfill").click()
+    assert "23 windows" in _element(browser, "done").text
+    backfills = topology.api("GET", "/api/v2/backfills", dag_id="talklog_hourly")["backfills"]
+    newest = max(backfills, key=lambda b: b["id"])
+    assert newest["from_date"].startswith("2026-01-09T15:00:00")
+    assert newest["to_date"].startswith("2026-01-10T14:00:00")
+    runs = topology.dag_runs("talklog_hourly", run_type="backfill")
+    assert len(runs) == 24
+    topology.api("PUT", f"/api/v2/backfills/{newest['id']}/cancel")
+
+
+def _element(browser: Any, element_id: str) -> Any:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    return WebDriverWait(browser, 30).until(ec.presence_of_element_located((By.ID, element_id)))
