@@ -96,7 +96,7 @@ def run_dags(sf: EmulatorHandle, last_day: dt.date) -> None:
     db.resetdb()
     dags = DagBag(dag_folder=str(DAGS_FOLDER)).dags
     print(f"{'DAG':<24} {'talk window':<42} {'msgs':>5} {'TalkLogs written':>17}"
-          f" {'Tasks written':>14} {'rejected':>8} {'API calls':>9}"
+          f" {'Tasks written':>14} {'rejected':>8} {'quarantined':>11} {'API calls':>9}"
           f" {'pairs already sent':>18}")  # fmt: skip
     for dag_id, logical_date in runs_to_show(last_day):
         before = sf.stats()["total_api_calls"]
@@ -117,13 +117,13 @@ def print_run(dag_id: str, state: str, summary: dict[str, Any], calls: int) -> N
         linkworks = f"LineWorks {lw.get('written', 0)}"
         rejected = lw.get("rejected", 0) + exchange.get("rejected", 0)
         print(f"{dag_id:<24} {'links changed: ' + str(summary.get('links', 0)):<42} {'':>5}"
-              f" {linkworks:>17} {exchange.get('written', 0):>14} {rejected:>8}"
+              f" {linkworks:>17} {exchange.get('written', 0):>14} {rejected:>8} {'':>11}"
               f" {calls:>9} {'':>18}  {state}")  # fmt: skip
         return
     tl, tasks = summary.get("talklogs", {}), summary.get("tasks", {})
     print(f"{dag_id:<24} {summary.get('window_label', '?'):<42} {summary.get('messages', 0):>5}"
           f" {tl.get('written', 0):>17} {tasks.get('written', 0):>14}"
-          f" {summary.get('rejected', 0):>8} {calls:>9}"
+          f" {summary.get('rejected', 0):>8} {summary.get('quarantined', 0):>11} {calls:>9}"
           f" {summary.get('pairs_owned_by_other_windows', 0):>18}  {state}")  # fmt: skip
 
 
@@ -161,6 +161,7 @@ def main() -> None:
     print(
         "'pairs already sent': (message, customer) pairs another window had delivered; the"
         " delivery ledger keeps each message on each record once across schedules."
+        " 'quarantined': store rows a run could not read (listed by check_dead_letters)."
     )
 
 
