@@ -10,11 +10,13 @@ An unknown party depends on where the talks come from:
 
 - an export imported by hand (`directory=False`): it becomes a new user, a LW user when its
   id is a LINE WORKS account (contains `@`), a LINE user otherwise;
-- the LINE WORKS directory (`directory=True`, ingestion): nobody is invented. A bare name
-  the directory does not know, in a 1:1 room the store has, is that room's one customer (a
-  customer who renamed themselves on LINE: downloads show the current name, which no contact
-  may hold yet); any other unknown or ambiguous party keeps its row out, as a quarantine row
-  of source `directory` with the reason, never guessed.
+- the LINE WORKS directory (`directory=True`, ingestion): nobody is invented. A row's one
+  bare name the directory does not know is the room's one customer that the row does not
+  otherwise name, among the store's members of the room at the row's time (an export lists
+  every member a message went to): a customer who renamed themselves on LINE, since
+  downloads show the current name, which no contact may hold yet. Any other unknown or
+  ambiguous party keeps its row out, as a quarantine row of source `directory` with the
+  reason, never guessed.
 
 New users are only proposed here; the writer creates those a stored row needs.
 """
@@ -24,6 +26,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -36,9 +39,7 @@ from talklog.store.models import (
     LineWorksUser,
     MemberKind,
     RoomMember,
-    RoomType,
 )
-from talklog.store.models import Room as RoomRow
 
 Resolved = tuple[str, str]  # (member kind, user id)
 UNKNOWN = "not in the LINE WORKS directory: run the directory sync, or check the contact"
@@ -68,7 +69,7 @@ class Identities:
         self.directory = directory
         self.parties: dict[Party, Resolved | Unplaced] = {}
         self.in_room: dict[tuple[Party, str], Resolved] = {}  # unknown names placed by room
-        self.sole_customers: dict[str, Resolved | None] = {}  # 1:1 room -> its customer
+        self.room_customers: dict[str, list[tuple[str, Any, Any]]] = {}
 
     def resolve(self, session: Session, parties: Iterable[Party]) -> dict[Resolved, str]:
         """Match the parties not seen yet; return the users to create (user -> display name)."""
@@ -111,33 +112,45 @@ class Identities:
         return self.in_room.get((party, channel)) or self.parties[party]
 
     def _placed_by_room(self, session: Session, party: Party, row: ExportRow) -> bool:
-        """A bare unknown name in a 1:1 room the store has is that room's one customer."""
-        found = self.parties[party]
-        if (
-            not isinstance(found, Unplaced)
-            or found.code != "unknown_person"
-            or party.account_id
-            or party.name.casefold().startswith(BOT_PREFIX)
-        ):
+        """A row's one bare unknown name is the room's one customer the row does not name
+        otherwise (members in the room at the row's time: an export lists them all)."""
+        if not _placeable(self.parties[party], party):
             return False
-        customer = self._sole_customer(session, row.channel_id)
-        if customer is not None:
-            self.in_room[party, row.channel_id] = customer
-        return customer is not None
+        parties = (row.sender, *row.receivers)
+        unknown = {p for p in parties if _placeable(self.parties[p], p)}
+        if unknown != {party}:
+            return False
+        named = {who[1] for p in parties if isinstance(who := self.parties[p], tuple)}
+        candidates = {
+            user
+            for user, joined, left in self._customers(session, row.channel_id)
+            if joined <= row.sent_at and (left is None or row.sent_at < left)
+        } - named
+        if len(candidates) != 1:
+            return False
+        self.in_room[party, row.channel_id] = (MemberKind.LINE.value, candidates.pop())
+        return True
 
-    def _sole_customer(self, session: Session, channel: str) -> Resolved | None:
-        if channel not in self.sole_customers:
-            room_type = session.scalar(sa.select(RoomRow.room_type).where(RoomRow.id == channel))
-            customers = set(
-                session.scalars(
-                    sa.select(RoomMember.line_user_id)
-                    .where(RoomMember.room_id == channel)
-                    .where(RoomMember.member_kind == MemberKind.LINE.value)
-                )
+    def _customers(self, session: Session, channel: str) -> list[tuple[str, Any, Any]]:
+        """The room's LINE memberships in the store: (user, joined, left)."""
+        if channel not in self.room_customers:
+            rows = session.execute(
+                sa.select(RoomMember.line_user_id, RoomMember.joined_at, RoomMember.left_at)
+                .where(RoomMember.room_id == channel)
+                .where(RoomMember.member_kind == MemberKind.LINE.value)
             )
-            one = room_type == RoomType.ONE_TO_ONE.value and len(customers) == 1
-            self.sole_customers[channel] = (MemberKind.LINE.value, customers.pop()) if one else None
-        return self.sole_customers[channel]
+            self.room_customers[channel] = [tuple(r) for r in rows]
+        return self.room_customers[channel]
+
+
+def _placeable(found: Resolved | Unplaced, party: Party) -> bool:
+    """An unknown bare name that is no bot: one the room may place."""
+    return (
+        isinstance(found, Unplaced)
+        and found.code == "unknown_person"
+        and not party.account_id
+        and not party.name.casefold().startswith(BOT_PREFIX)
+    )
 
 
 def lookup(session: Session, parties: set[Party]) -> Directory:
