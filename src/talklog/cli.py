@@ -14,7 +14,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from talklog import backfill, deadletters
+from talklog import backfill, coverage, deadletters
 from talklog.imports import ImportFileError, ImportStoreError, import_export
 from talklog.store import (
     StoreNotMigratedError,
@@ -24,6 +24,7 @@ from talklog.store import (
     upgrade,
 )
 from talklog.store.describe import describe_store
+from talklog.store.models import CoverageSource
 from talklog.trace import trace_message, trace_record
 
 
@@ -64,10 +65,18 @@ def _import(args: argparse.Namespace) -> None:
     if args.upgrade:
         upgrade(args.url)
     try:
-        summary = import_export(make_session_factory(args.url), args.file, timezone=args.tz)
-    except (ImportFileError, ImportStoreError) as error:  # their messages never quote the file
+        covers = coverage.covered_period(*args.covers, args.tz) if args.covers else None
+        sessions = make_session_factory(args.url)
+        summary = import_export(sessions, args.file, timezone=args.tz)
+    except (ImportFileError, ImportStoreError, ValueError) as error:  # never quoting the file
         sys.exit(f"import failed: {error}")
     print(summary.render())
+    if covers and summary.download_error:
+        sys.exit("the export reports a download error: its period is not recorded as covered")
+    if covers:
+        with sessions.begin() as session:
+            coverage.record(session, *covers, CoverageSource.IMPORT, detail=summary.file[-255:])
+        print(f"recorded as covered: {covers[0].isoformat()} .. {covers[1].isoformat()} (UTC)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -103,6 +112,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     imp.add_argument("--tz", default="Asia/Tokyo", help="time zone of times without an offset")
     imp.add_argument("--upgrade", action="store_true", help="migrate the store first")
+    imp.add_argument(
+        "--covers",
+        nargs=2,
+        metavar=("FROM", "TO"),
+        help="record that the file holds every talk of FROM..TO (days, or times; TO excluded)"
+        " so that talk-log runs of TALKLOG_TALK_SOURCE=import write those windows",
+    )
     imp.set_defaults(func=_import)
     backfill.add_command(commands)
     return parser

@@ -71,3 +71,30 @@ def uncovered(start: dt.datetime, end: dt.datetime, ranges: Iterable[Range]) -> 
 
 def is_covered(session: Session, start: dt.datetime, end: dt.datetime) -> bool:
     return not gaps(session, start, end)
+
+
+def covered_period(first: str, last: str, timezone: str) -> Range:
+    """The range an export covers, as `talklog import --covers FROM TO` names it: local days
+    (`2026-01-09 2026-01-10`: both days whole) or times (`2026-01-09T10:00+09:00`, local to
+    `timezone` without an offset; TO excluded)."""
+    from talklog.windows import zone
+
+    local = zone(timezone)
+
+    def moment(text: str, day_end: bool) -> dt.datetime:
+        text = text.strip()
+        if len(text) == 10:  # a day
+            day = dt.date.fromisoformat(text) + dt.timedelta(days=1 if day_end else 0)
+            return dt.datetime.combine(day, dt.time(), local)
+        value = dt.datetime.fromisoformat(text)
+        return value if value.tzinfo else value.replace(tzinfo=local)
+
+    try:
+        start, end = moment(first, False), moment(last, True)
+    except ValueError:
+        raise ValueError(
+            "--covers takes two days (2026-01-09) or times (2026-01-09T10:00)"
+        ) from None
+    if end <= start:
+        raise ValueError(f"--covers ends before it starts: {first} .. {last}")
+    return start.astimezone(dt.UTC), end.astimezone(dt.UTC)

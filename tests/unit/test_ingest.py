@@ -46,3 +46,18 @@ def test_the_room_column_of_every_known_export(room_column):
     text = f"日時,送信者,受信者,{room_column},トーク\r\n2026/01/09 10:00:00,a(a@x.jp),b,ch,hi\r\n"
     (row,) = list(ExportReader(io.StringIO(text, newline="")))
     assert isinstance(row, ExportRow) and row.channel_id == "ch"
+
+
+def test_an_import_covers_the_days_or_times_it_names():
+    from talklog.coverage import covered_period
+
+    assert covered_period("2026-01-09", "2026-01-09", "Asia/Tokyo") == (
+        dt.datetime(2026, 1, 8, 15, tzinfo=UTC),
+        dt.datetime(2026, 1, 9, 15, tzinfo=UTC),
+    )
+    assert covered_period("2026-01-09T10:00", "2026-01-09T11:00+09:00", "Asia/Tokyo") == (
+        at(1),
+        at(2),
+    )
+    with pytest.raises(ValueError, match="ends before it starts"):
+        covered_period("2026-01-10", "2026-01-09", "Asia/Tokyo")
