@@ -160,3 +160,56 @@ def test_migration_0004_rekeys_a_store_of_the_earlier_scheme(store_url, tmp_path
         rename_customer(sessions)
     again = import_export(sessions, export(tmp_path / "again.csv", **options))
     assert (again.inserted, again.duplicates) == (0, len(ROWS))
+
+
+DIRECTORY_CASES = {  # a row's sender, receivers -> what keeps it out
+    "staff member not in the directory": ("新人(new@example.co.jp)", CUSTOMER, "unknown_person"),
+    "customer not in the directory, group": (
+        STAFF,
+        f"{CUSTOMER}, 誰か, 別の誰か",
+        "unknown_person",
+    ),
+    "display name shared by two customers": (STAFF, "同名", "ambiguous_name"),
+    "a bot's post": ("[Bot]受付ボット", f"{STAFF}, {CUSTOMER}", "unknown_person"),
+}
+
+
+def _directory(sessions) -> None:
+    """What the directory sync wrote: the staff member, three customers (two share a name)."""
+    from talklog.store.models import LineWorksUser
+
+    with sessions.begin() as session:
+        session.add(
+            LineWorksUser(id="u-suzuki", display_name="鈴木 一郎", email="suzuki@example.co.jp")
+        )
+        session.add_all(
+            LineUser(id=f"U{n}", display_name=name)
+            for n, name in enumerate((CUSTOMER, "同名", "同名"))
+        )
+
+
+@pytest.mark.parametrize("case", DIRECTORY_CASES)
+def test_a_party_the_directory_cannot_tell_is_quarantined_never_invented(store_url, tmp_path, case):
+    from talklog import quarantine
+    from talklog.store.models import LineWorksUser
+
+    upgrade(store_url)
+    sessions = make_session_factory(store_url)
+    _directory(sessions)
+    sender, receivers, code = DIRECTORY_CASES[case]
+    good = f"2026/01/09 10:00:00,{STAFF},{CUSTOMER},ch-yamada,こんにちは"
+    bad = f'2026/01/09 10:01:00,{sender},"{receivers}",ch-other,お知らせ'
+    path = tmp_path / "download.csv"
+    path.write_text(f"{HEADER}{good}\r\n{bad}\r\n", encoding="utf-8")
+    summary = import_export(sessions, path, directory=True)
+    assert (summary.inserted, summary.rejected, summary.quarantined) == (1, 1, 1)
+    with sessions() as session:
+        (row,) = quarantine.open_rows(session)
+        users = session.scalar(sa.select(sa.func.count()).select_from(LineWorksUser))
+        customers = session.scalar(sa.select(sa.func.count()).select_from(LineUser))
+        sender_of_good = session.scalar(sa.select(Message.sender_lw_user_id))
+    assert (row.source, row.reason_code) == ("directory", code)
+    assert row.record_key.startswith("ch-other@2026-01-09T01:01Z:")
+    assert "お知らせ" not in row.reason and "同名" not in row.reason
+    assert (users, customers) == (1, 3)  # nobody invented
+    assert sender_of_good == "u-suzuki"  # staff matched by their login email
