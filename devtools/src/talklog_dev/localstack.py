@@ -52,6 +52,8 @@ LOCAL = "LocalExecutor"
 CELERY = "CeleryExecutor"
 SIMPLE_AUTH = "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
 STOP_TIMEOUT_S = 20.0
+LINEWORKS_POOL = os.environ.get("TALKLOG_LINEWORKS_POOL", "lineworks_download")
+POOL_DESCRIPTION = "LINE WORKS message-content downloads, one at a time"
 
 
 def answers(host: str, port: int) -> bool:
@@ -248,6 +250,9 @@ class LocalAirflow:
         """`airflow db migrate` (SQLite ~5 s, PostgreSQL ~15 s on a fresh database)."""
         self.config.home.mkdir(parents=True, exist_ok=True)
         self.cli("db", "migrate", timeout=600)
+        # LINE WORKS downloads run one at a time across every DAG (talklog_airflow.operators.
+        # ingest): the pool the ingestion tasks run in, with one slot.
+        self.cli("pools", "set", LINEWORKS_POOL, "1", POOL_DESCRIPTION, timeout=120)
 
     def start(self) -> None:
         """Start every component in its own process group; logs in AIRFLOW_HOME/components."""
