@@ -15,7 +15,7 @@ import contextlib
 import datetime as dt
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from talklog import deadletters
 from talklog.batching import chunked
 from talklog.deadletters import DELETE, Rejection
-from talklog.salesforce.bulk import BulkClient, CsvSpool, IngestResult, spool_rows
+from talklog.salesforce.bulk import BulkClient, CsvSpool, IngestRequest, IngestResult, spool_rows
 from talklog.salesforce.failures import (
     QUERY_RETRY,
     ROW_RETRY,
@@ -121,6 +121,27 @@ class _Operation:
 
 
 @dataclass
+class _Lane:
+    """One spool of one object's load: the rows it sends next (all, then those to resend)."""
+
+    object_name: str
+    operation: _Operation
+    outcome: LoadOutcome
+    pending: CsvSpool
+    first: bool = True
+
+    def request(self) -> IngestRequest:
+        if self.operation.record_keys is None:
+            key = self.operation.key_field
+            return IngestRequest(self.object_name, "upsert", self.pending, key)
+        return IngestRequest(self.object_name, self.operation.name, self.pending, key_field="Id")
+
+
+Load = tuple[str, str, "CsvSpool | Iterable[Mapping[str, Any]]"]
+"""An upsert of `BulkLoader.upsert_all`: object, external key field, rows."""
+
+
+@dataclass
 class BulkLoader:
     """Upserts and deletes rows of one object by its external id, with dead letters kept
     in the store."""
@@ -141,13 +162,23 @@ class BulkLoader:
         A spool stays the caller's (read, never changed or closed); dicts are spooled here.
         Rows of different column sets (replayed letters of several jobs) go in one job each.
         """
-        outcome = LoadOutcome(object_name)
-        operation = _Operation("upsert", key_field)
+        return self.upsert_all([(object_name, key_field, rows)])[0]
+
+    def upsert_all(self, loads: Sequence[Load]) -> list[LoadOutcome]:
+        """Several upserts (objects that do not depend on each other) as one load: every
+        job of every object is submitted before Salesforce is asked how any is doing, and
+        the rows to resend are resent together. One outcome per load, in order."""
+        outcomes = [LoadOutcome(object_name) for object_name, _, _ in loads]
         with contextlib.ExitStack() as cleanup:
-            for spool in self._spools(object_name, key_field, rows, outcome, cleanup):
-                self._load_spool(object_name, operation, spool, outcome, cleanup)
-        self._record(object_name, outcome)
-        return outcome
+            lanes = [
+                _Lane(object_name, _Operation("upsert", key_field), outcome, spool)
+                for (object_name, key_field, rows), outcome in zip(loads, outcomes, strict=True)
+                for spool in self._spools(object_name, key_field, rows, outcome, cleanup)
+            ]
+            self._load_lanes(lanes, cleanup)
+        for outcome in outcomes:
+            self._record(outcome.object_name, outcome)
+        return outcomes
 
     def delete(
         self, object_name: str, key_field: str, keys: Iterable[str], query_all: QueryAll
@@ -172,7 +203,7 @@ class BulkLoader:
                 contextlib.ExitStack() as cleanup,
                 spool_rows(({"Id": record_id} for record_id in sorted(ids)), ("Id",)) as spool,
             ):
-                self._load_spool(object_name, operation, spool, outcome, cleanup)
+                self._load_lanes([_Lane(object_name, operation, outcome, spool)], cleanup)
         outcome.accepted_keys -= outcome.rejected.keys()  # a key with a record left
         self._record(object_name, outcome, unsent=absent)
         return outcome
@@ -184,31 +215,26 @@ class BulkLoader:
             )
             return [letter.record_key for letter in letters if letter.record_key not in wanted]
 
-    def _load_spool(
-        self,
-        object_name: str,
-        operation: _Operation,
-        spool: CsvSpool,
-        outcome: LoadOutcome,
-        cleanup: contextlib.ExitStack,
-    ) -> None:
-        """Send `spool`, then the rows answered RETRY_NOW (and rows refused for their owner,
-        without OwnerId) again, sorted by key, after the policy's backoff, while `row_retry`
-        allows; rows still failing stay letters."""
-        pending, first = spool, True
+    def _load_lanes(self, lanes: list[_Lane], cleanup: contextlib.ExitStack) -> None:
+        """Send every lane's spool, then the rows answered RETRY_NOW (and rows refused for
+        their owner, without OwnerId) again, sorted by key, after the policy's backoff, while
+        `row_retry` allows; rows still failing stay letters. Each round is one
+        `BulkClient.ingest_many` of every lane with rows to send."""
         for retry in range(1, self.row_retry.attempts):
-            retry_now = self._submit(object_name, operation, pending, outcome, first)
-            if not retry_now:
+            again = [(lane, rows) for lane, rows in self._submit_all(lanes) if rows]
+            if not again:
                 return
             self.sleep(self.row_retry.delay(retry))
-            retry_now.sort(key=lambda row: str(row.get(operation.ingest_key)))
-            for row in retry_now:
-                key = operation.key(str(row[operation.ingest_key]))
-                outcome.rejected.pop(key, None)
-                outcome.resends[key] += 1
-            pending = cleanup.enter_context(spool_rows(retry_now, (operation.ingest_key,)))
-            first = False
-        self._submit(object_name, operation, pending, outcome, first)
+            for lane, retry_now in again:
+                _resend(lane, retry_now, cleanup)
+            lanes = [lane for lane, _ in again]
+        self._submit_all(lanes)
+
+    def _submit_all(self, lanes: list[_Lane]) -> list[tuple[_Lane, list[dict[str, Any]]]]:
+        """One ingest of every lane; each lane with the rows to send again now."""
+        results = self.bulk.ingest_many([lane.request() for lane in lanes])
+        pairs = zip(lanes, results, strict=True)
+        return [(lane, self._account(lane, result)) for lane, result in pairs]
 
     def _spools(
         self,
@@ -238,17 +264,12 @@ class BulkLoader:
                 outcome.retried_letters += 1
         return [spool for spool in spools if len(spool)]
 
-    def _submit(
-        self,
-        object_name: str,
-        operation: _Operation,
-        spool: CsvSpool,
-        outcome: LoadOutcome,
-        first: bool,
-    ) -> list[dict[str, Any]]:
-        """One ingest; every failed or unprocessed row becomes a rejection. Returns the
-        rows the policy says to send again now."""
-        result = self._ingest(object_name, operation, spool)
+    def _account(self, lane: _Lane, result: IngestResult) -> list[dict[str, Any]]:
+        """Count one ingest of a lane; every failed or unprocessed row becomes a rejection.
+        Returns the rows the policy says to send again now."""
+        object_name, operation, outcome, first = (
+            lane.object_name, lane.operation, lane.outcome, lane.first
+        )  # fmt: skip
         outcome.accepted_keys.update(map(operation.key, result.succeeded_keys))
         if operation.record_keys is None:
             outcome.written += result.succeeded
@@ -272,13 +293,6 @@ class BulkLoader:
                 retry_now.append(again)  # the default owner (the integration user) owns it
                 outcome.resent_without_owner += 1
         return retry_now
-
-    def _ingest(self, object_name: str, operation: _Operation, spool: CsvSpool) -> IngestResult:
-        if operation.record_keys is None:
-            return self.bulk.ingest(
-                object_name, operation.name, spool, external_id_field=operation.key_field
-            )
-        return self.bulk.ingest(object_name, operation.name, spool, key_field="Id")
 
     def _record(
         self, object_name: str, outcome: LoadOutcome, unsent: set[str] = frozenset()
@@ -305,6 +319,19 @@ def record_ids(
         soql = f"SELECT Id, {key_field} FROM {object_name} WHERE {key_field} IN ({values})"
         found.update({row["Id"]: row[key_field] for row in query_all(soql)})
     return found
+
+
+def _resend(lane: _Lane, retry_now: list[dict[str, Any]], cleanup: contextlib.ExitStack) -> None:
+    """Make `retry_now` (sorted by key) the lane's next spool; their rejections are open
+    again and each counts one more send."""
+    operation, outcome = lane.operation, lane.outcome
+    retry_now.sort(key=lambda row: str(row.get(operation.ingest_key)))
+    for row in retry_now:
+        key = operation.key(str(row[operation.ingest_key]))
+        outcome.rejected.pop(key, None)
+        outcome.resends[key] += 1
+    lane.pending = cleanup.enter_context(spool_rows(retry_now, (operation.ingest_key,)))
+    lane.first = False
 
 
 def _spool_for(

@@ -118,9 +118,15 @@ def write_talk_logs(
             staged_keys.update(staged.tasks.keys(UPSERT_KEYS["Task"]))
         stale = stale_parts.plan(sessions, query_all, window, staged.written, staged.rooms)
         removed = {name: _delete_stale(loader, query_all, stale, name) for name in STALE_ORDER}
-        talklogs = loader.upsert("TalkLog__c", UPSERT_KEYS["TalkLog__c"], staged.talklogs)
+        # A Task names its TalkLog by key (TalkLogKey__c is text, not a lookup): both
+        # objects' jobs are submitted before Salesforce is asked how any is doing.
+        talklogs, tasks = loader.upsert_all(
+            [
+                ("TalkLog__c", UPSERT_KEYS["TalkLog__c"], staged.talklogs),
+                ("Task", UPSERT_KEYS["Task"], staged.tasks),
+            ]
+        )
         summary.talklogs = talklogs.merged(removed["TalkLog__c"]).summary()
-        tasks = loader.upsert("Task", UPSERT_KEYS["Task"], staged.tasks)
         summary.tasks = tasks.merged(removed["Task"]).summary()
         staged.owners.count_refused(tasks.resent_without_owner)
         summary.tasks_owned_by_integration_user = staged.owners.tasks_by_reason()

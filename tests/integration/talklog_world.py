@@ -42,6 +42,7 @@ from talklog.talklogs import TalkLogSettings
 from talklog.targets import Describe, QueryAll
 from talklog.transcripts import TalkLine, render_line
 from talklog.windows import DEFAULT_TIMEZONE, TalkWindow
+from talklog_dev.emulator.timescale import ScaledTime
 from talklog_dev.synth import GenerationReport, GeneratorConfig, generate
 
 TOKYO = ZoneInfo(DEFAULT_TIMEZONE)
@@ -66,21 +67,28 @@ class Clients:
     describe: Describe | None = None  # None: the org is assumed to have Person Accounts
 
 
-def direct_clients(emulator: Any, poll_interval: float = 0.01) -> Clients:
-    """simple-salesforce + BulkClient on one fresh emulator session (Bulk renews its token)."""
+def direct_clients(
+    emulator: Any, poll_interval: float = 0.01, clock: ScaledTime | None = None, **bulk: Any
+) -> Clients:
+    """simple-salesforce + BulkClient on one fresh emulator session (Bulk renews its token);
+    `clock` times the Bulk client at the emulator's time scale, `bulk` are more of its
+    options (max_upload_bytes, expected_pace)."""
     session = emulator.session()
     token = emulator.token()
     sf = Salesforce(
         session_id=token, instance_url=emulator.instance_url, session=session, version="66.0"
     )
-    bulk = BulkClient(
+    if clock is not None:
+        bulk.update(sleep=clock.sleep, clock=clock.clock)
+    client = BulkClient(
         session,
         emulator.instance_url,
         token,
         refresh_token=emulator.token,
         poll_interval=poll_interval,
+        **bulk,
     )
-    return Clients(sf.query_all_iter, bulk, session, lambda name: getattr(sf, name).describe())
+    return Clients(sf.query_all_iter, client, session, lambda name: getattr(sf, name).describe())
 
 
 @dataclass

@@ -1,10 +1,13 @@
 """Spec section 8: the API calls of a talk-log run do not grow with the number of records.
 
 A day of 100 messages and a day of 100,000 (the same rooms and customers, so ~5x the rows
-and ~1,000x the transcript text) cost the same Bulk API calls: one job per object, one poll and
-no result download (nothing failed, and successful results are never read). The SOQL queries
-that place the linked customers and find the staff's active users, and the one describe of
-Account (does the org have Person Accounts?), are counted apart.
+and ~1,000x the transcript text) cost the same Bulk API calls: one job per object (create,
+upload, close), the jobs of both objects watched together by job-list calls, one job-info call
+per job for its counts and no result download (nothing failed, and successful results are
+never read). That holds when jobs take a real org's time too (the emulator's `--bulk-pace`,
+scaled down 100 times, the client's clock with it). The SOQL queries that place the linked
+customers and find the staff's active users, and the one describe of Account (does the org
+have Person Accounts?), are counted apart.
 """
 
 from __future__ import annotations
@@ -14,10 +17,13 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
+import pytest
+
 from talklog.pipeline import RunSummary
+from talklog_dev.emulator.timescale import ScaledTime
 from talklog_dev.synth import GeneratorConfig
 
-from .talklog_world import DAY, build_world
+from .talklog_world import DAY, build_world, direct_clients
 
 CONFIG = GeneratorConfig(
     seed=3,
@@ -28,7 +34,9 @@ CONFIG = GeneratorConfig(
     group_share=0.4,
     long_message_share=0.0005,
 )
-BULK_CALLS_PER_JOB = 4  # create, upload, upload complete, one poll
+BULK_CALLS_PER_JOB = 4  # create, upload, upload complete, its info (counts) at the end
+JOBS = "/services/data/v{version}/jobs/ingest"
+SCALE = 100.0  # emulated seconds per wall second of paced jobs
 
 
 @dataclass
@@ -52,9 +60,16 @@ class Measured:
         return self.calls["GET sobjects"]
 
 
-def _measure_a_day(emulator: Any, url: str, messages: int) -> Measured:
+def _measure_a_day(emulator: Any, url: str, messages: int, pace: str = "instant") -> Measured:
     emulator.reset()
-    world = build_world(emulator, url, CONFIG.replace(messages=messages))
+    clock = ScaledTime(SCALE)
+    world = build_world(
+        emulator,
+        url,
+        CONFIG.replace(messages=messages),
+        lambda: direct_clients(emulator, poll_interval=0.5, clock=clock),
+    )
+    emulator.set_pace(pace, time_scale=SCALE)
     emulator.reset(records=False, faults=False, counters=True)
     urls: list[str] = []
     world.clients.http_session.hooks["response"].append(lambda r, *_, **__: urls.append(r.url))
@@ -83,7 +98,9 @@ def test_api_calls_are_the_same_for_100_and_100_000_messages(sf_emulator, tmp_pa
         f" {large.seconds:.1f}s"
     )
     assert large.summary.tasks["sent"] > 4 * small.summary.tasks["sent"]
-    assert large.bulk == small.bulk == 2 * BULK_CALLS_PER_JOB <= 12
+    # two jobs, one job-list call (the instant org has them done at the first look)
+    assert large.bulk == small.bulk == 2 * BULK_CALLS_PER_JOB + 1 <= 12
+    assert large.endpoints[f"GET {JOBS}"] == small.endpoints[f"GET {JOBS}"] == 1
     # one query per kind of linked record, one for the staff's active users
     assert large.soql <= 5 and small.soql <= 5
     assert large.describes == small.describes == 1  # Person Accounts: asked once per run
@@ -91,3 +108,19 @@ def test_api_calls_are_the_same_for_100_and_100_000_messages(sf_emulator, tmp_pa
     for measured in (small, large):
         assert sum(measured.endpoints.values()) == sum(measured.calls.values())
         assert measured.downloads == [], measured.downloads
+
+
+@pytest.mark.parametrize(("pace", "budget"), [("30s", 12), ("120s", 13)])
+def test_api_calls_at_a_real_orgs_pace(sf_emulator, tmp_path, pace, budget):
+    """Jobs of ~30 s (a 1k window's at the 30s pace) or ~60 s: the same calls at 100 and
+    10,000 messages, by endpoint as the emulator counted them."""
+    small = _measure_a_day(sf_emulator, f"sqlite:///{tmp_path / 'small.db'}", 100, pace)
+    large = _measure_a_day(sf_emulator, f"sqlite:///{tmp_path / 'large.db'}", 10_000, pace)
+    for measured in (small, large):
+        calls = {name: n for name, n in measured.endpoints.items() if JOBS in name}
+        assert calls[f"POST {JOBS}"] == calls[f"PUT {JOBS}/{{job_id}}/batches"] == 2, calls
+        assert calls[f"PATCH {JOBS}/{{job_id}}"] == calls[f"GET {JOBS}/{{job_id}}"] == 2, calls
+        assert 2 <= calls[f"GET {JOBS}"] <= budget - 8, calls  # the rounds of job-list calls
+        assert measured.bulk == sum(calls.values()) <= budget
+        assert measured.downloads == [], measured.downloads
+    assert large.bulk == small.bulk

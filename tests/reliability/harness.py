@@ -16,6 +16,7 @@ from typing import Any
 
 from talklog import deadletters
 from talklog.relink import relink
+from talklog.salesforce.bulk import NO_EXPECTATION
 from talklog.windows import TalkWindow
 from talklog_dev.synth import GeneratorConfig
 from tests.integration.talklog_world import (
@@ -50,9 +51,9 @@ def hook_clients() -> Clients:
     from talklog_airflow.hooks.salesforce import TalkLogSalesforceHook
 
     hook = TalkLogSalesforceHook()
-    return Clients(
-        hook.conn.query_all_iter, hook.bulk_client(poll_interval=0.01), hook.http_session
-    )
+    # jobs made slow by a count of polls (not by time): looked at again 1.5 times later each
+    bulk = hook.bulk_client(poll_interval=0.01, expected_pace=NO_EXPECTATION)
+    return Clients(hook.conn.query_all_iter, bulk, hook.http_session)
 
 
 def quarters(window: TalkWindow) -> list[TalkWindow]:

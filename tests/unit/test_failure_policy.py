@@ -21,7 +21,7 @@ from simple_salesforce.exceptions import (
 import talklog_dev.emulator
 from talklog import deadletters
 from talklog.loading import BulkLoader
-from talklog.salesforce.bulk import BulkClient, CsvSpool, IngestResult, JobSummary
+from talklog.salesforce.bulk import BulkClient, CsvSpool, IngestRequest, IngestResult, JobSummary
 from talklog.salesforce.failures import (
     Backoff,
     BulkApiError,
@@ -384,6 +384,9 @@ class FakeBulk:
 
     def __init__(self, errors: dict[str, list[str]], unprocessed: set[str] = frozenset()) -> None:
         self.errors, self.unprocessed, self.sent = errors, unprocessed, []
+
+    def ingest_many(self, requests: list[IngestRequest]) -> list[IngestResult]:
+        return [self.ingest(r.object_name, r.operation, r.rows, r.key) for r in requests]
 
     def ingest(self, object_name: str, operation: str, spool: CsvSpool, external_id_field: str):
         rows = [

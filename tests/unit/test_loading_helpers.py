@@ -182,6 +182,12 @@ class LockingBulk:
     def __init__(self, locks: dict[str, int]) -> None:
         self.locks, self.sent = dict(locks), Counter()
 
+    def ingest_many(self, requests):
+        return [
+            self.ingest(r.object_name, r.operation, r.rows, r.external_id_field, key_field=r.key)
+            for r in requests
+        ]
+
     def ingest(self, object_name, operation, spool, external_id_field=None, *, key_field=None):
         key_field = key_field or external_id_field
         rows = [r for p in spool.parts() for r in csv.DictReader(io.StringIO(p.data.decode()))]

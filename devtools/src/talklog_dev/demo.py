@@ -1,9 +1,13 @@
-"""`make demo`: the main job end to end on the embedded defaults.
+"""`make demo`: the main job end to end, LINE WORKS emulator -> store -> Salesforce emulator.
 
-A realistic message store (SQLite), the local Salesforce emulator with the linked customers'
-records, then Airflow itself (`dag.test()`, SQLite metadata) runs the link sync and the hourly,
-6-hourly and daily talk-log DAGs over consecutive windows. Prints what each run wrote and one
-sample transcript, and stops everything it started.
+Two local emulators on 127.0.0.1: LINE WORKS (filled from the synthetic generator: staff,
+LINE contacts and 4 days of talk) and Salesforce (the linked customers' records and the staff's
+users). The store (SQLite) starts with the same world's rooms and links but no message. Then
+Airflow itself (`dag.test()`, SQLite metadata, `TALKLOG_TALK_SOURCE=lineworks`) runs the link
+sync (directory sync first) and the hourly, 6-hourly and daily talk-log DAGs over consecutive
+windows: each run downloads its window from LINE WORKS, waits until it is covered and writes
+it. Prints one table of what each run moved, writes one sample transcript to a file (no talk
+is printed) and stops both emulators by process id.
 
     python -m talklog_dev.demo      (`make demo`)
 """
@@ -15,31 +19,45 @@ import json
 import logging
 import os
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pendulum
+import sqlalchemy as sa
 
-from talklog.store.models import TargetType
-from talklog_dev.demo_store import (
-    DEMO_CONFIG,
-    DEMO_DIR,
-    REPO_ROOT,
-    TIME_ZONE,
-    fresh_store,
-    print_generation,
-)
+from talklog.store import make_session_factory
+from talklog.store.models import LineWorksUser, Message, TargetType
+from talklog_dev.demo_store import DEMO_CONFIG, DEMO_DIR, REPO_ROOT, TIME_ZONE, fresh_store
 from talklog_dev.emulator.process import EmulatorHandle, run_emulator
-from talklog_dev.synth.generator import generate
+from talklog_dev.lineworks_emulator.process import LineWorksEmulatorHandle, run_lineworks_emulator
+from talklog_dev.synth.generator import GeneratorConfig, generate
+from talklog_dev.synth.lineworks import lineworks_world
 
 DAGS_FOLDER = REPO_ROOT / "dags"
+SAMPLE_FILE = DEMO_DIR / "sample-transcript.txt"
 TARGET_OBJECTS: dict[TargetType, Callable[[int], tuple[str, dict[str, Any]]]] = {
     TargetType.EXTERNAL_CONTACT: lambda n: ("ExternalContact__c", {"Name": f"外部連絡先 {n}"}),
     TargetType.LEAD: lambda n: ("Lead", {"LastName": f"リード {n}", "Company": f"株式会社{n}"}),
     TargetType.CONTACT: lambda n: ("Contact", {"LastName": f"取引先責任者 {n}"}),
     TargetType.PERSON_ACCOUNT: lambda n: ("Account", {"LastName": f"個人 {n}"}),
 }
+TALK_TASKS = ("ingest_talks", "write_talk_logs")
+LINK_TASKS = ("sync_directory", "sync_links")
+TABLE_HEADERS = (
+    "DAG", f"talk window ({TIME_ZONE})", "talks\ndownloaded", "messages\nnew",
+    "messages\nknown", "rows\nquarantined", "TalkLogs\nwritten", "Tasks\nwritten",
+    "Salesforce\nAPI calls", "write_talk_logs", "check_dead_letters",
+)  # fmt: skip
+LEGEND = """\
+talks downloaded: rows of the run's LINE WORKS download (its window plus 5 minutes either side,
+  bot posts left out); messages new / known: stored now / already stored by an earlier,
+  overlapping download (the store keeps each message once, also across schedules).
+rows quarantined: talk rows the directory could not place (a customer named only by a display
+  name several LINE users share: never guessed) plus store rows a run could not read; they are
+  left out and kept in the store's quarantine table, and check_dead_letters fails, naming each,
+  while any is open. The rest of the window is written."""
 
 
 def airflow_environment(home: Path) -> None:
@@ -52,26 +70,72 @@ def airflow_environment(home: Path) -> None:
             "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS_FOLDER),
             "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO_ROOT / "plugins"),
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
-            "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
+            "TALKLOG_TALK_SOURCE": "lineworks",
+            "TALKLOG_TIMEZONE": TIME_ZONE,
         }
     )
+    # Task failures are in the table; AIRFLOW__LOGGING__LOGGING_LEVEL=ERROR shows their logs.
+    os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "CRITICAL")
 
 
-def salesforce_records(sf: EmulatorHandle) -> tuple[Callable, Callable]:
-    """Callables for the generator that create the linked records and users in the emulator."""
+def quiet_warnings() -> None:
+    """Library deprecation notices are not the demo's output (Airflow logs them as warnings)."""
+    warnings.simplefilter("ignore")
+    logging.basicConfig(level=logging.ERROR)
+
+
+def lineworks_args(config: GeneratorConfig) -> list[str]:
+    """The emulator's world: the generator's, with the demo's seed and sizes."""
+    return [
+        "--seed", str(config.seed), "--day", config.day.isoformat(), "--days", str(config.days),
+        "--messages", str(config.messages), "--staff", str(config.n_staff),
+        "--customers", str(config.n_customers), "--rooms", str(config.n_rooms),
+        "--tz", config.tz, "--quiet-day-share", str(config.quiet_day_share),
+    ]  # fmt: skip
+
+
+def target_ids(sf: EmulatorHandle) -> Callable[[TargetType, int], str]:
+    """For the generator: creates each linked record in the Salesforce emulator."""
 
     def target_id(kind: TargetType, n: int) -> str:
         sobject, values = TARGET_OBJECTS[kind](n)
         return sf.create_record(sobject, **values)
 
-    def user_id(n: int) -> str:
-        return sf.create_record("User", Username=f"staff{n}@talklog.example", LastName=f"担当{n}")
-
-    return target_id, user_id
+    return target_id
 
 
-def connections(sf: EmulatorHandle, store_url: str) -> None:
-    os.environ.update(sf.airflow_conn_env())
+def store_world(url: str, config: GeneratorConfig) -> None:
+    """The world's people, rooms and links in the store; its messages only in LINE WORKS."""
+    report = generate(url, config)
+    with make_session_factory(url).begin() as session:
+        session.execute(sa.delete(Message))
+    print(
+        f"Store: {report.lw_users} staff, {report.line_users} LINE customers,"
+        f" {sum(report.rooms_by_type.values())} rooms, {sum(report.links_by_target.values())}"
+        " links; no message yet."
+    )
+    print(
+        f"LINE WORKS holds their {report.messages:,} messages"
+        f" ({report.start:%Y-%m-%d %H:%M} to {report.end:%Y-%m-%d %H:%M} UTC)."
+    )
+
+
+def staff_users(sf: EmulatorHandle, url: str, config: GeneratorConfig) -> None:
+    """A Salesforce user for each staff member the store gives one (some have none)."""
+    emails = {user["userId"]: user["email"] for user in lineworks_world(config).users}
+    with make_session_factory(url).begin() as session:
+        staff = session.scalars(
+            sa.select(LineWorksUser).where(LineWorksUser.salesforce_user_id.is_not(None))
+        )
+        for user in staff:
+            email = emails[user.id]
+            user.salesforce_user_id = sf.create_record(
+                "User", Username=email, Email=email, LastName=user.display_name
+            )
+
+
+def connections(sf: EmulatorHandle, lw: LineWorksEmulatorHandle, store_url: str) -> None:
+    os.environ.update({**sf.airflow_conn_env(), **lw.airflow_conn_env()})
     store = {"conn_type": "talklog_store", "extra": {"sqlalchemy_url": store_url}}
     os.environ["AIRFLOW_CONN_TALKLOG_STORE"] = json.dumps(store)
 
@@ -86,83 +150,141 @@ def runs_to_show(last_day: dt.date) -> list[tuple[str, pendulum.DateTime]]:
     return [("talklog_link_sync", at(0).add(days=1)), *hourly, *six_hourly, *daily]
 
 
-def run_dags(sf: EmulatorHandle, last_day: dt.date) -> None:
-    from airflow.dag_processing.dagbag import DagBag
+def returned(run: Any, task_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """Each task's return value (XCom) in `run`, by task id ({} when it returned nothing)."""
     from airflow.models.xcom import XComModel
-    from airflow.utils import db
     from airflow.utils.session import create_session
+
+    values: dict[str, dict[str, Any]] = {}
+    with create_session() as session:
+        for task_id in task_ids:
+            query = XComModel.get_many(
+                run_id=run.run_id, key="return_value", dag_ids=run.dag_id, task_ids=task_id
+            )
+            row = session.scalars(query).first()
+            values[task_id] = XComModel.deserialize_value(row) if row else {}
+    return values
+
+
+def run_dags(sf: EmulatorHandle, last_day: dt.date) -> list[list[Any]]:
+    """Run the demo's DAGs in order; the table rows of the talk-log runs."""
+    from airflow.dag_processing.dagbag import DagBag
+    from airflow.utils import db
 
     print("\nMigrating the demo's Airflow metadata DB (SQLite)...")
     db.resetdb()
+    quiet_warnings()  # again: importing Airflow resets the filters
     dags = DagBag(dag_folder=str(DAGS_FOLDER)).dags
-    print(f"{'DAG':<24} {'talk window':<42} {'msgs':>5} {'TalkLogs written':>17}"
-          f" {'Tasks written':>14} {'rejected':>8} {'quarantined':>11} {'API calls':>9}"
-          f" {'pairs already sent':>18}")  # fmt: skip
+    rows: list[list[Any]] = []
+    owned_by_integration_user = 0
     for dag_id, logical_date in runs_to_show(last_day):
         before = sf.stats()["total_api_calls"]
         run = dags[dag_id].test(logical_date=logical_date)
-        task_id = "sync_links" if dag_id.endswith("link_sync") else "write_talk_logs"
-        query = XComModel.get_many(
-            run_id=run.run_id, key="return_value", dag_ids=dag_id, task_ids=task_id
-        )
-        with create_session() as session:
-            row = session.scalars(query).first()
-            value = XComModel.deserialize_value(row) if row else {}
-        print_run(dag_id, run.state, value, sf.stats()["total_api_calls"] - before)
+        calls = sf.stats()["total_api_calls"] - before
+        if dag_id.endswith("link_sync"):
+            print_link_sync(returned(run, LINK_TASKS), calls, run.state)
+            continue
+        values = returned(run, TALK_TASKS)
+        rows.append(talk_row(dag_id, values, calls, task_states(run)))
+        owned = values["write_talk_logs"].get("tasks_owned_by_integration_user", {})
+        owned_by_integration_user += sum(owned.values())
+    print_table(rows, owned_by_integration_user)
+    return rows
 
 
-def print_run(dag_id: str, state: str, summary: dict[str, Any], calls: int) -> None:
-    if dag_id.endswith("link_sync"):
-        lw, exchange = summary.get("linkworks", {}), summary.get("exchange_tasks", {})
-        linkworks = f"LineWorks {lw.get('written', 0)}"
-        rejected = lw.get("rejected", 0) + exchange.get("rejected", 0)
-        print(f"{dag_id:<24} {'links changed: ' + str(summary.get('links', 0)):<42} {'':>5}"
-              f" {linkworks:>17} {exchange.get('written', 0):>14} {rejected:>8} {'':>11}"
-              f" {calls:>9} {'':>18}  {state}")  # fmt: skip
-        return
-    tl, tasks = summary.get("talklogs", {}), summary.get("tasks", {})
-    print(f"{dag_id:<24} {summary.get('window_label', '?'):<42} {summary.get('messages', 0):>5}"
-          f" {tl.get('written', 0):>17} {tasks.get('written', 0):>14}"
-          f" {summary.get('rejected', 0):>8} {summary.get('quarantined', 0):>11} {calls:>9}"
-          f" {summary.get('pairs_owned_by_other_windows', 0):>18}  {state}")  # fmt: skip
+def print_link_sync(values: dict[str, dict[str, Any]], calls: int, state: str) -> None:
+    directory, links = values["sync_directory"], values["sync_links"]
+    linkworks, exchange = links.get("linkworks", {}), links.get("exchange_tasks", {})
+    print(
+        f"\nLink sync ({state}): the directory sync read {directory.get('staff_read', 0)} staff"
+        f" and {directory.get('contacts_read', 0)} contacts from LINE WORKS"
+        f" ({directory.get('lineworks_api_calls', 0)} LINE WORKS calls); {links.get('links', 0)}"
+        f" links -> {linkworks.get('written', 0)} LineWorks__c records and"
+        f" {exchange.get('written', 0)} exchange Tasks ({calls} Salesforce API calls)."
+    )
 
 
-def print_sample(sf: EmulatorHandle) -> None:
+def task_states(run: Any) -> dict[str, str]:
+    return {ti.task_id: str(ti.state) for ti in run.get_task_instances()}
+
+
+def talk_row(
+    dag_id: str, values: dict[str, dict[str, Any]], calls: int, states: dict[str, str]
+) -> list:
+    ingest, write = values["ingest_talks"], values["write_talk_logs"]
+    window = str(write.get("window_label", "?")).removesuffix(f" ({TIME_ZONE})")
+    quarantined = int(ingest.get("quarantined", 0)) + int(write.get("quarantined", 0))
+    return [
+        dag_id.removeprefix("talklog_"),
+        window,
+        ingest.get("talks_downloaded", 0),
+        ingest.get("messages_new", 0),
+        ingest.get("messages_known", 0),
+        quarantined,
+        write.get("talklogs", {}).get("written", 0),
+        write.get("tasks", {}).get("written", 0),
+        calls,
+        states.get("write_talk_logs", "?"),
+        states.get("check_dead_letters", "?"),
+    ]
+
+
+def print_table(rows: list[list[Any]], owned_by_integration_user: int) -> None:
+    from tabulate import tabulate
+
+    print("\nTalk-log runs (each downloads its window from LINE WORKS, then writes it):")
+    print(tabulate(rows, headers=TABLE_HEADERS, tablefmt="simple", disable_numparse=True))
+    print(LEGEND)
+    print(
+        f"Tasks owned by the integration user (staff without an active Salesforce user):"
+        f" {owned_by_integration_user}."
+    )
+
+
+def write_sample(sf: EmulatorHandle) -> None:
+    """Totals, and one short transcript written to a file (the output shows no talk)."""
     talklogs = sorted(sf.records("TalkLog__c"), key=lambda r: -int(float(r["MessageCount__c"])))
     tasks = [t for t in sf.records("Task") if t.get("LineWorksKind__c") == "TalkLog"]
     print(f"\nSalesforce now holds {len(talklogs)} TalkLog__c records, {len(tasks)} LINE WORKSログ"
           f" Tasks and {len(sf.records('LineWorks__c'))} LineWorks__c records.")  # fmt: skip
     if talklogs:
         sample = next((r for r in talklogs if int(float(r["MessageCount__c"])) <= 12), talklogs[0])
-        print(f"\nSample transcript ({sample['TalkLogKey__c']}):")
-        lines = sample["Transcript__c"].splitlines()
-        for line in lines[:16]:
-            print(f"  | {line[:110]}")
-        if len(lines) > 16:
-            print(f"  | ... ({len(lines) - 16} more lines)")
+        SAMPLE_FILE.write_text(sample["Transcript__c"] + "\n", encoding="utf-8")
+        print(
+            f"One transcript ({int(float(sample['MessageCount__c']))} messages):"
+            f" {SAMPLE_FILE.relative_to(REPO_ROOT)}"
+        )
+
+
+def print_calls(sf: EmulatorHandle, lw: LineWorksEmulatorHandle) -> None:
+    print(f"Salesforce emulator API calls by endpoint: {sf.stats()['api_calls']}")
+    print(f"LINE WORKS emulator calls: {lw.stats()}")
+
+
+def demo(sf: EmulatorHandle, url: str) -> None:
+    """Everything between starting the emulators and stopping them."""
+    config = replace(DEMO_CONFIG, target_ids=target_ids(sf))
+    store_world(url, config)
+    with run_lineworks_emulator(DEMO_DIR / "lineworks", *lineworks_args(config)) as lw:
+        print(f"LINE WORKS emulator: {lw.base_url} (pid {lw.pid})")
+        staff_users(sf, url, config)
+        connections(sf, lw, url)
+        run_dags(sf, config.day + dt.timedelta(days=config.days - 1))
+        write_sample(sf)
+        print_calls(sf, lw)
+    print(f"Stopped the LINE WORKS emulator (pid {lw.pid}).")
 
 
 def main() -> None:
     airflow_environment(DEMO_DIR / "airflow")
-    logging.basicConfig(level=logging.WARNING)
-    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    quiet_warnings()
     url = fresh_store(DEMO_DIR)
     print(f"Demo store: {url}")
-    with run_emulator(DEMO_DIR / "emulator", "--bulk-polls", "1") as sf:
+    paced = ("--bulk-pace", "30s", "--time-scale", "100")  # a 30 s job in 0.3 s
+    with run_emulator(DEMO_DIR / "emulator", *paced) as sf:
         print(f"Salesforce emulator: {sf.instance_url} (pid {sf.pid})")
-        target_id, user_id = salesforce_records(sf)
-        config = DEMO_CONFIG.replace(target_ids=target_id, salesforce_user_ids=user_id)
-        print_generation(generate(url, config))
-        connections(sf, url)
-        run_dags(sf, config.day + dt.timedelta(days=config.days - 1))
-        print_sample(sf)
-        print(f"\nEmulator API calls by endpoint: {sf.stats()['api_calls']}")
-    print("Stopped the emulator. Demo files are in var/demo/.")
-    print(
-        "'pairs already sent': (message, customer) pairs another window had delivered; the"
-        " delivery ledger keeps each message on each record once across schedules."
-        " 'quarantined': store rows a run could not read (listed by check_dead_letters)."
-    )
+        demo(sf, url)
+    print(f"Stopped the Salesforce emulator (pid {sf.pid}). Demo files are in var/demo/.")
 
 
 if __name__ == "__main__":

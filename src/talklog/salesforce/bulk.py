@@ -5,15 +5,22 @@ rows failed; this client drives the endpoints with an authenticated ``requests.S
 Rows are encoded once into a `CsvSpool`; upload parts are cut from its bytes. A job's failed and
 unprocessed rows are downloaded only when Salesforce reports some, and the rows that succeeded are
 the keys sent less those: ``successfulResults`` (an echo of every column) is never read.
+
+`BulkClient.ingest_many` submits the jobs of several loads (every part of every object) before
+it looks at any, then watches them together: one ``GET /jobs/ingest`` list call per round,
+the rounds timed from the processing time Salesforce is expected to take (`ExpectedPace`), and
+one job-info call per job at the end for its counts.
 """
 
 from __future__ import annotations
 
 import bisect
+import contextlib
 import csv
 import datetime as dt
 import io
 import logging
+import math
 import shutil
 import tempfile
 import time
@@ -46,10 +53,43 @@ from talklog.salesforce.failures import SessionExpiredError as SessionExpiredErr
 log = logging.getLogger(__name__)
 
 MAX_UPLOAD_BYTES = 100 * 1024 * 1024
+MIB = 1024 * 1024
 NULL = "#N/A"
 UNCHANGED = ""
 """An empty cell: Salesforce keeps the field as it is (its default on insert), unlike NULL."""
 TERMINAL_STATES = ("JobComplete", "Failed", "Aborted")
+LOOK_GROWTH = 1.5
+"""A job still open after its expected time is looked at again when 1.5 times as long has
+passed since it was closed."""
+MAX_LOOK_INTERVAL = 300.0
+
+
+@dataclass(frozen=True)
+class ExpectedPace:
+    """How long Salesforce is expected to take over an ingest job, from its rows and bytes.
+
+    Salesforce splits a job into a batch per 10,000 records, processes batches in parallel and
+    each batch in chunks of 200 records ("How Requests Are Processed", Bulk API 2.0 Developer
+    Guide); how fast depends on the org and is not documented. The defaults assume 20 s in the
+    queue, 1 s per chunk, 2 MiB a second per batch and 5 batches at once. A pace too slow for
+    the org costs waiting, one too fast a few more looks (each 1.5 times later than the last).
+    """
+
+    queue_s: float = 20.0
+    seconds_per_chunk: float = 1.0
+    seconds_per_mib: float = 0.5
+    parallel_batches: int = 5
+
+    def seconds(self, rows: int, size: int) -> float:
+        batches = max(1, math.ceil(rows / 10_000))
+        waves = math.ceil(batches / max(1, self.parallel_batches))
+        chunks = math.ceil(min(rows, 10_000) / 200)
+        per_batch = chunks * self.seconds_per_chunk + size / batches / MIB * self.seconds_per_mib
+        return self.queue_s + waves * per_batch
+
+
+NO_EXPECTATION = ExpectedPace(0.0, 0.0, 0.0)
+"""Looks 1.5 times later each time from `poll_interval` on (a client of an instant test org)."""
 
 
 @dataclass(frozen=True)
@@ -137,6 +177,40 @@ class SubmittedJob:
     job_id: str
     rows: int
     keys: list[str]
+    size: int = 0  # bytes uploaded
+
+
+@dataclass(frozen=True)
+class IngestRequest:
+    """One load of `BulkClient.ingest_many`: rows (a spool, or dicts) of one object."""
+
+    object_name: str
+    operation: str
+    rows: CsvSpool | Iterable[Mapping[str, Any]]
+    external_id_field: str | None = None
+    key_field: str | None = None  # default: external_id_field
+
+    @property
+    def key(self) -> str | None:
+        return self.key_field or self.external_id_field
+
+
+@dataclass
+class _Watched:
+    """A submitted job being waited for, with its load's result."""
+
+    job: SubmittedJob
+    request: IngestRequest
+    result: IngestResult
+    closed_at: float  # the client's clock when the job was closed
+    expected_s: float
+    looked_s: float | None = None  # seconds after closing of the last look
+    state: str = "UploadComplete"
+    info: dict[str, Any] | None = None  # the job's own info (with counts), once read
+
+    @property
+    def done(self) -> bool:
+        return self.state in TERMINAL_STATES
 
 
 def csv_cell(text: str) -> str:
@@ -278,6 +352,13 @@ def spool_rows(rows: Iterable[Mapping[str, Any]], key_fields: Iterable[str] = ()
     return spool
 
 
+def _jobs_path(next_records_url: str | None) -> str | None:
+    """The path under ``…/jobs`` of a job list's ``nextRecordsUrl``."""
+    if not next_records_url or "/jobs/" not in next_records_url:
+        return None
+    return "/" + next_records_url.split("/jobs/", 1)[1]
+
+
 def succeeded_keys(
     sent: Sequence[str], key_field: str, *returned: Iterable[Mapping[str, str]]
 ) -> list[str]:
@@ -310,11 +391,17 @@ class BulkClient:
         max_upload_bytes: int = MAX_UPLOAD_BYTES,
         retries: int = 3,
         sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        expected_pace: ExpectedPace = ExpectedPace(),
     ) -> None:
         """`retries` 5xx/connection failures per call are retried after 2, 4, 8... poll
-        intervals (at most `max_poll_interval`), as the failure policy says."""
+        intervals (at most `max_poll_interval`), as the failure policy says. Ingest jobs are
+        first looked at after `poll_interval`, then when `expected_pace` says they should be
+        done, then 1.5 times later each time; `sleep` and `clock` (seconds) time it."""
         self.session = session
         self.base = f"{instance_url.rstrip('/')}/services/data/v{api_version}/jobs"
+        self.clock = clock
+        self.expected_pace = expected_pace
         self.access_token = access_token
         self.refresh_token = refresh_token
         self.poll_interval = poll_interval
@@ -341,32 +428,39 @@ class BulkClient:
         only the results that hold rows are downloaded: ``failedResults`` when Salesforce
         counted failed rows, ``unprocessedrecords`` when it processed fewer rows than sent.
         """
-        key_field = key_field or external_id_field
-        if isinstance(rows, CsvSpool):
-            return self._ingest_spool(object_name, operation, rows, external_id_field, key_field)
-        with spool_rows(rows, (key_field,) if key_field else ()) as spool:
-            return self._ingest_spool(object_name, operation, spool, external_id_field, key_field)
+        request = IngestRequest(object_name, operation, rows, external_id_field, key_field)
+        return self.ingest_many([request])[0]
 
-    def _ingest_spool(
-        self,
-        object_name: str,
-        operation: str,
-        spool: CsvSpool,
-        external_id_field: str | None,
-        key_field: str | None,
-    ) -> IngestResult:
-        """Every part's job is created, uploaded and closed before any is waited for, so
-        Salesforce processes the parts of a big load side by side."""
-        result = IngestResult(key_field)
-        submitted = [
-            self._submit_part(object_name, operation, part, external_id_field)
-            for part in spool.parts(self.max_upload_bytes, key_field)
-        ]
-        for number, job in enumerate(submitted):
-            # the first wait covers the later jobs' processing too: they are polled at once
-            first_delay = self.poll_interval if number == 0 else 0.0
-            self._collect_part(object_name, operation, job, result, first_delay)
-        return result
+    def ingest_many(self, requests: Sequence[IngestRequest]) -> list[IngestResult]:
+        """Several loads at once, one result each, in order (see `ingest`).
+
+        Every part of every load is created, uploaded and closed before any job is looked at,
+        so Salesforce processes them side by side; then the open jobs are watched together
+        (`_wait_all`) and each job's outcome is read once.
+        """
+        with contextlib.ExitStack() as cleanup:
+            watched: list[_Watched] = []
+            results = []
+            for request in requests:
+                results.append(IngestResult(request.key))
+                spool = self._spool_of(request, cleanup)
+                for part in spool.parts(self.max_upload_bytes, request.key):
+                    job = self._submit_part(
+                        request.object_name, request.operation, part, request.external_id_field
+                    )
+                    expected = self.expected_pace.seconds(part.rows, len(part.data))
+                    watched.append(_Watched(job, request, results[-1], self.clock(), expected))
+            self._wait_all(watched)
+            for item in watched:
+                self._collect_part(item)
+        return results
+
+    @staticmethod
+    def _spool_of(request: IngestRequest, cleanup: contextlib.ExitStack) -> CsvSpool:
+        if isinstance(request.rows, CsvSpool):
+            return request.rows
+        keys = (request.key,) if request.key else ()
+        return cleanup.enter_context(spool_rows(request.rows, keys))
 
     def _submit_part(
         self, object_name: str, operation: str, part: CsvPart, ext: str | None
@@ -379,19 +473,81 @@ class BulkClient:
         except BulkApiError:
             self._abort_quietly(f"/ingest/{job_id}")
             raise
-        return SubmittedJob(job_id, part.rows, part.keys)
+        return SubmittedJob(job_id, part.rows, part.keys, len(part.data))
 
-    def _collect_part(
-        self,
-        object_name: str,
-        operation: str,
-        submitted: SubmittedJob,
-        result: IngestResult,
-        first_delay: float,
-    ) -> None:
-        """Wait for a submitted job, then fetch only the results that hold rows."""
+    # -- watching open jobs ---------------------------------------------------------------
+    def _wait_all(self, watched: Sequence[_Watched]) -> None:
+        """Look at the open jobs, all of them in one round, until every one has ended.
+
+        Their outcomes are read only once all have ended, so a round comes when the last
+        open job is due (`_due`): a job done earlier waits at no cost in calls. A job still
+        open `timeout` seconds after it was closed ends the wait with a 408 TIMEOUT."""
+        waiting = [item for item in watched if not item.done]
+        while waiting:
+            deadline = min(item.closed_at + self.timeout for item in waiting)
+            pause = min(max(map(self._due, waiting)), deadline) - self.clock()
+            if pause > 0:
+                self.sleep(pause)
+            self._look(waiting)
+            now = self.clock()
+            for item in waiting:
+                item.looked_s = now - item.closed_at
+            waiting = [item for item in waiting if not item.done]
+            late = next((item for item in waiting if item.looked_s >= self.timeout), None)
+            if late is not None:
+                raise BulkApiError(
+                    408, "TIMEOUT", f"job still {late.state} after {self.timeout:g}s"
+                )
+
+    def _due(self, item: _Watched) -> float:
+        """When to look at an open job next: `poll_interval` after closing, then at its
+        expected time, then 1.5 times as long after closing as at the last look (at most
+        `MAX_LOOK_INTERVAL` later, and never past its timeout)."""
+        looked = item.looked_s
+        if looked is None:
+            after = self.poll_interval
+        elif looked < item.expected_s:
+            after = item.expected_s
+        else:
+            after = looked * LOOK_GROWTH
+        if looked is not None:
+            after = min(max(after, looked + self.poll_interval), looked + MAX_LOOK_INTERVAL)
+        return item.closed_at + min(after, self.timeout)
+
+    def _look(self, waiting: Sequence[_Watched]) -> None:
+        """One round: a single open job is asked for its own info (which holds its counts);
+        several are found in the job list, which pages only while paging costs fewer calls
+        than asking each job left."""
+        if len(waiting) == 1:
+            self._look_at_job(waiting[0])
+            return
+        by_id = {item.job.job_id: item for item in waiting}
+        seen: set[str] = set()
+        path: str | None = "/ingest?jobType=V2Ingest"
+        pages = 0
+        while path and len(seen) < len(by_id) and pages < max(1, len(by_id) - len(seen)):
+            page = self._call("GET", path).json()
+            pages += 1
+            for record in page.get("records") or []:
+                item = by_id.get(record.get("id"))
+                if item is not None:
+                    item.state = record.get("state", item.state)
+                    seen.add(item.job.job_id)
+            path = None if page.get("done", True) else _jobs_path(page.get("nextRecordsUrl"))
+        for job_id in by_id.keys() - seen:
+            self._look_at_job(by_id[job_id])
+
+    def _look_at_job(self, item: _Watched) -> None:
+        item.info = self._call("GET", f"/ingest/{item.job.job_id}").json()
+        item.state = item.info["state"]
+
+    def _collect_part(self, item: _Watched) -> None:
+        """A finished job's outcome (its info, unless a look read it already), then only
+        the results that hold rows."""
+        submitted, result = item.job, item.result
+        object_name, operation = item.request.object_name, item.request.operation
         job_id, rows = submitted.job_id, submitted.rows
-        info = self._wait(f"/ingest/{job_id}", first_delay)
+        info = item.info or self._call("GET", f"/ingest/{job_id}").json()
         job = self._job_summary(job_id, info)
         failed = self._results(job_id, "failedResults") if job.records_failed else []
         unprocessed = (
@@ -493,7 +649,7 @@ class BulkClient:
 
     # -- plumbing ------------------------------------------------------------------------
     def _wait(self, path: str, first_delay: float | None = None) -> dict[str, Any]:
-        """Poll a job until it ends, the pause growing 1.5 times per poll up to
+        """Poll a query job until it ends, the pause growing 1.5 times per poll up to
         `max_poll_interval`; the first poll comes after `first_delay` (default: one poll
         interval, since a job polled at once is never done). Polling, not a failure retry:
         each poll is one `_call`, which applies the failure policy."""
