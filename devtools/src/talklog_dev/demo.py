@@ -18,6 +18,7 @@ import datetime as dt
 import json
 import logging
 import os
+import re
 import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import replace
@@ -43,12 +44,13 @@ TARGET_OBJECTS: dict[TargetType, Callable[[int], tuple[str, dict[str, Any]]]] = 
     TargetType.CONTACT: lambda n: ("Contact", {"LastName": f"取引先責任者 {n}"}),
     TargetType.PERSON_ACCOUNT: lambda n: ("Account", {"LastName": f"個人 {n}"}),
 }
+SHOWN_STATES = {"success": "ok", "failed": "failed", "upstream_failed": "-"}
 TALK_TASKS = ("ingest_talks", "write_talk_logs")
 LINK_TASKS = ("sync_directory", "sync_links")
 TABLE_HEADERS = (
-    "DAG", f"talk window ({TIME_ZONE})", "talks\ndownloaded", "messages\nnew",
-    "messages\nknown", "rows\nquarantined", "TalkLogs\nwritten", "Tasks\nwritten",
-    "Salesforce\nAPI calls", "write_talk_logs", "check_dead_letters",
+    "DAG", f"talk window\n({DEMO_CONFIG.day.year}, {TIME_ZONE})", "talks\ndownloaded",
+    "messages\nnew", "messages\nknown", "rows\nquarantined", "TalkLogs\nwritten", "Tasks\nwritten",
+    "Salesforce\nAPI calls", "write", "check",
 )  # fmt: skip
 LEGEND = """\
 talks downloaded: rows of the run's LINE WORKS download (its window plus 5 minutes either side,
@@ -198,9 +200,9 @@ def print_link_sync(values: dict[str, dict[str, Any]], calls: int, state: str) -
     print(
         f"\nLink sync ({state}): the directory sync read {directory.get('staff_read', 0)} staff"
         f" and {directory.get('contacts_read', 0)} contacts from LINE WORKS"
-        f" ({directory.get('lineworks_api_calls', 0)} LINE WORKS calls); {links.get('links', 0)}"
-        f" links -> {linkworks.get('written', 0)} LineWorks__c records and"
-        f" {exchange.get('written', 0)} exchange Tasks ({calls} Salesforce API calls)."
+        f" ({directory.get('lineworks_api_calls', 0)} LINE WORKS calls);\n"
+        f"  {links.get('links', 0)} links -> {linkworks.get('written', 0)} LineWorks__c records"
+        f" and {exchange.get('written', 0)} exchange Tasks ({calls} Salesforce API calls)."
     )
 
 
@@ -213,6 +215,7 @@ def talk_row(
 ) -> list:
     ingest, write = values["ingest_talks"], values["write_talk_logs"]
     window = str(write.get("window_label", "?")).removesuffix(f" ({TIME_ZONE})")
+    window = re.sub(r"\b\d{4}-", "", window)  # the year is in the heading
     quarantined = int(ingest.get("quarantined", 0)) + int(write.get("quarantined", 0))
     return [
         dag_id.removeprefix("talklog_"),
@@ -224,16 +227,16 @@ def talk_row(
         write.get("talklogs", {}).get("written", 0),
         write.get("tasks", {}).get("written", 0),
         calls,
-        states.get("write_talk_logs", "?"),
-        states.get("check_dead_letters", "?"),
+        SHOWN_STATES.get(states.get("write_talk_logs", ""), "?"),
+        SHOWN_STATES.get(states.get("check_dead_letters", ""), "?"),
     ]
 
 
 def print_table(rows: list[list[Any]], owned_by_integration_user: int) -> None:
     from tabulate import tabulate
 
-    print("\nTalk-log runs (each downloads its window from LINE WORKS, then writes it):")
-    print(tabulate(rows, headers=TABLE_HEADERS, tablefmt="simple", disable_numparse=True))
+    print("\nTalk-log runs: each downloads its talk window from LINE WORKS, then writes it.")
+    print(tabulate(rows, headers=TABLE_HEADERS, tablefmt="simple"))
     print(LEGEND)
     print(
         f"Tasks owned by the integration user (staff without an active Salesforce user):"
@@ -257,8 +260,12 @@ def write_sample(sf: EmulatorHandle) -> None:
 
 
 def print_calls(sf: EmulatorHandle, lw: LineWorksEmulatorHandle) -> None:
-    print(f"Salesforce emulator API calls by endpoint: {sf.stats()['api_calls']}")
-    print(f"LINE WORKS emulator calls: {lw.stats()}")
+    calls = lw.stats()["calls"]
+    by_api = ", ".join(f"{api} {n}" for api, n in sorted(calls.items()))
+    print(
+        f"API calls of the runs: Salesforce {sf.stats()['total_api_calls']},"
+        f" LINE WORKS {sum(calls.values())} ({by_api})."
+    )
 
 
 def demo(sf: EmulatorHandle, url: str) -> None:

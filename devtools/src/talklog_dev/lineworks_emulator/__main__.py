@@ -43,6 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--staff", type=int, default=4)
     serve.add_argument("--customers", type=int, default=12)
     serve.add_argument("--rooms", type=int, default=8)
+    serve.add_argument("--tz", default="Asia/Tokyo", help="time zone of the generated days")
+    serve.add_argument("--quiet-day-share", type=float, default=0.0, help="as the generator's")
     serve.add_argument(
         "--fault", action="append", default=[], metavar="NAME=VALUE",
         help="start with a fault on: download_error=true, truncate=record, throttle_next=3",
@@ -86,7 +88,8 @@ def main(argv: list[str] | None = None) -> int:
     world = lineworks_world(
         GeneratorConfig(
             seed=args.seed, day=args.day, days=args.days, messages=args.messages,
-            n_staff=args.staff, n_customers=args.customers, n_rooms=args.rooms,
+            n_staff=args.staff, n_customers=args.customers, n_rooms=args.rooms, tz=args.tz,
+            quiet_day_share=args.quiet_day_share,
         )
     )  # fmt: skip
     files_dir = out / "files"
