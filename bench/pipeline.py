@@ -1,18 +1,25 @@
 """Benchmark: one talk window, extract -> transform -> load, against the emulator.
 
-    .venv/bin/python bench/pipeline.py [--sizes 1000,10000,100000,1000000] [--workdir var/bench]
+    .venv/bin/python bench/pipeline.py [--sizes 1000,100000,1000000] [--paces instant,30s,120s]
+        [--time-scale 100] [--workdir var/bench]
 
 For each size a store with that many messages in ONE window is generated (in a child process,
 so that its memory is not counted), its links point at records created in the emulator through
-the admin API, the links are synced, and `write_talk_logs` runs in a fresh child process with
-every stage timed. Peak RSS per stage comes from a sampler thread (/proc/self/statm every 5 ms,
-attributed to the stage running at that moment); the peak is `ru_maxrss` of that process plus
-its message reader process (windows from 250,000 messages), as if both peaked at once.
+the admin API. For each pace (the emulator's `--bulk-pace`: jobs done at once, or taking a real
+org's time, scaled down by `--time-scale` with the client's clock) a copy of the store is taken,
+the links are synced, and `write_talk_logs` runs in a fresh child process with every stage
+timed. Peak RSS per stage comes from a sampler thread (/proc/self/statm every 5 ms, attributed
+to the stage running at that moment); the task's peak is `ru_maxrss` of that process, the
+reader's that of its message reader process (windows from 250,000 messages).
 
-Baselines of the same run: per-record REST upserts of the same rows (a sample, extrapolated
-when there are more rows than the sample), the floor (a plain SELECT of the window's rows plus
-Bulk uploads of the final CSVs the pipeline built) and DAG file parse time (DagBag of `dags/`
-against a file with one empty DAG). Writes `docs/performance.md` and `docs/performance.png`.
+Client time is the run's wall time less the emulator's own work on the job data (its
+`bulk_work_seconds`: CSV parsing, record writes) and less the client's sleeps between looks.
+The limit, measured in the same child after the run: the window's rows read into tuples (a
+plain SELECT), the final CSVs' bytes written to a file, and those bytes sent over loopback TLS
+to a sink process. The peer: simple-salesforce's Bulk 2.0 upsert of the same CSV files in its
+own child process (calls, time less the emulator's work and its sleeps, peak RSS). Plus, at
+the instant pace, per-record REST upserts of the same rows (a sample, extrapolated), and the
+DAG file parse time. Writes `docs/performance.md` and `docs/performance.png`.
 Not a test: never run by `make test`.
 """
 
@@ -36,7 +43,9 @@ from urllib.parse import quote
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/ is not a package
 
-SIZES = (1_000, 10_000, 100_000, 1_000_000)
+SIZES = (1_000, 100_000, 1_000_000)
+PACES = ("instant", "30s", "120s")
+TIME_SCALE = 100.0  # emulated seconds per wall second of paced jobs
 REST_SAMPLE = 300  # rows per object upserted one by one; more rows are extrapolated
 PAGE = os.sysconf("SC_PAGE_SIZE")
 KEYS = {"TalkLog__c": "TalkLogKey__c", "Task": "LineWorksKey__c"}
@@ -229,20 +238,26 @@ def instrument(clock: StageClock, sample: Sample, csv_dir: Path) -> None:
     bulk.CsvSpool.parts = clock.timed_iter("load: CSV build", bulk.CsvSpool.parts,
                                            rows=lambda part: part.rows)  # fmt: skip
     submit, collect = bulk.BulkClient._submit_part, bulk.BulkClient._collect_part
+    wait_all = bulk.BulkClient._wait_all
 
     def submit_part(self: Any, object_name: str, operation: str, part: Any, *args: Any) -> Any:
-        with clock.stage("(bench: CSV copy for the floor)"):
+        with clock.stage("(bench: CSV copy for the limit)"):
             number = len(list(csv_dir.glob("*.csv")))
             (csv_dir / f"{number:03d}-{object_name}.csv").write_bytes(part.data)
-        with clock.stage(f"load: Bulk {object_name}") as stats:
+        with clock.stage(f"load: Bulk submit {object_name}") as stats:
             stats.rows += part.rows
             return submit(self, object_name, operation, part, *args)
 
-    def collect_part(self: Any, object_name: str, *args: Any) -> None:
-        with clock.stage(f"load: Bulk {object_name}"):
-            collect(self, object_name, *args)
+    def watch(self: Any, watched: Any) -> None:
+        with clock.stage("load: Bulk looks (sleeps included)"):
+            wait_all(self, watched)
+
+    def collect_part(self: Any, item: Any) -> None:
+        with clock.stage(f"load: Bulk outcome {item.request.object_name}"):
+            collect(self, item)
 
     bulk.BulkClient._submit_part = submit_part
+    bulk.BulkClient._wait_all = watch
     bulk.BulkClient._collect_part = collect_part
 
 
@@ -262,7 +277,24 @@ def _listed(func: Callable, sample: Sample, object_name: str) -> Callable:
     return lambda *args, **kwargs: sample.keep(object_name, list(func(*args, **kwargs)))
 
 
-def measure(size: int, store: Path, ready_file: Path, out: Path) -> None:
+def _handle(ready_file: Path) -> Any:
+    from talklog_dev.emulator.process import EmulatorHandle
+
+    info = json.loads(ready_file.read_text())
+    return EmulatorHandle(**{k: info[k] for k in EmulatorHandle.__dataclass_fields__ if k in info})
+
+
+def _emulator_counts(emulator: Any) -> tuple[dict[str, int], float]:
+    stats = emulator.stats()
+    return stats["api_calls"], stats.get("bulk_work_seconds", 0.0)
+
+
+def _calls_since(emulator: Any, before: dict[str, int]) -> dict[str, int]:
+    now = emulator.stats()["api_calls"]
+    return {name: n - before.get(name, 0) for name, n in now.items() if n > before.get(name, 0)}
+
+
+def measure(size: int, pace: str, scale: float, store: Path, ready_file: Path, out: Path) -> None:
     """Sync the links, then run one window with every stage timed; then the baselines."""
     from talklog.links import sync_links
     from talklog.loading import BulkLoader
@@ -272,22 +304,24 @@ def measure(size: int, store: Path, ready_file: Path, out: Path) -> None:
     from talklog.store import make_session_factory
     from talklog.talklogs import TalkLogSettings
     from talklog.windows import TalkWindow
-    from talklog_dev.emulator.process import EmulatorHandle
+    from talklog_dev.emulator.timescale import ScaledTime
 
-    info = json.loads(ready_file.read_text())
-    emulator = EmulatorHandle(
-        **{k: info[k] for k in EmulatorHandle.__dataclass_fields__ if k in info}
-    )
+    emulator = _handle(ready_file)
+    emulator.set_pace(pace, time_scale=scale)
+    time_ = ScaledTime(scale)
     session, token = emulator.session(), emulator.token()
     sf = emulator.salesforce()
-    bulk = BulkClient(session, emulator.instance_url, token, refresh_token=emulator.token)
+    bulk = BulkClient(session, emulator.instance_url, token, refresh_token=emulator.token,
+                      sleep=time_.sleep, clock=time_.clock)  # fmt: skip
     store_url = f"sqlite:///{store}"
     sessions = make_session_factory(store_url)
-    loader = BulkLoader(bulk, sessions)
+    loader = BulkLoader(bulk, sessions, sleep=time_.sleep)
     sync_links(sessions=sessions, query_all=sf.query_all_iter, loader=loader)
     counter = ApiCallCounter(session)
     sf_counter = ApiCallCounter(sf.session)
-    csv_dir = out.parent / f"csv-{size}"
+    calls_before, work_before = _emulator_counts(emulator)
+    slept_before = time_.slept_s
+    csv_dir = out.parent / f"csv-{size}-{pace}"
     shutil.rmtree(csv_dir, ignore_errors=True)
     csv_dir.mkdir(parents=True)
     window = TalkWindow(*org_config(size).window())
@@ -310,22 +344,35 @@ def measure(size: int, store: Path, ready_file: Path, out: Path) -> None:
     wall = time.perf_counter() - began
     if profiler:
         profiler.disable()
-        profiler.dump_stats(out.parent / f"profile-{size}.pstats")
+        profiler.dump_stats(out.parent / f"profile-{size}-{pace}.pstats")
     clock.close()
-    copy = clock.stats.pop("(bench: CSV copy for the floor)", StageStats()).seconds
+    copy = clock.stats.pop("(bench: CSV copy for the limit)", StageStats()).seconds
+    _, work_after = _emulator_counts(emulator)
+    slept = time_.slept_s - slept_before
+    work = work_after - work_before
     result = {
         "size": size,
+        "pace": pace,
+        "time_scale": scale,
         "wall_s": wall - copy,
+        "emulator_work_s": work,
+        "slept_s": slept,
+        "client_s": wall - copy - work - slept,
         "rss_before": rss_before,
         "peak_rss": _max_rss_bytes(),
+        "task_peak_rss": _peak_rss_of("self"),
+        "reader_peak_rss": _peak_rss_of("children"),
         "summary": summary.as_dict(),
         "api_calls": summary.api_calls,
         "bulk_calls": counter.total,
+        "endpoints": _calls_since(emulator, calls_before),
         "stages": {name: asdict(stats) for name, stats in clock.stats.items() if name != "setup"},
         "csv_bytes": sum(path.stat().st_size for path in csv_dir.glob("*.csv")),
+        "csv_files": len(list(csv_dir.glob("*.csv"))),
     }
-    result["rest"] = rest_baseline(emulator, sf.session, sample)
-    result["floor"] = floor_baseline(store, window, bulk, csv_dir)
+    if pace == "instant":
+        result["rest"] = rest_baseline(emulator, sf.session, sample)
+    result["limit"] = limit_baseline(store, window, csv_dir, ready_file.parent / "tls")
     out.write_text(json.dumps(result, indent=1))
 
 
@@ -390,10 +437,18 @@ def _rest_body(row: dict[str, Any], key_field: str, link_ids: dict[str, str]) ->
     return body
 
 
-def floor_baseline(store: Path, window: Any, bulk: Any, csv_dir: Path) -> dict[str, Any]:
-    """A plain SELECT of the window's messages, then the pipeline's final CSVs uploaded as
-    Bulk upserts (create, upload, close, wait; no result download)."""
+def _peak_rss_of(who: str) -> int:
+    import resource
+
+    target = resource.RUSAGE_SELF if who == "self" else resource.RUSAGE_CHILDREN
+    return resource.getrusage(target).ru_maxrss * 1024
+
+
+def limit_baseline(store: Path, window: Any, csv_dir: Path, tls_dir: Path) -> dict[str, Any]:
+    """The work itself: the window's messages read into tuples (a plain SELECT), the final
+    CSVs' bytes written to a file, and sent over loopback TLS to a sink process."""
     import sqlite3
+    import tempfile
 
     began = time.perf_counter()
     with contextlib.closing(sqlite3.connect(store)) as db:
@@ -403,20 +458,98 @@ def floor_baseline(store: Path, window: Any, bulk: Any, csv_dir: Path) -> dict[s
         )
         rows = sum(len(chunk) for chunk in iter(lambda: cursor.fetchmany(20_000), []))
     select_s = time.perf_counter() - began
+    paths = sorted(csv_dir.glob("*.csv"))
+    write_s = 0.0
+    with tempfile.TemporaryFile() as sink_file:
+        for path in paths:
+            data = path.read_bytes()
+            began = time.perf_counter()
+            sink_file.write(data)
+            sink_file.flush()
+            write_s += time.perf_counter() - began
+    send_s, sent = send_over_tls(paths, tls_dir)
+    return {"select_rows": rows, "select_s": select_s, "write_s": write_s, "send_s": send_s,
+            "bytes": sent, "seconds": select_s + write_s + send_s}  # fmt: skip
+
+
+TLS_SINK = r"""
+import socket, ssl, sys
+context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+context.load_cert_chain(sys.argv[1], sys.argv[2])
+server = socket.create_server(("127.0.0.1", 0))
+print(server.getsockname()[1], flush=True)
+connection, _ = server.accept()
+with context.wrap_socket(connection, server_side=True) as tls:
+    head = b""
+    while len(head) < 8:
+        head += tls.recv(8 - len(head))
+    size = int.from_bytes(head, "big")
+    while size > 0:
+        size -= len(tls.recv(min(size, 1 << 20)))
+    tls.sendall(b"ok")
+"""
+
+
+def send_over_tls(paths: list[Path], tls_dir: Path) -> tuple[float, int]:
+    """Seconds to send the files' bytes over loopback TLS (the emulator's certificate) to a
+    process that reads and drops them; the sending includes the sink's answer."""
+    import socket
+    import ssl
+
+    total = sum(path.stat().st_size for path in paths)
+    sink = subprocess.Popen(
+        [sys.executable, "-c", TLS_SINK, str(tls_dir / "server.pem"),
+         str(tls_dir / "server-key.pem")], stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        port = int(sink.stdout.readline())
+        context = ssl.create_default_context(cafile=str(tls_dir / "ca.pem"))
+        seconds = 0.0
+        with (
+            socket.create_connection(("127.0.0.1", port)) as raw,
+            context.wrap_socket(raw, server_hostname="127.0.0.1") as tls,
+        ):
+            tls.sendall(total.to_bytes(8, "big"))
+            for path in paths:
+                data = path.read_bytes()
+                began = time.perf_counter()
+                tls.sendall(data)
+                seconds += time.perf_counter() - began
+            began = time.perf_counter()
+            assert tls.recv(2) == b"ok"
+            seconds += time.perf_counter() - began
+    finally:
+        sink.wait(timeout=30)
+    return seconds, total
+
+
+def peer(size: int, pace: str, scale: float, ready_file: Path, csv_dir: Path, out: Path) -> None:
+    """simple-salesforce's Bulk 2.0 upsert of the pipeline's CSV files, one call per file
+    (it splits and sends the jobs itself), its sleeps at the emulator's time scale."""
+    import simple_salesforce.bulk2 as bulk2
+
+    from talklog_dev.emulator.timescale import ScaledTime
+
+    emulator = _handle(ready_file)
+    time_ = ScaledTime(scale)
+    bulk2.sleep = time_.sleep
+    sf = emulator.salesforce()
+    calls_before, work_before = _emulator_counts(emulator)
     began = time.perf_counter()
-    for object_name in KEYS:  # as the pipeline loads: an object's jobs all submitted, then waited
-        jobs = []
-        for path in sorted(csv_dir.glob(f"*-{object_name}.csv")):
-            job_id = bulk._open_job(object_name, "upsert", KEYS[object_name])
-            bulk._call("PUT", f"/ingest/{job_id}/batches", data=path.read_bytes(),
-                       content_type="text/csv")  # fmt: skip
-            bulk._call("PATCH", f"/ingest/{job_id}", json={"state": "UploadComplete"})
-            jobs.append(job_id)
-        for number, job_id in enumerate(jobs):
-            bulk._wait(f"/ingest/{job_id}", bulk.poll_interval if number == 0 else 0.0)
-    upload_s = time.perf_counter() - began
-    return {"select_rows": rows, "select_s": select_s, "upload_s": upload_s,
-            "seconds": select_s + upload_s}  # fmt: skip
+    jobs = 0
+    for path in sorted(csv_dir.glob("*.csv")):
+        object_name = path.stem.split("-", 1)[1]
+        kind = getattr(sf.bulk2, object_name)
+        jobs += len(kind.upsert(csv_file=str(path), external_id_field=KEYS[object_name]))
+    wall = time.perf_counter() - began
+    _, work_after = _emulator_counts(emulator)
+    work = work_after - work_before
+    result = {"size": size, "pace": pace, "jobs": jobs, "wall_s": wall,
+              "emulator_work_s": work, "slept_s": time_.slept_s,
+              "client_s": wall - work - time_.slept_s, "peak_rss": _peak_rss_of("self"),
+              "endpoints": _calls_since(emulator, calls_before)}  # fmt: skip
+    result["api_calls"] = sum(result["endpoints"].values())
+    out.write_text(json.dumps(result, indent=1))
 
 
 def _sqlite_time(moment: Any) -> str:
@@ -469,7 +602,10 @@ def _child(*args: str) -> None:
     subprocess.run([sys.executable, __file__, *args], check=True)
 
 
-def run_size(emulator: Any, workdir: Path, size: int) -> dict[str, Any]:
+def run_size(
+    emulator: Any, workdir: Path, size: int, paces: list[str], scale: float
+) -> list[dict[str, Any]]:
+    """Generate the store of `size` once; run the window on a copy of it at each pace."""
     emulator.reset()
     targets = create_targets(emulator, org_config(size).n_customers)
     user_id = emulator.admin("GET", "info")["default_user_id"]
@@ -481,20 +617,35 @@ def run_size(emulator: Any, workdir: Path, size: int) -> dict[str, Any]:
     print(
         f"{size:>9,} messages: store generated in {time.perf_counter() - began:.1f} s", flush=True
     )
-    out = workdir / f"result-{size}.json"
-    _child("measure", str(size), str(store), str(workdir / "emulator" / "ready.json"), str(out))
-    result = json.loads(out.read_text())
     import bench_report
 
-    print(bench_report.one_line(result), flush=True)
-    return result
+    ready = str(workdir / "emulator" / "ready.json")
+    results = []
+    for pace in paces:
+        copy = workdir / f"store-{size}-{pace}.db"
+        shutil.copyfile(store, copy)
+        out = workdir / f"result-{size}-{pace}.json"
+        _child("measure", str(size), pace, str(scale), str(copy), ready, str(out))
+        result = json.loads(out.read_text())
+        peer_out = workdir / f"peer-{size}-{pace}.json"
+        csv_dir = workdir / f"csv-{size}-{pace}"
+        _child("peer", str(size), pace, str(scale), ready, str(csv_dir), str(peer_out))
+        result["peer"] = json.loads(peer_out.read_text())
+        out.write_text(json.dumps(result, indent=1))
+        copy.unlink()
+        print(bench_report.one_line(result), flush=True)
+        results.append(result)
+    emulator.set_pace("instant")
+    return results
 
 
-def measure_sizes(workdir: Path, sizes: list[int]) -> list[dict[str, Any]]:
+def measure_sizes(
+    workdir: Path, sizes: list[int], paces: list[str], scale: float
+) -> list[dict[str, Any]]:
     from talklog_dev.emulator.process import run_emulator
 
     with run_emulator(workdir / "emulator") as emulator:
-        return [run_size(emulator, workdir, size) for size in sizes]
+        return [r for size in sizes for r in run_size(emulator, workdir, size, paces, scale)]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -503,21 +654,32 @@ def main(argv: list[str] | None = None) -> None:
         generate_store(int(argv[1]), Path(argv[2]), Path(argv[3]), argv[4])
         return
     if argv and argv[0] == "measure":
-        measure(int(argv[1]), Path(argv[2]), Path(argv[3]), Path(argv[4]))
+        size, pace, scale = int(argv[1]), argv[2], float(argv[3])
+        measure(size, pace, scale, Path(argv[4]), Path(argv[5]), Path(argv[6]))
+        return
+    if argv and argv[0] == "peer":
+        peer(int(argv[1]), argv[2], float(argv[3]), Path(argv[4]), Path(argv[5]), Path(argv[6]))
         return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default=",".join(map(str, SIZES)))
+    parser.add_argument("--paces", default=",".join(PACES))
+    parser.add_argument("--time-scale", type=float, default=TIME_SCALE)
     parser.add_argument("--workdir", type=Path, default=REPO_ROOT / "var" / "bench")
     parser.add_argument("--docs", type=Path, default=REPO_ROOT / "docs")
     parser.add_argument("--no-docs", action="store_true", help="print only")
     parser.add_argument("--report-only", action="store_true", help="reuse result-N.json files")
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",")]
+    paces = args.paces.split(",")
     args.workdir.mkdir(parents=True, exist_ok=True)
     if args.report_only:
-        results = [json.loads((args.workdir / f"result-{n}.json").read_text()) for n in sizes]
+        results = [
+            json.loads((args.workdir / f"result-{n}-{pace}.json").read_text())
+            for n in sizes
+            for pace in paces
+        ]
     else:
-        results = measure_sizes(args.workdir, sizes)
+        results = measure_sizes(args.workdir, sizes, paces, args.time_scale)
     parse = dag_parse_times(args.workdir)
     import bench_report
 
