@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from talklog.batching import IN_LIST_SIZE, chunked
 from talklog.loading import BulkLoader, patient_queries
-from talklog.owners import Owners, staff_owners
+from talklog.owners import Owners, staff_emails, staff_owners
 from talklog.salesforce.bulk import UNCHANGED
 from talklog.salesforce.fields import UPSERT_KEYS
 from talklog.store.models import LineUser, LineWorksUser, Link
@@ -147,13 +147,14 @@ def sync_links(
             states = list(changed_links(session, since))
         else:
             states = list(links_by_key(session, link_keys))
+        emails = staff_emails(session, {state.link.lw_user_id for state in states})
     summary = LinkSyncSummary(since=since.isoformat())
     linked = sorted({(s.link.target_type, s.link.target_id) for s in states})
     query_all = patient_queries(query_all, sleep=loader.sleep)
     person_accounts = person_accounts_enabled(describe, sleep=loader.sleep) if linked else True
     placed, unresolved = resolve_customers(query_all, linked, person_accounts=person_accounts)
     summary.unresolved_targets = dict(Counter(item.reason.split(":")[0] for item in unresolved))
-    owners = staff_owners(query_all, {s.link.lw_user_id: s.owner_id for s in states})
+    owners = staff_owners(query_all, {s.link.lw_user_id: s.owner_id for s in states}, emails=emails)
     states = [replace(s, owner_id=owners.owner_ids.get(s.link.lw_user_id)) for s in states]
     rows, tasks = _rows(states, placed, timezone, summary, owners)
     summary.linkworks = loader.upsert("LineWorks__c", UPSERT_KEYS["LineWorks__c"], rows).summary()

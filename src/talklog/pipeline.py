@@ -18,7 +18,7 @@ from talklog import ledger, stale_parts
 from talklog.extract import RoomContext, count_window_messages, room_contexts, window_lines
 from talklog.ledger import PartCounts
 from talklog.loading import BulkLoader, LoadOutcome, patient_queries
-from talklog.owners import Owners, staff_owners
+from talklog.owners import Owners, staff_emails, staff_owners
 from talklog.reader import can_read_in_child, window_lines_in_child
 from talklog.salesforce.bulk import CsvSpool, RequestLimitExceededError
 from talklog.salesforce.fields import UPSERT_KEYS
@@ -193,7 +193,8 @@ def _stage(
             query_all, sorted(linked), person_accounts=person_accounts
         )
         summary.unresolved_targets = dict(Counter(item.reason.split(":")[0] for item in unresolved))
-        staged.owners = staff_owners(query_all, _staff_users(session, contexts.values()))
+        users = _staff_users(session, contexts.values())
+        staged.owners = staff_owners(query_all, users, emails=staff_emails(session, users))
         staff = staged.owners.owner_ids
         for room_id, lines in rooms:
             room = contexts.get(room_id)

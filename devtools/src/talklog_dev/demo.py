@@ -74,6 +74,7 @@ def airflow_environment(home: Path) -> None:
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
             "TALKLOG_TALK_SOURCE": "lineworks",
             "TALKLOG_TIMEZONE": TIME_ZONE,
+            "TALKLOG_OWNER_MATCH": "email",
         }
     )
     # Task failures are in the table; AIRFLOW__LOGGING__LOGGING_LEVEL=ERROR shows their logs.
@@ -123,17 +124,18 @@ def store_world(url: str, config: GeneratorConfig) -> None:
 
 
 def staff_users(sf: EmulatorHandle, url: str, config: GeneratorConfig) -> None:
-    """A Salesforce user for each staff member the store gives one (some have none)."""
+    """A Salesforce user with the login email of each staff member the generator gives one
+    (some have none); runs find them by email (`TALKLOG_OWNER_MATCH=email`)."""
     emails = {user["userId"]: user["email"] for user in lineworks_world(config).users}
-    with make_session_factory(url).begin() as session:
-        staff = session.scalars(
-            sa.select(LineWorksUser).where(LineWorksUser.salesforce_user_id.is_not(None))
-        )
-        for user in staff:
-            email = emails[user.id]
-            user.salesforce_user_id = sf.create_record(
-                "User", Username=email, Email=email, LastName=user.display_name
-            )
+    with make_session_factory(url)() as session:
+        staff = session.execute(
+            sa.select(LineWorksUser.id, LineWorksUser.display_name)
+            .where(LineWorksUser.salesforce_user_id.is_not(None))
+            .order_by(LineWorksUser.id)
+        ).all()
+    users = [{"Username": emails[i], "Email": emails[i], "LastName": name} for i, name in staff]
+    sf.create_records("User", users)
+    print(f"Salesforce: {len(users)} of {len(emails)} staff have a user (found by email).")
 
 
 def connections(sf: EmulatorHandle, lw: LineWorksEmulatorHandle, store_url: str) -> None:

@@ -200,6 +200,7 @@ def _standard_objects() -> dict[str, list[Field]]:
             Field("LastName", "string", "Last Name", 80, required=True),
             name,
             Field("Email", "email", "Email", 128),
+            Field("FederationIdentifier", "string", "SAML Federation ID", 512),
             Field("IsActive", "boolean", "Active", default=True),
         ],
         "Account": [
