@@ -389,3 +389,12 @@ def test_init_migrates_both_databases_and_checks_the_connections():
     script = SERVICES["airflow-init"]["command"][-1]
     assert "airflow db migrate" in script and "talklog store upgrade" in script
     assert "AIRFLOW_CONN_" in script
+
+
+def test_init_creates_the_download_pool_with_one_slot():
+    from talklog_airflow.operators.ingest import LINEWORKS_POOL
+
+    script = SERVICES["airflow-init"]["command"][-1]
+    line = next(line for line in script.splitlines() if line.startswith("airflow pools set"))
+    assert f'"$${{TALKLOG_LINEWORKS_POOL:-{LINEWORKS_POOL}}}" 1 ' in line
+    assert script.index("airflow db migrate") < script.index(line)

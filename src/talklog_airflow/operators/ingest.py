@@ -25,6 +25,13 @@ from talklog_airflow.hooks.store import MessageStoreHook
 LINEWORKS_CONN_ID = os.environ.get("TALKLOG_LINEWORKS_CONN_ID", "lineworks_default")
 LINEWORKS_POOL = os.environ.get("TALKLOG_LINEWORKS_POOL", "lineworks_download")
 HISTORY_SLICE = dt.timedelta(days=31)
+POOL_NOTE = f"""
+Runs in the pool `{LINEWORKS_POOL}` (one slot: one LINE WORKS download at a time). **If this
+task stays "scheduled"**, the pool is missing: Airflow 3 never schedules a task of a pool that
+does not exist (the scheduler only logs "Tasks using non-existent pool ... will not be
+scheduled"). Create it: `airflow pools set {LINEWORKS_POOL} 1 "LINE WORKS downloads, one at a
+time"` (`make airflow` and compose's airflow-init do).
+"""
 
 
 class _LineWorksOperator(BaseOperator):
@@ -86,6 +93,7 @@ class IngestTalksOperator(_LineWorksOperator):
 
     def __init__(self, *, start: str = "", end: str = "", **kwargs: Any) -> None:
         kwargs.setdefault("pool", LINEWORKS_POOL)
+        kwargs.setdefault("doc_md", POOL_NOTE)
         super().__init__(**kwargs)
         self.start = start
         self.end = end
