@@ -42,25 +42,36 @@ def record(
     session: Session, rows: Iterable[Quarantined], when: dt.datetime, *, run_id: str | None
 ) -> int:
     """Keep each row: one per (source, key), updated (`seen`, reason) when met again."""
-    count = 0
+    rows = list(rows)
+    kept = _kept(session, rows)
     for row in rows:
-        kept = session.scalar(
-            sa.select(QuarantinedRow).where(
-                QuarantinedRow.source == row.source.value,
-                QuarantinedRow.record_key == row.record_key,
-            )
-        )
-        if kept is None:
-            kept = QuarantinedRow(
+        held = kept.get((row.source.value, row.record_key))
+        if held is None:
+            held = QuarantinedRow(
                 source=row.source.value, record_key=row.record_key, first_seen_at=when, seen=0
             )
-            session.add(kept)
-        kept.reason_code, kept.reason = row.reason_code, row.reason
-        kept.status = QuarantineStatus.OPEN.value
-        kept.seen = (kept.seen or 0) + 1
-        kept.last_seen_at, kept.resolved_at, kept.run_id = when, None, run_id
-        count += 1
-    return count
+            session.add(held)
+            kept[row.source.value, row.record_key] = held
+        held.reason_code, held.reason = row.reason_code, row.reason
+        held.status = QuarantineStatus.OPEN.value
+        held.seen = (held.seen or 0) + 1
+        held.last_seen_at, held.resolved_at, held.run_id = when, None, run_id
+    return len(rows)
+
+
+def _kept(session: Session, rows: list[Quarantined]) -> dict[tuple[str, str], QuarantinedRow]:
+    """The stored rows of these (source, key) pairs, one query per source and chunk of keys."""
+    keys: dict[str, set[str]] = {}
+    for row in rows:
+        keys.setdefault(row.source.value, set()).add(row.record_key)
+    kept: dict[tuple[str, str], QuarantinedRow] = {}
+    for source, source_keys in keys.items():
+        for chunk in chunked(sorted(source_keys), IN_LIST_SIZE):
+            query = sa.select(QuarantinedRow).where(
+                QuarantinedRow.source == source, QuarantinedRow.record_key.in_(chunk)
+            )
+            kept.update(((r.source, r.record_key), r) for r in session.scalars(query))
+    return kept
 
 
 def resolve(session: Session, source: Source, keys: Iterable[str], when: dt.datetime) -> int:

@@ -1,0 +1,241 @@
+"""Benchmark: LINE WORKS ingestion of one talk window, download + store, against the emulator.
+
+    .venv/bin/python bench/ingest.py [--sizes 1000,100000,1000000] [--workdir var/bench-ingest]
+        [--profile]
+
+For each size, in a fresh child process (so that peak memory is that size's alone): a world of
+the generator with that many messages in ONE day, the LINE WORKS emulator serving it, a SQLite
+store holding the world's people, rooms and links but no message, the directory synced
+(`sync_directory`), then `ingest_talks` over the day: the Monitoring API download streamed to a
+temporary file (the emulator renders and serves it) and its import into the store. Timed: the
+download (client wall time, the emulator's rendering included) and the import separately;
+peak RSS of the ingesting process (`ru_maxrss`; the emulator runs in its own process). Flat
+memory means the peak does not grow with the size. `--profile` writes a cProfile of the
+ingestion (`<workdir>/<size>.prof`) and prints its top functions.
+
+Targets (issue 17): 1,000,000 messages of one window ingested in at most 30 s, flat memory.
+Not a test: never run by `make test`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import resource
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SIZES = (1_000, 100_000, 1_000_000)
+DAY = dt.date(2025, 1, 9)
+TARGET_SECONDS = 30.0  # for 1,000,000 messages
+TARGET_SIZE = 1_000_000
+FLAT_MEMORY_SLACK = 1.5  # the largest size's peak within 1.5x the smallest's
+
+
+def world_config(messages: int) -> Any:
+    """Rooms and people grow with the volume (about 500 messages per room and day)."""
+    from talklog_dev.synth.generator import GeneratorConfig
+
+    rooms = max(8, min(2_000, messages // 500))
+    return GeneratorConfig(
+        seed=17, day=DAY, days=1, messages=messages, n_staff=max(4, rooms // 20),
+        n_customers=max(12, rooms * 3 // 2), n_rooms=rooms,
+    )  # fmt: skip
+
+
+def emulator_args(config: Any) -> list[str]:
+    return [
+        "--seed", str(config.seed), "--day", config.day.isoformat(), "--days", str(config.days),
+        "--messages", str(config.messages), "--staff", str(config.n_staff),
+        "--customers", str(config.n_customers), "--rooms", str(config.n_rooms),
+        "--rate-per-minute", "100000", "--file-url-lifetime", "3600",
+    ]  # fmt: skip
+
+
+def peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def store_without_messages(url: str, config: Any) -> None:
+    """The world's people, rooms and links (the plan does not depend on the message count)."""
+    import sqlalchemy as sa
+
+    from talklog.store import make_session_factory, upgrade
+    from talklog.store.models import Message
+    from talklog_dev.synth.generator import generate
+
+    upgrade(url)
+    generate(url, config.replace(messages=1))
+    with make_session_factory(url).begin() as session:
+        session.execute(sa.delete(Message))
+
+
+def client_of(handle: Any) -> Any:
+    from talklog.lineworks import LineWorksClient
+    from talklog.lineworks.auth import ServiceAccount
+
+    account = ServiceAccount(
+        handle.client_id,
+        handle.client_secret,
+        handle.service_account_id,
+        handle.private_key(),
+        tuple(handle.scopes.split()),
+    )
+    return LineWorksClient(
+        handle.session(), account, base_url=handle.base_url, auth_url=handle.auth_url
+    )
+
+
+class TimedSource:
+    """The client, with the time spent in downloads (rendering and transfer) measured."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        self.download_seconds = 0.0
+
+    @property
+    def api_calls(self) -> int:
+        return self.client.api_calls
+
+    def download_talks(self, *args: Any, **kwargs: Any) -> Any:
+        began = time.perf_counter()
+        try:
+            return self.client.download_talks(*args, **kwargs)
+        finally:
+            self.download_seconds += time.perf_counter() - began
+
+
+def run_size(messages: int, workdir: Path, profile: bool) -> dict[str, Any]:
+    """One size, in this (child) process: the figures as a dict."""
+    from talklog.directory_sync import sync_directory
+    from talklog.ingest import ingest_talks
+    from talklog.store import make_session_factory
+    from talklog_dev.lineworks_emulator.process import run_lineworks_emulator
+
+    folder = workdir / str(messages)
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    config = world_config(messages)
+    url = f"sqlite:///{folder / 'store.db'}"
+    store_without_messages(url, config)
+    sessions = make_session_factory(url)
+    start, end = config.window()
+    with run_lineworks_emulator(folder / "lineworks", *emulator_args(config)) as handle:
+        source = TimedSource(client_of(handle))
+        sync_directory(sessions, source.client, domain_id=handle.domain_id)
+        rss_before = peak_rss_mib()
+        profiler = _profiler(profile)
+        began = time.perf_counter()
+        summary = ingest_talks(sessions, source, start, end, workdir=folder)
+        wall = time.perf_counter() - began
+        _dump(profiler, folder / f"{messages}.prof")
+    return {
+        "messages": messages,
+        "talks_downloaded": summary.talks_downloaded,
+        "messages_new": summary.messages_new,
+        "quarantined": summary.quarantined,
+        "wall_s": round(wall, 2),
+        "download_s": round(source.download_seconds, 2),
+        "import_s": round(wall - source.download_seconds, 2),
+        "rows_per_s": round(summary.talks_downloaded / wall) if wall else 0,
+        "peak_rss_mib": round(peak_rss_mib(), 1),
+        "rss_before_mib": round(rss_before, 1),
+    }
+
+
+def _profiler(enabled: bool) -> Any:
+    if not enabled:
+        return None
+    import cProfile
+
+    profiler = cProfile.Profile()
+    profiler.enable()
+    return profiler
+
+
+def _dump(profiler: Any, path: Path) -> None:
+    if profiler is None:
+        return
+    import pstats
+
+    profiler.disable()
+    profiler.dump_stats(path)
+    pstats.Stats(str(path), stream=sys.stderr).sort_stats("cumulative").print_stats(25)
+
+
+def run_child(messages: int, workdir: Path, profile: bool) -> dict[str, Any]:
+    command = [sys.executable, __file__, "--child", str(messages), "--workdir", str(workdir)]
+    done = subprocess.run(
+        [*command, *(["--profile"] if profile else [])],
+        check=True,
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=REPO_ROOT,
+    )
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def verdict(results: list[dict[str, Any]]) -> list[str]:
+    """PASS, or the gap against the targets."""
+    lines = []
+    largest = max(results, key=lambda r: r["messages"])
+    seconds = largest["wall_s"] * TARGET_SIZE / largest["messages"]
+    scaled = "" if largest["messages"] == TARGET_SIZE else " (scaled to 1,000,000)"
+    if seconds <= TARGET_SECONDS:
+        lines.append(f"time: PASS, {seconds:.1f} s for 1,000,000 messages{scaled} (<= 30 s)")
+    else:
+        lines.append(
+            f"time: {seconds:.1f} s for 1,000,000 messages{scaled}:"
+            f" {seconds - TARGET_SECONDS:.1f} s"
+            f" over the 30 s target ({seconds / TARGET_SECONDS:.1f}x)"
+        )
+    smallest = min(results, key=lambda r: r["messages"])
+    ratio = largest["peak_rss_mib"] / smallest["peak_rss_mib"]
+    flat = "PASS (flat)" if ratio <= FLAT_MEMORY_SLACK else "FAIL (grows with the size)"
+    lines.append(
+        f"memory: {flat}: peak RSS {smallest['peak_rss_mib']:.0f} MiB at"
+        f" {smallest['messages']:,} messages, {largest['peak_rss_mib']:.0f} MiB at"
+        f" {largest['messages']:,} ({ratio:.2f}x)"
+    )
+    return lines
+
+
+def print_table(results: list[dict[str, Any]]) -> None:
+    from tabulate import tabulate
+
+    headers = {
+        "messages": "messages", "talks_downloaded": "talks\ndownloaded",
+        "messages_new": "stored", "quarantined": "quarantined", "download_s": "download\ns",
+        "import_s": "import\ns", "wall_s": "wall\ns", "rows_per_s": "rows/s",
+        "peak_rss_mib": "peak RSS\nMiB",
+    }  # fmt: skip
+    rows = [[result[key] for key in headers] for result in results]
+    print(tabulate(rows, headers=list(headers.values()), intfmt=",", floatfmt=".1f"))
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default=",".join(map(str, SIZES)))
+    parser.add_argument("--workdir", type=Path, default=REPO_ROOT / "var" / "bench-ingest")
+    parser.add_argument("--profile", action="store_true", help="cProfile the ingestion")
+    parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        print(json.dumps(run_size(args.child, args.workdir, args.profile)))
+        return
+    results = []
+    for size in (int(s) for s in args.sizes.split(",")):
+        results.append(run_child(size, args.workdir, args.profile))
+        print(json.dumps(results[-1]), file=sys.stderr)
+    print_table(results)
+    print("\n".join(verdict(results)))
+
+
+if __name__ == "__main__":
+    main()
