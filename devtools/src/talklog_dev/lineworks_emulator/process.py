@@ -8,23 +8,18 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 from collections.abc import Generator
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import requests
 
-START_TIMEOUT_S = 30.0
+from talklog_dev.serving import EmulatorAdmin, handle_from, run_serving
 
 
 @dataclass
-class LineWorksEmulatorHandle:
+class LineWorksEmulatorHandle(EmulatorAdmin):
     """A running emulator: its URLs, the app's credentials, and its admin API."""
 
     base_url: str
@@ -40,36 +35,17 @@ class LineWorksEmulatorHandle:
     scopes: str
     _session: requests.Session | None = field(default=None, repr=False)
 
-    def session(self) -> requests.Session:
-        """A requests session that trusts the emulator's CA (and ignores REQUESTS_CA_BUNDLE)."""
-        session = requests.Session()
-        session.trust_env = False
-        session.verify = self.ca_bundle
-        return session
-
     def private_key(self) -> str:
         if self.private_key_file is None:
             raise RuntimeError("the emulator was started with --public-key: no private key")
         return Path(self.private_key_file).read_text(encoding="utf-8")
 
-    def admin(self, method: str, path: str, payload: Any = None) -> Any:
-        if self._session is None:
-            self._session = self.session()
-        response = self._session.request(
-            method, f"{self.admin_url}/{path}", json=payload, timeout=60
-        )
-        response.raise_for_status()
-        return response.json()
+    def admin_root(self) -> str:
+        return self.admin_url
 
     def reset(self) -> None:
         """Forget tokens and downloads, zero counters, clear faults and renames."""
         self.admin("POST", "reset")
-
-    def set_faults(self, **faults: Any) -> dict[str, Any]:
-        return self.admin("PUT", "faults", faults)
-
-    def stats(self) -> dict[str, Any]:
-        return self.admin("GET", "stats")
 
     def expire_tokens(self) -> int:
         return self.admin("POST", "expire-tokens")["expired"]
@@ -100,57 +76,18 @@ class LineWorksEmulatorHandle:
         """``AIRFLOW_CONN_<ID>`` environment variable for this emulator."""
         return {f"AIRFLOW_CONN_{conn_id.upper()}": json.dumps(self.airflow_connection(**extra))}
 
-    def close(self) -> None:
-        if self._session is not None:
-            self._session.close()
-
 
 @contextlib.contextmanager
 def run_lineworks_emulator(
     workdir: Path, *args: str, env: dict[str, str] | None = None
 ) -> Generator[LineWorksEmulatorHandle]:
     """Start the emulator in its own process group; stop it by pid when the block ends."""
-    workdir.mkdir(parents=True, exist_ok=True)
-    ready_file = workdir / "ready.json"
-    ready_file.unlink(missing_ok=True)
-    command = [
-        sys.executable, "-m", "talklog_dev.lineworks_emulator", "serve", "--port", "0",
-        "--out", str(workdir), "--ready-file", str(ready_file), *args,
-    ]  # fmt: skip
-    log_path = workdir / "emulator.log"
-    log = log_path.open("wb")
-    process = subprocess.Popen(
-        command,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-        env={**os.environ, **(env or {})},
-    )
-    try:
-        handle = _wait_ready(process, ready_file, log_path)
-        yield handle
-        handle.close()
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
+    with run_serving(
+        workdir, "talklog_dev.lineworks_emulator", "--out", str(workdir), *args,
+        env=env, name="the LINE WORKS emulator",
+    ) as info:  # fmt: skip
+        handle = handle_from(LineWorksEmulatorHandle, info)
         try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=5)
-        log.close()
-
-
-def _wait_ready(
-    process: subprocess.Popen, ready_file: Path, log_file: Path
-) -> LineWorksEmulatorHandle:
-    deadline = time.monotonic() + START_TIMEOUT_S
-    names = {f.name for f in fields(LineWorksEmulatorHandle) if not f.name.startswith("_")}
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"emulator exited early:\n{log_file.read_text(errors='replace')}")
-        if ready_file.exists():
-            info = json.loads(ready_file.read_text(encoding="utf-8"))
-            return LineWorksEmulatorHandle(**{k: v for k, v in info.items() if k in names})
-        time.sleep(0.05)
-    raise RuntimeError("the LINE WORKS emulator did not become ready in time")
+            yield handle
+        finally:
+            handle.close()

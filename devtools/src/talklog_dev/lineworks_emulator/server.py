@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
-import socket
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
-import uvicorn
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from talklog_dev.emulator import tls
-from talklog_dev.emulator.server import HOST, bind
 from talklog_dev.lineworks_emulator.app import create_app
 from talklog_dev.lineworks_emulator.state import EmulatorState
+from talklog_dev.serving import HOST, announce, bind, serve_https
 
 KEY_FILE = "service-account-key.pem"
 
@@ -59,30 +55,6 @@ def service_account_key(out_dir: Path) -> tuple[Path, str]:
     return path, public.decode()
 
 
-class _Server(uvicorn.Server):
-    """uvicorn server that announces readiness once it accepts connections."""
-
-    def __init__(self, config: uvicorn.Config, on_ready: Any) -> None:
-        super().__init__(config)
-        self._on_ready = on_ready
-
-    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-        await super().startup(sockets=sockets)
-        if self.started:
-            self._on_ready()
-
-
-def _write_ready(ready: Ready, ready_file: Path | None) -> None:
-    line = ready.as_json()
-    if ready_file is not None:
-        tmp = ready_file.with_suffix(ready_file.suffix + ".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(line + "\n")
-        tmp.replace(ready_file)
-    print(line, flush=True)
-
-
 def serve(
     state: EmulatorState,
     port: int,
@@ -107,17 +79,4 @@ def serve(
         domain_id=state.world.domain_id,
         scopes=" ".join(state.config.scopes),
     )
-    config = uvicorn.Config(
-        create_app(state),
-        ssl_certfile=str(files.cert_file),
-        ssl_keyfile=str(files.key_file),
-        access_log=False,  # query strings and file URLs: never logged
-        log_level="warning",
-        timeout_keep_alive=30,
-        timeout_graceful_shutdown=0.5,
-    )
-    server = _Server(config, lambda: _write_ready(ready, ready_file))
-    try:
-        asyncio.run(server.serve(sockets=[sock]))
-    finally:
-        sock.close()
+    serve_https(create_app(state), sock, files, lambda: announce(ready.as_json(), ready_file))
