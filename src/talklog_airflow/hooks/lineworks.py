@@ -33,9 +33,10 @@ from talklog.lineworks import (
 )
 from talklog.lineworks.client import API_RETRY
 from talklog.salesforce.failures import Backoff
+from talklog_airflow.hooks.common import ConnectionOnce, trusting_ca
 
 
-class LineWorksHook(BaseHook):
+class LineWorksHook(ConnectionOnce, BaseHook):
     """Reaches LINE WORKS API 2.0 as the connection's service account."""
 
     conn_name_attr = "lineworks_conn_id"
@@ -56,15 +57,6 @@ class LineWorksHook(BaseHook):
         self._session = session
         self.backoff = backoff
         self.sleep = sleep
-
-    @cached_property
-    def connection(self) -> Any:
-        """The Airflow connection (read once)."""
-        return self.get_connection(self.conn_id)
-
-    @cached_property
-    def extras(self) -> dict[str, Any]:
-        return self.connection.extra_dejson
 
     def _extra(self, name: str) -> Any:
         """An extra by its plain name or the UI's ``extra__lineworks__<name>`` form."""
@@ -92,12 +84,7 @@ class LineWorksHook(BaseHook):
     @cached_property
     def session(self) -> requests.Session:
         """The requests session every call uses; it trusts ``ca_bundle`` when configured."""
-        session = self._session or requests.Session()
-        ca_bundle = self._extra("ca_bundle")
-        if ca_bundle:
-            session.trust_env = False  # REQUESTS_CA_BUNDLE would otherwise override verify
-            session.verify = ca_bundle
-        return session
+        return trusting_ca(self._session, self._extra("ca_bundle"))
 
     @cached_property
     def client(self) -> LineWorksClient:

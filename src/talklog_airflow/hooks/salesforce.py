@@ -28,6 +28,7 @@ from simple_salesforce import Salesforce
 
 from talklog.salesforce.bulk import BulkClient
 from talklog.salesforce.failures import error_of_response
+from talklog_airflow.hooks.common import ConnectionOnce, trusting_ca
 
 DEFAULT_API_VERSION = "66.0"
 TOKEN_PATH = "/services/oauth2/token"
@@ -37,7 +38,7 @@ class SalesforceAuthError(RuntimeError):
     """The token endpoint refused the connection's credentials (no secrets in the message)."""
 
 
-class TalkLogSalesforceHook(SalesforceHook):
+class TalkLogSalesforceHook(ConnectionOnce, SalesforceHook):
     """SalesforceHook that can log in at the instance's own token endpoint and trust a local CA."""
 
     conn_name_attr = "salesforce_conn_id"
@@ -58,15 +59,6 @@ class TalkLogSalesforceHook(SalesforceHook):
         self._api_version = api_version
         self.instance_url: str | None = None
 
-    @cached_property
-    def connection(self) -> Any:
-        """The Airflow connection (read once)."""
-        return self.get_connection(self.conn_id)
-
-    @cached_property
-    def extras(self) -> dict[str, Any]:
-        return self.connection.extra_dejson
-
     @property
     def api_version(self) -> str:
         return self._api_version or self._get_field(self.extras, "version") or DEFAULT_API_VERSION
@@ -74,13 +66,8 @@ class TalkLogSalesforceHook(SalesforceHook):
     @cached_property
     def http_session(self) -> requests.Session:
         """The requests session every call uses; it trusts ``ca_bundle`` when one is configured."""
-        session = self.session or requests.Session()
-        ca_bundle = self._get_field(self.extras, "ca_bundle")
-        if ca_bundle:
-            session.trust_env = False  # REQUESTS_CA_BUNDLE would otherwise override verify
-            session.verify = ca_bundle
-        self.session = session
-        return session
+        self.session = trusting_ca(self.session, self._get_field(self.extras, "ca_bundle"))
+        return self.session
 
     def uses_instance_token(self) -> bool:
         """True when the token is fetched from ``<host>/services/oauth2/token``."""
