@@ -31,6 +31,7 @@ from talklog.store.models import Delivery, TalkLogClaim, UTCDateTime
 from talklog.windows import TalkWindow
 
 _INSERT_BATCH = 20_000  # rows per executemany
+_CLAIMS = TalkLogClaim.__table__
 
 
 class Claim(NamedTuple):
@@ -157,21 +158,15 @@ def entries(session: Session, *where: sa.ColumnElement[bool]) -> list[LedgerEntr
 def mark_delivered(session: Session, task_keys: dict[str, str | None], when: dt.datetime) -> None:
     """Record that Salesforce accepted these TalkLogs (key -> the key of their first Task,
     or None to keep the one recorded)."""
-    if not task_keys:
-        return
-    table = TalkLogClaim.__table__
-    statement = (
-        sa.update(table)
-        .where(table.c.talklog_key == sa.bindparam("key"))
-        .values(
-            delivered_at=sa.bindparam("when"),
-            task_key=sa.func.coalesce(sa.bindparam("task_key"), table.c.task_key),
-        )
-    )
     params = [
         {"key": key, "when": when, "task_key": task_key} for key, task_key in task_keys.items()
     ]
-    session.connection().execute(statement, params)
+    _update_claims(
+        session,
+        params,
+        delivered_at=sa.bindparam("when"),
+        task_key=sa.func.coalesce(sa.bindparam("task_key"), _CLAIMS.c.task_key),
+    )
 
 
 def part_counts(
@@ -194,25 +189,27 @@ def part_counts(
 def record_part_counts(session: Session, counts: Mapping[str, PartCounts]) -> None:
     """Record how many parts and Tasks Salesforce may hold per TalkLog; a TalkLog left
     without Tasks has no first Task either."""
-    if not counts:
-        return
-    table = TalkLogClaim.__table__
-    statement = (
-        sa.update(table)
-        .where(table.c.talklog_key == sa.bindparam("key"))
-        .values(
-            talklog_parts=sa.bindparam("talklog_parts"),
-            task_parts=sa.bindparam("task_parts"),
-            task_key=sa.case(
-                (sa.bindparam("no_tasks", type_=sa.Boolean()), None), else_=table.c.task_key
-            ),
-        )
-    )
     params = [
         {"key": key, "talklog_parts": n.talklogs, "task_parts": n.tasks, "no_tasks": n.tasks == 0}
         for key, n in counts.items()
     ]
-    session.connection().execute(statement, params)
+    _update_claims(
+        session,
+        params,
+        talklog_parts=sa.bindparam("talklog_parts"),
+        task_parts=sa.bindparam("task_parts"),
+        task_key=sa.case(
+            (sa.bindparam("no_tasks", type_=sa.Boolean()), None), else_=_CLAIMS.c.task_key
+        ),
+    )
+
+
+def _update_claims(session: Session, params: list[dict[str, object]], **values: object) -> None:
+    """One UPDATE of talklog_claims, run for every row of `params` (each names its ``key``)."""
+    if not params:
+        return
+    statement = sa.update(_CLAIMS).where(_CLAIMS.c.talklog_key == sa.bindparam("key"))
+    session.connection().execute(statement.values(**values), params)
 
 
 def completed_talklogs(accepted_parts: Iterable[str], rejected_parts: Iterable[str]) -> set[str]:
