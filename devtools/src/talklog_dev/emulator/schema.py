@@ -190,6 +190,28 @@ def _ro(name: str, type_: str, label: str, **kw: object) -> Field:
     return Field(name, type_, label, createable=False, updateable=False, **kw)  # type: ignore[arg-type]
 
 
+def _restricted_picklist(
+    name: str,
+    label: str,
+    length: int,
+    values: tuple[str, ...],
+    default: str,
+    *,
+    required: bool = False,
+) -> Field:
+    """A restricted picklist of a standard value set, `default` its default value."""
+    return Field(
+        name,
+        "picklist",
+        label,
+        length,
+        required=required,
+        default=default,
+        picklist_values=picklist(values, default),
+        restricted_picklist=True,
+    )
+
+
 def _standard_objects() -> dict[str, list[Field]]:
     name = _ro("Name", "string", "Full Name", length=121)
     return {
@@ -250,14 +272,8 @@ def _standard_objects() -> dict[str, list[Field]]:
             name,
             Field("Company", "string", "Company", 255, required=True),
             Field("Email", "email", "Email", 80),
-            Field(
-                "Status",
-                "picklist",
-                "Lead Status",
-                255,
-                default="Open - Not Contacted",
-                picklist_values=picklist(LEAD_STATUSES, "Open - Not Contacted"),
-                restricted_picklist=True,
+            _restricted_picklist(
+                "Status", "Lead Status", 255, LEAD_STATUSES, "Open - Not Contacted"
             ),
             _ro("IsConverted", "boolean", "Converted"),
             _ro(
@@ -282,25 +298,11 @@ def _standard_objects() -> dict[str, list[Field]]:
             *_system_fields(),
             Field("Subject", "combobox", "Subject", 255, picklist_values=picklist(TASK_SUBJECTS)),
             Field("Description", "textarea", "Description", 32000),
-            Field(
-                "Status",
-                "picklist",
-                "Status",
-                255,
-                required=True,
-                default="Not Started",
-                picklist_values=picklist(TASK_STATUSES, "Not Started"),
-                restricted_picklist=True,
+            _restricted_picklist(
+                "Status", "Status", 255, TASK_STATUSES, "Not Started", required=True
             ),
-            Field(
-                "Priority",
-                "picklist",
-                "Priority",
-                40,
-                required=True,
-                default="Normal",
-                picklist_values=picklist(TASK_PRIORITIES, "Normal"),
-                restricted_picklist=True,
+            _restricted_picklist(
+                "Priority", "Priority", 40, TASK_PRIORITIES, "Normal", required=True
             ),
             Field("ActivityDate", "date", "Due Date Only"),
             Field(
