@@ -23,6 +23,7 @@ from talklog_dev.emulator.convert import convert_lead
 from talklog_dev.emulator.faults import FaultDice, Faults, Usage
 from talklog_dev.emulator.ids import to18
 from talklog_dev.emulator.records import MultipleMatches, RecordError, RecordStore, SfError
+from talklog_dev.emulator.rep_click import rep_click
 from talklog_dev.emulator.schema import RECORD_TYPES, Field, Schema, SObject, build_schema
 from talklog_dev.emulator.soql import Evaluator, SoqlError, parse
 from talklog_dev.emulator.validation import compile_rules
@@ -973,6 +974,19 @@ def _admin_router() -> APIRouter:
             converted_status=body.get("convertedStatus") or "Closed - Converted",
         )
         return result.as_dict()
+
+    @router.post("/rep-click")
+    async def click(request: Request) -> dict[str, Any]:
+        """A rep links (parentId, linked true) or unticks a LineWorks__c record as userId."""
+        state = _state(request)
+        body = await _json_body(request) or {}
+        return rep_click(
+            state.store,
+            str(body.get("linkKey", "")),
+            linked=bool(body.get("linked", True)),
+            user_id=str(body.get("userId", "")),
+            parent_id=body.get("parentId"),
+        )
 
     @router.post("/records/{sobject}")
     async def create_record(sobject: str, request: Request) -> JSONResponse:

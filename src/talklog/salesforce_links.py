@@ -1,0 +1,372 @@
+"""Links made in Salesforce (issue 18, spec section 6): read the reps' decisions back.
+
+A rep links a mirrored `LineWorks__c` (`talklog.link_mirror`) by setting its parent lookup and
+ticking `Linked__c`; unticking is "do not link". Each run:
+
+1. reads the records changed since the watermark `salesforce_links` (by `SystemModstamp`,
+   minus `OVERLAP` so that a transaction committed late is not missed; re-reading is a no-op);
+2. records each decision in the store: a new link or a link again opens a `LinkPeriod` from the
+   record's `LastModifiedDate` (the rep's click), "do not link" closes it; a moved lookup
+   (the rep's or the re-link's) changes the link's target without a new period;
+3. writes only what the project owns: nickname and App Link (cleared on "do not link",
+   restored on a new link) and one `LINE WORKS交換` Task per new link. A record whose
+   `SystemModstamp` moved after the read (a person edited it meanwhile) is not written: the
+   edit wins, and the next run reads it (its stamp is past the watermark);
+4. mirrors new or changed LINE WORKS contacts.
+
+`TALKLOG_LINK_SOURCE` (`LinkSource`) chooses this path or the store-authored one
+(`talklog.links`); only one runs. No name or message content is logged.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session, sessionmaker
+
+from talklog.batching import chunked
+from talklog.link_mirror import (
+    OWNED_FIELDS,
+    MirroredContact,
+    contacts_by_id,
+    mirror_contacts,
+    owned_fields,
+)
+from talklog.links import EXCHANGE_SUBJECT, LinkState, exchange_task_row
+from talklog.loading import BulkLoader, patient_queries
+from talklog.owners import staff_emails, staff_owners
+from talklog.salesforce.fields import UPSERT_KEYS
+from talklog.salesforce.soql import quote
+from talklog.store.models import LineUser, Link, LinkPeriod, TargetType
+from talklog.summary import JobSummary
+from talklog.targets import (
+    IN_CLAUSE_SIZE,
+    Describe,
+    QueryAll,
+    person_accounts_enabled,
+    resolve_customers,
+)
+from talklog.watermarks import EPOCH, advance_watermark, read_watermark
+from talklog.windows import DEFAULT_TIMEZONE
+
+SOURCE_ENV = "TALKLOG_LINK_SOURCE"
+WATERMARK = "salesforce_links"
+OVERLAP = dt.timedelta(minutes=5)
+PARENTS = (
+    ("ExternalContact__c", TargetType.EXTERNAL_CONTACT),
+    ("Lead__c", TargetType.LEAD),
+    ("Contact__c", TargetType.CONTACT),
+    ("Account__c", TargetType.PERSON_ACCOUNT),
+)
+"""The parent lookups in the order that names the link's target (an account link keeps its
+external contact; a converted lead's records name its contact)."""
+_DECISIONS_SOQL = (
+    "SELECT Id, LinkKey__c, Linked__c, "
+    + ", ".join(name for name, _ in PARENTS)
+    + ", "
+    + ", ".join(OWNED_FIELDS)
+    + ", LastModifiedDate, LastModifiedById, SystemModstamp FROM LineWorks__c"
+    " WHERE SystemModstamp > {since} ORDER BY SystemModstamp, Id"
+)
+_STAMPS_SOQL = "SELECT LinkKey__c, SystemModstamp FROM LineWorks__c WHERE LinkKey__c IN ({keys})"
+__all__ = ["EXCHANGE_SUBJECT", "LinkSource", "link_source", "sync_salesforce_links"]
+
+
+class LinkSource(StrEnum):
+    """Where links are made (`TALKLOG_LINK_SOURCE`)."""
+
+    SALESFORCE = "salesforce"  # reps link in Salesforce; this module reads it back
+    STORE = "store"  # a LINE WORKS-side app writes the store's links (`talklog.links`)
+
+
+def link_source(value: str | None = None) -> LinkSource:
+    """`value`, or `TALKLOG_LINK_SOURCE` (default `store` for now); refused when unknown."""
+    raw = (os.environ.get(SOURCE_ENV, "") if value is None else value).strip().lower()
+    try:
+        return LinkSource(raw or LinkSource.STORE.value)
+    except ValueError:
+        choices = ", ".join(source.value for source in LinkSource)
+        raise ValueError(f"{SOURCE_ENV} must be one of {choices}, got {raw!r}") from None
+
+
+class Change(StrEnum):
+    """What one decision changed in the store."""
+
+    LINKED = "linked"  # a new link, or a link again after "do not link"
+    UNLINKED = "unlinked"
+    RETARGETED = "retargeted"  # still linked, to another record
+    NONE = "none"
+
+
+@dataclass(frozen=True)
+class Decision:
+    """A `LineWorks__c` record as read: the rep's decision and the project's fields."""
+
+    row: Mapping[str, Any]
+    link_key: str
+    target: tuple[TargetType, str] | None  # None: unticked, or ticked without a parent
+    ticked: bool
+    decided_at: dt.datetime  # LastModifiedDate
+    stamp: str  # SystemModstamp as Salesforce wrote it
+
+
+def decision(row: Mapping[str, Any]) -> Decision:
+    ticked = str(row.get("Linked__c")).lower() == "true"
+    parent = next(((kind, str(row[name])) for name, kind in PARENTS if row.get(name)), None)
+    return Decision(
+        row,
+        str(row["LinkKey__c"]),
+        parent if ticked else None,
+        ticked,
+        parse_stamp(str(row["LastModifiedDate"])),
+        str(row["SystemModstamp"]),
+    )
+
+
+def parse_stamp(value: str) -> dt.datetime:
+    """Salesforce's datetime text (`2026-01-09T00:00:00.000+0000`) as an aware UTC time."""
+    return dt.datetime.fromisoformat(value).astimezone(dt.UTC)
+
+
+def soql_stamp(value: dt.datetime) -> str:
+    return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.") + (
+        f"{value.microsecond // 1000:03d}Z"
+    )
+
+
+def read_decisions(query_all: QueryAll, since: dt.datetime) -> list[Decision]:
+    """Every `LineWorks__c` changed after `since`, oldest change first."""
+    return [decision(row) for row in query_all(_DECISIONS_SOQL.format(since=soql_stamp(since)))]
+
+
+@dataclass
+class SalesforceLinkSummary(JobSummary):
+    """What a read-back run found, recorded and wrote."""
+
+    since: str
+    until: str | None = None
+    records_read: int = 0
+    linked: int = 0
+    unlinked: int = 0
+    retargeted: int = 0
+    ticked_without_parent: int = 0  # treated as not linked
+    unknown_contacts: int = 0  # LinkKey__c is no LINE WORKS contact the store knows
+    edited_during_sync: int = 0  # not written: a person edited it after the read
+    unresolved_targets: dict[str, int] = field(default_factory=dict)
+    tasks_owned_by_integration_user: dict[str, int] = field(default_factory=dict)
+    staff_without_active_user: dict[str, list[str]] = field(default_factory=dict)
+    linkworks: dict[str, Any] = field(default_factory=dict)
+    exchange_tasks: dict[str, Any] = field(default_factory=dict)
+    mirror: dict[str, Any] = field(default_factory=dict)  # MirrorSummary.as_dict()
+
+    def loads(self) -> Iterable[Mapping[str, Any]]:
+        loads = [self.linkworks, self.exchange_tasks]
+        return [load for load in loads if load]
+
+
+def apply_decision(session: Session, found: Decision, contact: MirroredContact) -> Change:
+    """Record one decision in the store's links and link periods."""
+    link = session.scalars(
+        sa.select(Link).where(
+            sa.or_(
+                Link.link_key == found.link_key,
+                sa.and_(
+                    Link.lw_user_id == contact.lw_user_id,
+                    Link.line_user_id == contact.line_user_id,
+                ),
+            )
+        )
+    ).first()
+    now = dt.datetime.now(dt.UTC)
+    if found.target is None:
+        return _unlink(session, link, found.decided_at, now) if link else Change.NONE
+    if link is None:
+        link = _new_link(session, found, contact)
+    elif link.linked:
+        return _retarget(link, found.target, now)
+    _retarget(link, found.target, now)
+    start = max(found.decided_at, link.unlinked_at or found.decided_at)
+    link.linked, link.linked_at, link.unlinked_at, link.updated_at = True, start, None, now
+    shown = owned_fields(contact, shown=True)
+    link.nickname, link.app_link = shown["Nickname__c"], shown["AppLink__c"]
+    session.add(LinkPeriod(link_id=link.id, started_at=start))
+    return Change.LINKED
+
+
+def _new_link(session: Session, found: Decision, contact: MirroredContact) -> Link:
+    assert found.target is not None
+    kind, target_id = found.target
+    link = Link(
+        link_key=found.link_key,
+        lw_user_id=contact.lw_user_id,
+        line_user_id=contact.line_user_id,
+        target_type=kind.value,
+        target_id=target_id,
+        linked=False,
+        linked_at=found.decided_at,
+        updated_at=found.decided_at,
+    )
+    session.add(link)
+    session.flush()
+    return link
+
+
+def _retarget(link: Link, target: tuple[TargetType, str], now: dt.datetime) -> Change:
+    kind, target_id = target
+    if (link.target_type, link.target_id[:15]) == (kind.value, target_id[:15]):
+        return Change.NONE
+    link.target_type, link.target_id, link.updated_at = kind.value, target_id, now
+    return Change.RETARGETED
+
+
+def _unlink(session: Session, link: Link, at: dt.datetime, now: dt.datetime) -> Change:
+    if not link.linked:
+        return Change.NONE
+    open_periods = session.scalars(
+        sa.select(LinkPeriod).where(LinkPeriod.link_id == link.id, LinkPeriod.ended_at.is_(None))
+    )
+    for period in open_periods:
+        period.ended_at = max(at, period.started_at)
+    link.linked, link.unlinked_at, link.updated_at = False, at, now
+    return Change.UNLINKED
+
+
+def record_decisions(
+    sessions: sessionmaker[Session], decisions: list[Decision], summary: SalesforceLinkSummary
+) -> tuple[dict[str, MirroredContact], list[LinkState], set[str]]:
+    """Apply the decisions in one transaction: (contacts, new links, keys now shown)."""
+    new_links: list[LinkState] = []
+    with sessions.begin() as session:
+        known = contacts_by_id(session, {d.link_key for d in decisions})
+        for found in decisions:
+            contact = known.get(found.link_key)
+            if contact is None:
+                summary.unknown_contacts += 1
+                continue
+            summary.ticked_without_parent += found.ticked and found.target is None
+            change = apply_decision(session, found, contact)
+            if change is not Change.NONE:
+                setattr(summary, change.value, getattr(summary, change.value) + 1)
+            if change is Change.LINKED:
+                new_links.append(_state(session, found.link_key, contact))
+        hidden = set(
+            session.scalars(
+                sa.select(Link.link_key).where(
+                    Link.link_key.in_(list(known)), Link.linked.is_(False)
+                )
+            )
+        )
+        session.expunge_all()
+    return known, new_links, hidden
+
+
+def _state(session: Session, link_key: str, contact: MirroredContact) -> LinkState:
+    link = session.scalars(sa.select(Link).where(Link.link_key == link_key)).one()
+    name = session.scalar(sa.select(LineUser.display_name).where(LineUser.id == link.line_user_id))
+    return LinkState(link, contact.name or name or "", contact.salesforce_user_id)
+
+
+def field_updates(
+    decisions: Iterable[Decision], known: Mapping[str, MirroredContact], hidden: set[str]
+) -> dict[str, tuple[str, dict[str, Any]]]:
+    """LinkKey__c -> (stamp read, row) for records whose nickname or App Link must change."""
+    updates = {}
+    for found in decisions:
+        contact = known.get(found.link_key)
+        if contact is None:
+            continue
+        wanted = owned_fields(contact, shown=found.link_key not in hidden)
+        fields = {name: wanted[name] for name in ("Nickname__c", "AppLink__c")}
+        if any((found.row.get(name) or None) != value for name, value in fields.items()):
+            updates[found.link_key] = (found.stamp, {"LinkKey__c": found.link_key, **fields})
+    return updates
+
+
+def unedited(
+    query_all: QueryAll, updates: Mapping[str, tuple[str, dict[str, Any]]]
+) -> tuple[list[dict[str, Any]], int]:
+    """The rows of records nobody changed since they were read, and how many were."""
+    stamps: dict[str, str] = {}
+    for chunk in chunked(sorted(updates), IN_CLAUSE_SIZE):
+        rows = query_all(_STAMPS_SOQL.format(keys=",".join(map(quote, chunk))))
+        stamps.update((str(row["LinkKey__c"]), str(row["SystemModstamp"])) for row in rows)
+    rows = [row for key, (stamp, row) in updates.items() if stamps.get(key) == stamp]
+    return rows, len(updates) - len(rows)
+
+
+def sync_salesforce_links(
+    *,
+    sessions: sessionmaker[Session],
+    query_all: QueryAll,
+    loader: BulkLoader,
+    timezone: str = DEFAULT_TIMEZONE,
+    api_calls: Callable[[], int] | None = None,
+    describe: Describe | None = None,
+) -> SalesforceLinkSummary:
+    """Read the reps' decisions since the last run, record them, write the project's fields
+    and exchange Tasks, mirror new contacts; the watermark moves to the last record read."""
+    query_all = patient_queries(query_all, sleep=loader.sleep)
+    with sessions() as session:
+        mark = read_watermark(session, WATERMARK)
+    since = mark - OVERLAP if mark else EPOCH
+    summary = SalesforceLinkSummary(since=since.isoformat())
+    decisions = read_decisions(query_all, since)
+    summary.records_read = len(decisions)
+    known, new_links, hidden = record_decisions(sessions, decisions, summary)
+    rows, summary.edited_during_sync = unedited(query_all, field_updates(decisions, known, hidden))
+    if rows:
+        outcome = loader.upsert("LineWorks__c", UPSERT_KEYS["LineWorks__c"], rows)
+        summary.linkworks = outcome.summary()
+    _exchange_tasks(sessions, query_all, loader, new_links, timezone, describe, summary)
+    summary.mirror = mirror_contacts(
+        sessions=sessions, query_all=query_all, loader=loader
+    ).as_dict()
+    if decisions:
+        until = max(parse_stamp(d.stamp) for d in decisions)
+        summary.until = until.isoformat()
+        advance_watermark(sessions, WATERMARK, until)
+    summary.api_calls = api_calls() if api_calls else None
+    return summary
+
+
+def _exchange_tasks(
+    sessions: sessionmaker[Session],
+    query_all: QueryAll,
+    loader: BulkLoader,
+    new_links: list[LinkState],
+    timezone: str,
+    describe: Describe | None,
+    summary: SalesforceLinkSummary,
+) -> None:
+    """One `LINE WORKS交換` Task per new link, on the record the customer lives on now."""
+    if not new_links:
+        return
+    linked = sorted({(s.link.target_type, s.link.target_id) for s in new_links})
+    person_accounts = person_accounts_enabled(describe, sleep=loader.sleep)
+    placed, unresolved = resolve_customers(query_all, linked, person_accounts=person_accounts)
+    summary.unresolved_targets = dict(Counter(item.reason.split(":")[0] for item in unresolved))
+    with sessions() as session:
+        emails = staff_emails(session, {s.link.lw_user_id for s in new_links})
+    staff = {s.link.lw_user_id: s.owner_id for s in new_links}
+    owners = staff_owners(query_all, staff, emails=emails)
+    tasks = []
+    for state in new_links:
+        customer = placed.get(state.link.target_id)
+        if customer is not None:
+            owned = LinkState(
+                state.link, state.line_name, owners.owner_ids.get(state.link.lw_user_id)
+            )
+            tasks.append(exchange_task_row(owned, customer, timezone))
+            owners.count_task(state.link.lw_user_id)
+    outcome = loader.upsert("Task", UPSERT_KEYS["Task"], tasks)
+    summary.exchange_tasks = outcome.summary()
+    owners.count_refused(outcome.resent_without_owner)
+    summary.tasks_owned_by_integration_user = owners.tasks_by_reason()
+    summary.staff_without_active_user = owners.staff_by_reason()
