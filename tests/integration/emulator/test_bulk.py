@@ -9,27 +9,11 @@ import time
 import pytest
 from simple_salesforce.exceptions import SalesforceMalformedRequest
 
-from talklog.salesforce.bulk import BulkClient, error_code
+from talklog.salesforce.bulk import error_code
 
 JAPANESE = (
     'こんにちは、山田です。明日の打ち合わせ🍣は10時で大丈夫でしょうか？\n改行も,カンマも"引用"も'
 )
-
-
-@pytest.fixture
-def sf(sf_emulator):
-    return sf_emulator.salesforce()
-
-
-@pytest.fixture
-def bulk(sf_emulator) -> BulkClient:
-    return BulkClient(
-        sf_emulator.session(),
-        sf_emulator.instance_url,
-        sf_emulator.token(),
-        refresh_token=sf_emulator.token,
-        poll_interval=0.01,
-    )
 
 
 def test_simple_salesforce_bulk2_upsert_with_japanese_and_emoji(sf):

@@ -9,26 +9,9 @@ from __future__ import annotations
 import pytest
 from simple_salesforce.exceptions import SalesforceMalformedRequest
 
-from talklog.salesforce.bulk import BulkClient
 from talklog_dev.emulator.faults import parse_fault_option
 
 PERSON_FIELDS = {"Account": {"IsPersonAccount", "PersonContactId"}, "Contact": {"IsPersonAccount"}}
-
-
-@pytest.fixture
-def sf(sf_emulator):
-    return sf_emulator.salesforce()
-
-
-@pytest.fixture
-def bulk(sf_emulator) -> BulkClient:
-    return BulkClient(
-        sf_emulator.session(),
-        sf_emulator.instance_url,
-        sf_emulator.token(),
-        refresh_token=sf_emulator.token,
-        poll_interval=0.01,
-    )
 
 
 def _fields(sf, sobject: str) -> set[str]:

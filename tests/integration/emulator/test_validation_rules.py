@@ -14,7 +14,6 @@ from typing import Any
 import pytest
 from simple_salesforce.exceptions import SalesforceMalformedRequest
 
-from talklog.salesforce.bulk import BulkClient
 from talklog.salesforce.failures import Failure, row_error
 from talklog_dev.emulator.faults import parse_fault_option
 from talklog_dev.emulator.process import run_emulator
@@ -64,22 +63,6 @@ CONDITIONS = {
 }  # fmt: skip
 CASES = list(CONDITIONS.values())
 IDS = list(CONDITIONS)
-
-
-@pytest.fixture
-def sf(sf_emulator):
-    return sf_emulator.salesforce()
-
-
-@pytest.fixture
-def bulk(sf_emulator) -> BulkClient:
-    return BulkClient(
-        sf_emulator.session(),
-        sf_emulator.instance_url,
-        sf_emulator.token(),
-        refresh_token=sf_emulator.token,
-        poll_interval=0.01,
-    )
 
 
 def _fields(spec: dict[str, Any]) -> list[str]:
