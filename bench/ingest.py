@@ -1,7 +1,7 @@
 """Benchmark: LINE WORKS ingestion of one talk window, download + store, against the emulator.
 
     .venv/bin/python bench/ingest.py [--sizes 1000,100000,1000000] [--workdir var/bench-ingest]
-        [--profile]
+        [--world small|scaled] [--profile]
 
 For each size, in a fresh child process (so that peak memory is that size's alone): a world of
 the generator with that many messages in ONE day, the LINE WORKS emulator serving it, a SQLite
@@ -38,11 +38,14 @@ TARGET_SIZE = 1_000_000
 FLAT_MEMORY_SLACK = 1.5  # the largest size's peak within 1.5x the smallest's
 
 
-def world_config(messages: int) -> Any:
-    """Rooms and people grow with the volume (about 500 messages per room and day)."""
+def world_config(messages: int, world: str = "small") -> Any:
+    """`small`: the same 4 staff, 12 customers and 8 rooms at every size (no display name
+    shared: nothing quarantined, the import's full path). `scaled`: rooms and people grow
+    with the volume (about 500 messages per room and day); the generator's name pool is small,
+    so most customers share a display name and their rows are quarantined (never guessed)."""
     from talklog_dev.synth.generator import GeneratorConfig
 
-    rooms = max(8, min(2_000, messages // 500))
+    rooms = 8 if world == "small" else max(8, min(2_000, messages // 500))
     return GeneratorConfig(
         seed=17, day=DAY, days=1, messages=messages, n_staff=max(4, rooms // 20),
         n_customers=max(12, rooms * 3 // 2), n_rooms=rooms,
@@ -111,7 +114,7 @@ class TimedSource:
             self.download_seconds += time.perf_counter() - began
 
 
-def run_size(messages: int, workdir: Path, profile: bool) -> dict[str, Any]:
+def run_size(messages: int, workdir: Path, profile: bool, world: str) -> dict[str, Any]:
     """One size, in this (child) process: the figures as a dict."""
     from talklog.directory_sync import sync_directory
     from talklog.ingest import ingest_talks
@@ -121,7 +124,7 @@ def run_size(messages: int, workdir: Path, profile: bool) -> dict[str, Any]:
     folder = workdir / str(messages)
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
-    config = world_config(messages)
+    config = world_config(messages, world)
     url = f"sqlite:///{folder / 'store.db'}"
     store_without_messages(url, config)
     sessions = make_session_factory(url)
@@ -169,8 +172,9 @@ def _dump(profiler: Any, path: Path) -> None:
     pstats.Stats(str(path), stream=sys.stderr).sort_stats("cumulative").print_stats(25)
 
 
-def run_child(messages: int, workdir: Path, profile: bool) -> dict[str, Any]:
+def run_child(messages: int, workdir: Path, profile: bool, world: str) -> dict[str, Any]:
     command = [sys.executable, __file__, "--child", str(messages), "--workdir", str(workdir)]
+    command += ["--world", world]
     done = subprocess.run(
         [*command, *(["--profile"] if profile else [])],
         check=True,
@@ -224,14 +228,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sizes", default=",".join(map(str, SIZES)))
     parser.add_argument("--workdir", type=Path, default=REPO_ROOT / "var" / "bench-ingest")
     parser.add_argument("--profile", action="store_true", help="cProfile the ingestion")
+    parser.add_argument("--world", choices=["small", "scaled"], default="small")
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
-        print(json.dumps(run_size(args.child, args.workdir, args.profile)))
+        print(json.dumps(run_size(args.child, args.workdir, args.profile, args.world)))
         return
     results = []
     for size in (int(s) for s in args.sizes.split(",")):
-        results.append(run_child(size, args.workdir, args.profile))
+        results.append(run_child(size, args.workdir, args.profile, args.world))
         print(json.dumps(results[-1]), file=sys.stderr)
     print_table(results)
     print("\n".join(verdict(results)))
