@@ -21,7 +21,6 @@ from talklog_airflow.hooks.store import MessageStoreHook
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session, sessionmaker
 
-    from talklog.links import LinkSyncSummary
     from talklog.loading import BulkLoader
     from talklog.pipeline import RunSummary
     from talklog.relink import RelinkSummary
@@ -154,12 +153,17 @@ class WriteTalkLogsOperator(_SalesforceJobOperator):
 
 
 class SyncLinksOperator(_SalesforceJobOperator):
-    """Mirror link changes since the last successful sync into LineWorks__c and exchange Tasks."""
+    """Links into LineWorks__c and exchange Tasks: the store's link changes pushed, or (with
+    `TALKLOG_LINK_SOURCE=salesforce`) the reps' decisions in Salesforce read back."""
 
-    def run_job(self, context: Context, clients: JobClients) -> LinkSyncSummary:
+    def run_job(self, context: Context, clients: JobClients) -> JobSummary:
         from talklog.links import sync_links
+        from talklog.salesforce_links import LinkSource, link_source, sync_salesforce_links
 
-        return sync_links(
+        sync = sync_links
+        if link_source() is LinkSource.SALESFORCE:  # TALKLOG_LINK_SOURCE: only one path runs
+            sync = sync_salesforce_links  # type: ignore[assignment]
+        return sync(
             sessions=clients.sessions,
             query_all=clients.salesforce.conn.query_all_iter,
             loader=clients.loader,
