@@ -121,16 +121,33 @@ class World:
         return synced
 
     def run(self, window: TalkWindow, run_id: str = "test", **options: Any) -> RunSummary:
+        """The talk-log job over `window`, its API calls counted, the org described."""
+        return self.write(
+            TalkLogSettings(),
+            run_id,
+            window,
+            api_calls=lambda: self.counter.total,
+            describe=self.clients.describe,
+            **options,
+        )
+
+    def write(
+        self,
+        settings: TalkLogSettings,
+        run_id: str,
+        window: TalkWindow | None = None,
+        **options: Any,
+    ) -> RunSummary:
+        """The talk-log job over `window` (the whole span by default) with `settings` and only
+        the `options` given (no call counter, no describe)."""
         return write_talk_logs(
             sessions=self.sessions,
             store_url=self.url,
             query_all=self.clients.query_all,
             loader=self.loader,
-            window=window,
-            settings=TalkLogSettings(),
+            window=window or self.window(),
+            settings=settings,
             run_id=run_id,
-            api_calls=lambda: self.counter.total,
-            describe=self.clients.describe,
             **options,
         )
 

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from talklog.pipeline import RunSummary, write_talk_logs
+from talklog.pipeline import RunSummary
 from talklog.settings import TalkLogSettings, TaskCopy
 from talklog.store.models import (
     LineUser,
@@ -104,15 +104,7 @@ def _add_big_room(world: World) -> None:
 
 
 def _run(world: World, settings: TalkLogSettings, run_id: str) -> RunSummary:
-    summary = write_talk_logs(
-        sessions=world.sessions,
-        store_url=world.url,
-        query_all=world.clients.query_all,
-        loader=world.loader,
-        window=world.window(),
-        settings=settings,
-        run_id=run_id,
-    )
+    summary = world.write(settings, run_id)
     assert summary.rejected == 0, summary.as_dict()
     return summary
 

@@ -68,18 +68,6 @@ def _world(emulator: Any, url: str) -> World:
     return build_world(emulator, url, CONFIG)  # links synced without faults
 
 
-def _run(world: World, settings: TalkLogSettings, run_id: str) -> RunSummary:
-    return write_talk_logs(
-        sessions=world.sessions,
-        store_url=world.url,
-        query_all=world.clients.query_all,
-        loader=world.loader,
-        window=world.window(),
-        settings=settings,
-        run_id=run_id,
-    )
-
-
 def _letters(world: World) -> list[DeadLetter]:
     with world.sessions() as session:
         return list(session.scalars(sa.select(DeadLetter)))
@@ -116,7 +104,7 @@ def test_sent_resent_and_attempts_are_the_sends_salesforce_saw(rate, seed, emula
     resent = 0
     try:
         for run in (1, 2):  # the second run re-runs the window: the letters' rows again
-            summary = _run(world, TalkLogSettings(), f"run {run}")
+            summary = world.write(TalkLogSettings(), f"run {run}")
             sends = jobs.new_sends({})
             _check_counts(summary, sends, "upsert")
             resent += summary.talklogs["resent"] + summary.tasks["resent"]
@@ -130,13 +118,13 @@ def test_sent_resent_and_attempts_are_the_sends_salesforce_saw(rate, seed, emula
 @pytest.mark.parametrize(("rate", "seed"), [(0.5, 51), (0.9, 92)])
 def test_deletions_are_counted_and_their_letters_ride_along(rate, seed, emulator, sqlite_url):
     world = _world(emulator, sqlite_url)
-    assert _run(world, TalkLogSettings(), "full").rejected == 0
+    assert world.write(TalkLogSettings(), "full").rejected == 0
     tasks_before = {r["LineWorksKey__c"] for r in emulator.records("Task")}
     ids = _ids_to_keys(emulator)
     jobs = Jobs(emulator)
     emulator.set_faults(lock_failure_rate=rate, lock_seed=seed)
     try:
-        off = _run(world, TalkLogSettings(task_copy=TaskCopy.OFF), "off")
+        off = world.write(TalkLogSettings(task_copy=TaskCopy.OFF), "off")
     finally:
         emulator.set_faults(lock_failure_rate=0.0)
     sends = jobs.new_sends(ids)["Task", "delete"]
