@@ -367,7 +367,8 @@ def build_replay_dag() -> DAG:
 
 
 def build_import_dag() -> DAG:
-    """Manual: load a LINE WORKS message export (CSV file path) into the message store."""
+    """Manual: load a LINE WORKS message export (a CSV file in the import folder) into the
+    message store."""
     return project_dag(
         "talklog_import_export",
         partial(
@@ -382,7 +383,13 @@ def build_import_dag() -> DAG:
         tags=["line-works", "import"],
         params={
             "path": Param(
-                "", type="string", minLength=1, description="export file path on the worker"
+                "",
+                type="string",
+                minLength=1,
+                description=(
+                    "export file, relative to the workers' import folder (TALKLOG_IMPORT_FOLDER,"
+                    " default $AIRFLOW_HOME/imports)"
+                ),
             ),
             "timezone": Param(
                 TIMEZONE, type="string", description="time zone of times without an offset"
@@ -398,11 +405,15 @@ _IMPORT_DOC = """
 ### LINE WORKS export → message store
 
 Trigger with `path`: a message-content export downloaded from the LINE WORKS admin console or
-the Monitoring API (`日時,送信者,受信者,チャンネルID,トーク`, UTF-8 with or without BOM), on a
-path the workers can read. Re-importing a file, or overlapping exports, is harmless: messages
-are keyed by a content hash. The return value (XCom) counts rows read, inserted, duplicates
-skipped and rejected, and lists rejected rows with their line numbers (a warning, not a
-failure). A missing or non-UTF-8 file fails the task.
+the Monitoring API (`日時,送信者,受信者,チャンネルID,トーク`, UTF-8 with or without BOM), put in
+the workers' import folder (`TALKLOG_IMPORT_FOLDER`, default `$AIRFLOW_HOME/imports`); `path`
+is relative to it (an absolute path must lie inside it). Paths with `..`, symbolic links
+leading out, hidden files (`.env`) and anything but a regular file are refused, with the rule
+broken in the task's failure; no message ever quotes the file. Re-importing a file, or
+overlapping exports, is harmless: messages are keyed by a content hash. The return value
+(XCom) counts rows read, inserted, duplicates skipped, rejected and quarantined, and lists
+rejected rows with their line numbers and reasons (a warning, not a failure; the rows are kept
+in the quarantine table). A refused, missing or unrecognised file fails the task.
 """
 
 
