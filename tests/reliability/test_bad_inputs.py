@@ -14,7 +14,6 @@ import datetime as dt
 import re
 from dataclasses import dataclass, field
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
@@ -29,25 +28,17 @@ from talklog.store.models import (
     DeadLetter,
     Delivery,
     LineUser,
-    LineWorksUser,
-    Link,
-    LinkPeriod,
     Message,
-    Room,
-    RoomMember,
     TalkLogClaim,
 )
 from talklog.talklogs import TalkLogDraft, TalkLogSettings, transcript_parts
 from talklog.targets import CustomerRecord, Placement
 from talklog.transcripts import TALKLOG_LIMIT, TASK_DESCRIPTION_LIMIT, render_line, utf16_len
-from talklog.windows import TalkWindow
 from tests.integration.talklog_world import direct_clients
 from tests.reliability.bad_inputs import CASES, TOKYO_10, Case, Expect, Msg, Target
+from tests.reliability.linked_rooms import TOKYO, WINDOW, add_linked_room
 
 pytestmark = pytest.mark.reliability
-TOKYO = ZoneInfo("Asia/Tokyo")
-WINDOW = TalkWindow(dt.datetime(2026, 1, 9, tzinfo=TOKYO), dt.datetime(2026, 1, 10, tzinfo=TOKYO))
-BEFORE = WINDOW.start - dt.timedelta(days=1)
 _PART_HEADER = re.compile(r"^\(\d+/\d+\)\n")
 _ENTRY = re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2} \[(?:LW|LINE|\?)\] ")
 
@@ -103,29 +94,11 @@ def _target(em: Any, sf: Any, case: Case, n: int) -> tuple[str, str]:
 def _write_case(sessions: Any, case: Case, n: int, target: tuple[str, str]) -> list[str]:
     """The case's room, members, link and messages; returns the store's refusals."""
     with sessions.begin() as session:
-        session.add_all(
-            [
-                LineWorksUser(id=f"lw{n}", display_name=case.staff_name),
-                LineUser(id=f"U{n}", display_name=case.customer_name),
-                LineUser(id=f"S{n}", display_name=f"通りすがり{n}"),
-                Room(id=room_id(case), room_type="one_to_one", title=case.name, created_at=BEFORE),
-            ]
-        )
-        session.flush()
-        for kind, user in (("lw", f"lw{n}"), ("line", f"U{n}")):
-            ids = {"lw_user_id": user} if kind == "lw" else {"line_user_id": user}
-            session.add(
-                RoomMember(room_id=room_id(case), member_kind=kind, joined_at=BEFORE, **ids)
-            )
-        link = Link(
-            link_key=f"link{n:02d}", lw_user_id=f"lw{n}", line_user_id=f"U{n}",
-            target_type=target[0], target_id=target[1], nickname=case.nickname,
-            app_link=f"https://example.invalid/{n}", linked=True, linked_at=BEFORE,
-            updated_at=BEFORE,
+        session.add(LineUser(id=f"S{n}", display_name=f"通りすがり{n}"))
+        add_linked_room(
+            session, n, room_id=room_id(case), title=case.name, target=target,
+            link_key=f"link{n:02d}", names=(case.staff_name, case.customer_name, case.nickname),
         )  # fmt: skip
-        session.add(link)
-        session.flush()
-        session.add(LinkPeriod(link_id=link.id, started_at=BEFORE))
     refused = []
     for j, msg in enumerate(case.messages(overhead(case))):
         try:

@@ -18,7 +18,6 @@ import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
@@ -31,24 +30,15 @@ from talklog.loading import BulkLoader
 from talklog.pipeline import RunSummary, write_talk_logs
 from talklog.store import make_session_factory, upgrade
 from talklog.store.models import (
-    LineUser,
-    LineWorksUser,
-    Link,
-    LinkPeriod,
     Message,
-    Room,
-    RoomMember,
     TalkLogClaim,
 )
 from talklog.talklogs import TalkLogSettings
-from talklog.windows import TalkWindow
 from talklog_airflow.dag_factory import check_dead_letters
 from tests.integration.talklog_world import direct_clients
+from tests.reliability.linked_rooms import TOKYO, WINDOW, add_linked_room
 
 pytestmark = pytest.mark.reliability
-TOKYO = ZoneInfo("Asia/Tokyo")
-WINDOW = TalkWindow(dt.datetime(2026, 1, 9, tzinfo=TOKYO), dt.datetime(2026, 1, 10, tzinfo=TOKYO))
-BEFORE = WINDOW.start - dt.timedelta(days=1)
 AT_10 = dt.datetime(2026, 1, 9, 10, tzinfo=TOKYO)
 ROOMS = 4
 BAD_ROOM = 1
@@ -164,28 +154,10 @@ def build_store(emulator: Any, url: str) -> None:
 
 
 def _add_room(session: Any, n: int, target: str) -> None:
-    session.add_all(
-        [
-            LineWorksUser(id=f"lw{n}", display_name=f"担当{n}"),
-            LineUser(id=f"U{n}", display_name=f"お客様{n}"),
-            Room(id=f"r{n}", room_type="one_to_one", title=f"room {n}", created_at=BEFORE),
-        ]
-    )
-    session.flush()
-    session.add_all(
-        [
-            RoomMember(room_id=f"r{n}", member_kind="lw", lw_user_id=f"lw{n}", joined_at=BEFORE),
-            RoomMember(room_id=f"r{n}", member_kind="line", line_user_id=f"U{n}", joined_at=BEFORE),
-        ]
-    )
-    link = Link(
-        link_key=f"lw{n}:U{n}", lw_user_id=f"lw{n}", line_user_id=f"U{n}",
-        target_type="external_contact", target_id=target, nickname=f"nick{n}",
-        app_link=f"https://example.invalid/{n}", linked=True, linked_at=BEFORE, updated_at=BEFORE,
+    add_linked_room(
+        session, n, room_id=f"r{n}", title=f"room {n}", target=("external_contact", target),
+        link_key=f"lw{n}:U{n}", names=(f"担当{n}", f"お客様{n}", f"nick{n}"),
     )  # fmt: skip
-    session.add(link)
-    session.flush()
-    session.add(LinkPeriod(link_id=link.id, started_at=BEFORE))
     for j, sender in enumerate(("customer", "staff", "customer")):
         staff = sender == "staff"
         session.add(
