@@ -7,8 +7,15 @@ UV := $(TOOLS)/bin/uv
 VENV := $(CURDIR)/.venv
 STAMP := $(VENV)/.synced-stamp
 export UV_PYTHON_DOWNLOADS := never
+.DEFAULT_GOAL := help
 
-.PHONY: setup lint format test test-fast demo bench emulator airflow airflow-cli clean browser
+.PHONY: help setup lint format test demo bench emulator airflow airflow-cli clean browser
+
+## help: list the targets (the default: `make` with no target)
+help:
+	@awk '/^## [a-z-]+:/ { sub(/^## /, ""); split($$0, p, ": "); \
+	    printf "  %-12s %s\n", p[1], substr($$0, length(p[1]) + 3); next } \
+	  /^##   / { sub(/^##   /, ""); printf "  %-12s   %s\n", "", $$0 }' $(MAKEFILE_LIST)
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -78,5 +85,6 @@ airflow-cli: setup
 constraints: | $(UV)
 	$(UV) export --frozen --no-dev --no-emit-workspace --no-hashes --package lineworks-talklog --quiet > constraints.txt
 
+## clean: remove .venv, .tools and the caches (not var/)
 clean:
 	rm -rf $(VENV) $(TOOLS) .pytest_cache .ruff_cache build
