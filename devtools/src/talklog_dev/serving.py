@@ -33,6 +33,7 @@ from talklog_dev.emulator.tls import TlsFiles
 HOST = "127.0.0.1"
 START_TIMEOUT_S = 30.0
 Handle = TypeVar("Handle")
+Admin = TypeVar("Admin", bound="EmulatorAdmin")
 
 
 def bind(port: int, host: str = HOST) -> socket.socket:
@@ -148,10 +149,16 @@ def handle_from(handle_type: type[Handle], info: dict[str, Any]) -> Handle:
 
 @contextlib.contextmanager
 def run_serving(
-    workdir: Path, module: str, *args: str, env: dict[str, str] | None = None, name: str
-) -> Generator[dict[str, Any]]:
+    handle_type: type[Admin],
+    workdir: Path,
+    module: str,
+    *args: str,
+    env: dict[str, str] | None = None,
+    name: str,
+) -> Generator[Admin]:
     """Start ``python -m <module> serve --port 0 --ready-file … <args>`` in its own process group
-    (output to ``workdir/emulator.log``), yield its ready line, stop it by pid at the end."""
+    (output to ``workdir/emulator.log``), yield a `handle_type` of its ready line, close it and
+    stop the process by pid at the end."""
     workdir.mkdir(parents=True, exist_ok=True)
     ready_file = workdir / "ready.json"
     ready_file.unlink(missing_ok=True)
@@ -169,7 +176,11 @@ def run_serving(
         env={**os.environ, **(env or {})},
     )
     try:
-        yield _wait_ready(process, ready_file, log_path, name)
+        handle = handle_from(handle_type, _wait_ready(process, ready_file, log_path, name))
+        try:
+            yield handle
+        finally:
+            handle.close()
     finally:
         _stop(process)
         log.close()

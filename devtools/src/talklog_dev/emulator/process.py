@@ -6,16 +6,15 @@ group, waits for its ready file and stops it by process id when the block ends.
 
 from __future__ import annotations
 
-import contextlib
 import json
-from collections.abc import Generator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import requests
 
-from talklog_dev.serving import EmulatorAdmin, handle_from, run_serving
+from talklog_dev.serving import EmulatorAdmin, run_serving
 
 API_VERSION = "66.0"
 
@@ -109,18 +108,12 @@ class EmulatorHandle(EmulatorAdmin):
         return {f"AIRFLOW_CONN_{conn_id.upper()}": json.dumps(self.airflow_connection())}
 
 
-@contextlib.contextmanager
 def run_emulator(
     workdir: Path, *args: str, env: dict[str, str] | None = None
-) -> Generator[EmulatorHandle]:
+) -> AbstractContextManager[EmulatorHandle]:
     """Start ``python -m talklog_dev.emulator serve`` in its own process group; stop it by pid."""
-    with run_serving(
-        workdir, "talklog_dev.emulator",
+    return run_serving(
+        EmulatorHandle, workdir, "talklog_dev.emulator",
         "--state", ":memory:", "--ca-out", str(workdir / "tls"), "--bulk-polls", "0", *args,
         env=env, name="emulator",
-    ) as info:  # fmt: skip
-        handle = handle_from(EmulatorHandle, info)
-        try:
-            yield handle
-        finally:
-            handle.close()
+    )  # fmt: skip

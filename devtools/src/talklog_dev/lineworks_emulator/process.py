@@ -6,16 +6,15 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
-from collections.abc import Generator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import requests
 
-from talklog_dev.serving import EmulatorAdmin, handle_from, run_serving
+from talklog_dev.serving import EmulatorAdmin, run_serving
 
 
 @dataclass
@@ -77,17 +76,11 @@ class LineWorksEmulatorHandle(EmulatorAdmin):
         return {f"AIRFLOW_CONN_{conn_id.upper()}": json.dumps(self.airflow_connection(**extra))}
 
 
-@contextlib.contextmanager
 def run_lineworks_emulator(
     workdir: Path, *args: str, env: dict[str, str] | None = None
-) -> Generator[LineWorksEmulatorHandle]:
+) -> AbstractContextManager[LineWorksEmulatorHandle]:
     """Start the emulator in its own process group; stop it by pid when the block ends."""
-    with run_serving(
-        workdir, "talklog_dev.lineworks_emulator", "--out", str(workdir), *args,
-        env=env, name="the LINE WORKS emulator",
-    ) as info:  # fmt: skip
-        handle = handle_from(LineWorksEmulatorHandle, info)
-        try:
-            yield handle
-        finally:
-            handle.close()
+    return run_serving(
+        LineWorksEmulatorHandle, workdir, "talklog_dev.lineworks_emulator",
+        "--out", str(workdir), *args, env=env, name="the LINE WORKS emulator",
+    )  # fmt: skip
