@@ -7,8 +7,9 @@ SIGKILL it exactly there. Boundaries (response on the run's session, counted fro
 
 - `after_extract`: the first Bulk job was created: claims committed, nothing uploaded.
 - `mid_upload`: the TalkLog rows were uploaded, the job not yet closed.
-- `between_objects`: the first object's job reported it was done (its final poll; nothing
-  failed, so no results are read); the second object's job not created.
+- `between_objects`: the first job reported it was done (nothing failed, so no results are
+  read). Link sync: the second object's job not created. Talk-log windows: the TalkLog and Task
+  jobs were submitted together before the first look, so both are loaded.
 - `after_bulk_before_ledger`: the second object's job reported it was done; dead letters and
   the ledger not written yet.
 """
