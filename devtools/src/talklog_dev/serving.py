@@ -89,6 +89,7 @@ def serve_https(
         log_level="warning",
         timeout_keep_alive=30,
         timeout_graceful_shutdown=0.5,
+        lifespan="off",  # no startup hooks; a forced stop (Ctrl-C twice) then logs no traceback
         **options,
     )
     try:

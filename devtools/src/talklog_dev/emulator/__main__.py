@@ -1,23 +1,28 @@
-"""``python -m talklog_dev.emulator serve ...``: the local Salesforce API emulator."""
+"""``python -m talklog_dev.emulator serve ...``: the local Salesforce API emulator.
+
+Ctrl-C (SIGINT) stops it at any moment with one line and exit code 0, no traceback: a stop
+asked for is a clean one (and `make emulator` then adds no "Error 130" line). The emulator's own
+modules are imported inside ``main``, where the interrupt is caught.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import signal
 import sys
 import tempfile
 from pathlib import Path
-
-from talklog_dev.emulator.app import DEFAULT_CLIENT_ID, EmulatorConfig, EmulatorState
-from talklog_dev.emulator.bulk import PACES
-from talklog_dev.emulator.faults import Faults, parse_fault_option
 
 SECRET_ENV = "TALKLOG_EMULATOR_CLIENT_SECRET"
 PASSWORD_ENV = "TALKLOG_EMULATOR_PASSWORD"
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from talklog_dev.emulator.app import DEFAULT_CLIENT_ID
+    from talklog_dev.emulator.bulk import PACES
+
     parser = argparse.ArgumentParser(prog="python -m talklog_dev.emulator", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="run the HTTPS emulator (127.0.0.1 by default)")
@@ -72,6 +77,26 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Serve until interrupted; Ctrl-C (also a second one while stopping) ends with one line."""
+    try:
+        return run(argv)
+    except KeyboardInterrupt:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C: no traceback either
+        print("emulator stopped (Ctrl-C)", file=sys.stderr)
+        return 0
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    """SIGINT as KeyboardInterrupt, but not `signal.default_int_handler`, so that asyncio leaves
+    it to uvicorn: the server stops, then the signal is raised again, here, after it."""
+    raise KeyboardInterrupt
+
+
+def run(argv: list[str] | None) -> int:
+    from talklog_dev.emulator.app import EmulatorConfig, EmulatorState
+    from talklog_dev.emulator.bulk import PACES
+    from talklog_dev.emulator.faults import Faults, parse_fault_option
+
     args = build_parser().parse_args(argv)
     config = EmulatorConfig(client_id=args.client_id, daily_api_limit=args.daily_api_limit)
     config.client_secret = args.client_secret or os.environ.get(SECRET_ENV) or config.client_secret
@@ -94,6 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     ca_out = args.ca_out or Path(tempfile.mkdtemp(prefix="talklog-emulator-tls-"))
     from talklog_dev.emulator.server import serve
 
+    signal.signal(signal.SIGINT, _interrupt)
     serve(state, args.port, ca_out, args.ready_file, args.state, args.host, args.public_name)
     return 0
 
