@@ -3,7 +3,9 @@
 the same talks exported again in another form (seconds dropped by a spreadsheet, another time
 format, a renamed customer or staff member) store nothing twice, while two identical messages
 of one minute stay two; a store keyed by the earlier scheme is re-keyed by migration 0004 and
-keeps its deliveries.
+keeps its deliveries. A display name several people share is the one member of the row's
+room with it at the row's time (two members with it, or none, quarantine the row; never
+another room's), and a renamed customer is still the room's customer the row does not name.
 
 Through the real importer (the `talklog import` CLI's and the ingestion's path), on SQLite and
 PostgreSQL.
@@ -11,6 +13,7 @@ PostgreSQL.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 from pathlib import Path
 
@@ -213,3 +216,224 @@ def test_a_party_the_directory_cannot_tell_is_quarantined_never_invented(store_u
     assert "お知らせ" not in row.reason and "同名" not in row.reason
     assert (users, customers) == (1, 3)  # nobody invented
     assert sender_of_good == "u-suzuki"  # staff matched by their login email
+
+
+# A display name several people share is told apart by the room: the one person with it among
+# the room's members at the row's time. Two members of one room with it, or none (another room's
+# people are never taken), keep the row out, never guessed.
+NAMESAKE = "同名 さくら"
+STAFF_NAMESAKE = "佐藤 健"
+NEW_NAME = "改名しました🌸"
+T = "2026/01/09"
+
+
+def _at(hhmm: str) -> dt.datetime:
+    hour, minute = map(int, hhmm.split(":"))
+    return dt.datetime(2026, 1, 9, hour - 9, minute, tzinfo=dt.UTC)  # Asia/Tokyo -> UTC
+
+
+ROOMS = {  # room -> type, members (user, joined, left: Tokyo times)
+    "ch-a": ("one_to_one", [("u-suzuki", "09:00", None), ("U-a", "09:00", None)]),
+    "ch-b": ("one_to_one", [("u-tanaka", "09:00", None), ("U-b", "09:00", None)]),
+    "ch-y": ("one_to_one", [("u-suzuki", "09:00", None), ("U-y", "09:00", None)]),
+    "ch-group": (
+        "group",
+        [("u-suzuki", "09:00", None), ("U-y", "09:00", None), ("U-a", "09:00", None)],
+    ),
+    "ch-twins": (
+        "group",
+        [("u-suzuki", "09:00", None), ("U-b", "09:00", None), ("U-c", "09:00", None)],
+    ),
+    "ch-handover": (  # U-a leaves at 10:00, U-c joins then
+        "group",
+        [("u-suzuki", "09:00", None), ("U-a", "09:00", "10:00"), ("U-c", "10:00", None)],
+    ),
+    "ch-staff": ("one_to_one", [("u-sato-1", "09:00", None), ("U-y", "09:00", None)]),
+    "ch-renamed": ("one_to_one", [("u-suzuki", "09:00", None), ("U-r", "09:00", None)]),
+    "ch-renamed-group": (
+        "group",
+        [("u-suzuki", "09:00", None), ("U-a", "09:00", None), ("U-r", "09:00", None)],
+    ),
+}
+
+
+def _store_with_rooms(sessions) -> None:
+    """The directory (three customers and two staff members share a display name) and the
+    store's rooms with their members over time."""
+    from talklog.store.models import LineWorksUser, Room, RoomMember
+
+    staff = {
+        "u-suzuki": ("鈴木 一郎", "suzuki@example.co.jp"),
+        "u-tanaka": ("田中 二郎", "tanaka@example.co.jp"),
+        "u-sato-1": (STAFF_NAMESAKE, "sato1@example.co.jp"),
+        "u-sato-2": (STAFF_NAMESAKE, "sato2@example.co.jp"),
+    }
+    customers = {"U-a": NAMESAKE, "U-b": NAMESAKE, "U-c": NAMESAKE, "U-y": CUSTOMER, "U-r": "旧姓"}
+    with sessions.begin() as session:
+        session.add_all(LineWorksUser(id=i, display_name=n, email=e) for i, (n, e) in staff.items())
+        session.add_all(LineUser(id=i, display_name=n) for i, n in customers.items())
+        session.flush()
+        for room_id, (room_type, members) in ROOMS.items():
+            session.add(Room(id=room_id, room_type=room_type, created_at=_at("09:00")))
+            session.flush()
+            session.add_all(
+                RoomMember(
+                    room_id=room_id,
+                    member_kind="lw" if user.startswith("u-") else "line",
+                    lw_user_id=user if user.startswith("u-") else None,
+                    line_user_id=None if user.startswith("u-") else user,
+                    joined_at=_at(joined),
+                    left_at=_at(left) if left else None,
+                )
+                for user, joined, left in members
+            )
+
+
+def _memberships(sessions) -> set[tuple]:
+    from talklog.store.models import RoomMember
+
+    with sessions() as session:
+        rows = session.execute(
+            sa.select(RoomMember.room_id, RoomMember.lw_user_id, RoomMember.line_user_id)
+        )
+        return set(rows)
+
+
+def _download(path: Path, rows: list[tuple[str, str, str, str]]) -> Path:
+    lines = [
+        f'{T} {at}:00,{sender},"{receivers}",{room},お知らせ'
+        for at, sender, receivers, room in rows
+    ]
+    path.write_text(HEADER + "\r\n".join(lines) + "\r\n", encoding="utf-8")
+    return path
+
+
+MATCHED_IN_ROOM = {  # rows (Tokyo time, sender, receivers, room) -> senders stored, in order
+    "customer sends in their 1:1 room": ([("10:00", NAMESAKE, STAFF, "ch-a")], ["U-a"]),
+    "customer receives in their 1:1 room": (
+        [("10:00", "田中 二郎(tanaka@example.co.jp)", NAMESAKE, "ch-b")],
+        ["u-tanaka"],
+    ),
+    "customer in a group": ([("10:00", NAMESAKE, f"{STAFF}, {CUSTOMER}", "ch-group")], ["U-a"]),
+    "the namesake who was a member then (same room, one download)": (
+        [("09:30", NAMESAKE, STAFF, "ch-handover"), ("10:30", NAMESAKE, STAFF, "ch-handover")],
+        ["U-a", "U-c"],
+    ),
+    "staff member named by a bare display name": (
+        [("10:00", STAFF_NAMESAKE, CUSTOMER, "ch-staff")],
+        ["u-sato-1"],
+    ),
+    "customer in two rooms of one download": (
+        [("10:00", NAMESAKE, STAFF, "ch-a"), ("10:01", "田中 二郎", NAMESAKE, "ch-b")],
+        ["U-a", "u-tanaka"],
+    ),
+}
+
+
+def _senders(sessions) -> list[str]:
+    with sessions() as session:
+        rows = session.execute(
+            sa.select(
+                sa.func.coalesce(Message.sender_lw_user_id, Message.sender_line_user_id)
+            ).order_by(Message.sent_at)
+        )
+        return list(rows.scalars())
+
+
+@pytest.mark.parametrize("directory", [True, False], ids=["download", "export"])
+@pytest.mark.parametrize("case", MATCHED_IN_ROOM)
+def test_a_name_shared_in_the_directory_is_the_one_member_of_the_room_with_it(
+    store_url, tmp_path, case, directory
+):
+    upgrade(store_url)
+    sessions = make_session_factory(store_url)
+    _store_with_rooms(sessions)
+    before = _memberships(sessions)
+    rows, senders = MATCHED_IN_ROOM[case]
+    summary = import_export(sessions, _download(tmp_path / "d.csv", rows), directory=directory)
+    assert (summary.inserted, summary.rejected, summary.quarantined) == (len(rows), 0, 0)
+    assert _senders(sessions) == senders
+    assert _memberships(sessions) == before  # nobody put in a room they are not in
+    assert (summary.lw_users_created, summary.line_users_created) == (0, 0)
+
+
+AMBIGUOUS_IN_ROOM = {  # row (Tokyo time, sender, receivers, room) -> the role kept out
+    "two members of the room share it (sender)": (
+        ("10:00", NAMESAKE, STAFF, "ch-twins"),
+        "the sender",
+    ),
+    "two members of the room share it (receiver)": (
+        ("10:00", STAFF, f"{CUSTOMER}, {NAMESAKE}", "ch-twins"),
+        "receiver 2",
+    ),
+    "no member has it at the row's time (before they joined)": (
+        ("08:30", NAMESAKE, STAFF, "ch-handover"),
+        "the sender",
+    ),
+    "only members of other rooms have it": (("10:00", NAMESAKE, STAFF, "ch-y"), "the sender"),
+    "a room the store does not know": (("10:00", NAMESAKE, STAFF, "ch-new"), "the sender"),
+    "a staff namesake outside the room": (
+        ("10:00", STAFF_NAMESAKE, CUSTOMER, "ch-y"),
+        "the sender",
+    ),
+}
+
+
+@pytest.mark.parametrize("directory", [True, False], ids=["download", "export"])
+@pytest.mark.parametrize("case", AMBIGUOUS_IN_ROOM)
+def test_a_name_the_room_cannot_tell_is_quarantined_never_picked(
+    store_url, tmp_path, case, directory
+):
+    from talklog import quarantine
+
+    upgrade(store_url)
+    sessions = make_session_factory(store_url)
+    _store_with_rooms(sessions)
+    before = _memberships(sessions)
+    row, role = AMBIGUOUS_IN_ROOM[case]
+    summary = import_export(sessions, _download(tmp_path / "d.csv", [row]), directory=directory)
+    assert (summary.inserted, summary.rejected, summary.quarantined) == (0, 1, 1)
+    with sessions() as session:
+        (kept_out,) = quarantine.open_rows(session)
+    assert kept_out.reason_code == "ambiguous_name"
+    assert kept_out.reason.startswith(f"{role}: the display name matches")
+    assert NAMESAKE not in kept_out.reason and STAFF_NAMESAKE not in kept_out.reason
+    assert kept_out.source == ("directory" if directory else "import")
+    assert _memberships(sessions) == before and _senders(sessions) == []
+
+
+RENAMED_IN_ROOM = {  # rows: a customer renamed on LINE (the directory knows the old name)
+    "renamed customer sends in their 1:1 room": (
+        [("10:00", NEW_NAME, STAFF, "ch-renamed")],
+        ["U-r"],
+    ),
+    "renamed customer receives in their 1:1 room": (
+        [("10:00", STAFF, NEW_NAME, "ch-renamed")],
+        ["u-suzuki"],
+    ),
+    "renamed customer beside a namesake the room tells": (
+        [("10:00", NEW_NAME, f"{STAFF}, {NAMESAKE}", "ch-renamed-group")],
+        ["U-r"],
+    ),
+    "namesake writes to the renamed customer": (
+        [("10:00", NAMESAKE, f"{STAFF}, {NEW_NAME}", "ch-renamed-group")],
+        ["U-a"],
+    ),
+}
+
+
+@pytest.mark.parametrize("case", RENAMED_IN_ROOM)
+def test_a_renamed_customer_is_still_the_room_customer_the_row_does_not_name(
+    store_url, tmp_path, case
+):
+    upgrade(store_url)
+    sessions = make_session_factory(store_url)
+    _store_with_rooms(sessions)
+    before = _memberships(sessions)
+    rows, senders = RENAMED_IN_ROOM[case]
+    summary = import_export(sessions, _download(tmp_path / "d.csv", rows), directory=True)
+    assert (summary.inserted, summary.rejected, summary.quarantined) == (len(rows), 0, 0)
+    assert _senders(sessions) == senders
+    assert _memberships(sessions) == before
+    with sessions() as session:
+        assert session.get(LineUser, "U-r").display_name == "旧姓"  # the directory's to rename

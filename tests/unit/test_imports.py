@@ -323,3 +323,67 @@ def test_message_keys_are_stable_across_releases():
 def test_ids_longer_than_the_store_allows_are_rejected():
     (rejected,) = parse(HEADER + f"2026/01/09 10:00:00,a,b,{'c' * 65},hi\r\n")
     assert isinstance(rejected, Rejection) and "channel id longer than 64" in rejected.reason
+
+
+A, B, C = ("line", "U-a"), ("line", "U-b"), ("line", "U-c")
+STAFF_ID = ("lw", "u-suzuki")
+
+
+def _namesake(*people: tuple[str, str]):
+    from talklog.imports.identities import Unplaced
+
+    return Unplaced("ambiguous_name", "shared", frozenset(people))
+
+
+def _unknown():
+    from talklog.imports.identities import UNKNOWN, Unplaced
+
+    return Unplaced("unknown_person", UNKNOWN)
+
+
+@pytest.mark.parametrize(
+    ("namesakes", "members", "expected"),
+    [
+        ((A, B), {STAFF_ID, A}, A),  # shared in the directory, one of them in the room
+        ((A, B, C), {STAFF_ID, C, ("line", "U-y")}, C),
+        ((A, B), {STAFF_ID, A, B}, "ambiguous_name"),  # two in the room: never picked
+        ((A, B), {STAFF_ID}, "ambiguous_name"),  # none in the room: never another room's
+        ((A, B), set(), "ambiguous_name"),  # a room the store does not know
+    ],
+)
+def test_an_ambiguous_name_is_the_one_member_of_the_room_with_it(namesakes, members, expected):
+    from talklog.imports.identities import among
+
+    told = among(_namesake(*namesakes), members)
+    assert told == expected if isinstance(expected, tuple) else told.code == expected
+    if not isinstance(expected, tuple):
+        assert "U-" not in told.reason
+
+
+def test_a_name_matched_or_unknown_is_left_as_it_is_by_the_room():
+    from talklog.imports.identities import among
+
+    assert among(A, {B}) == A
+    assert among(_unknown(), {A}) == _unknown()
+
+
+@pytest.mark.parametrize(
+    ("found", "members", "expected"),
+    [  # sender, receivers as found in the directory -> as told by the room
+        ([_unknown(), STAFF_ID], {STAFF_ID, A}, [A, STAFF_ID]),  # renamed, as before
+        ([_unknown(), STAFF_ID, _namesake(A, B)], {STAFF_ID, A, C}, [C, STAFF_ID, A]),
+        ([_namesake(A, B), STAFF_ID, _unknown()], {STAFF_ID, A, C}, [A, STAFF_ID, C]),
+        ([_unknown(), STAFF_ID], {STAFF_ID, A, C}, None),  # two customers the row may be
+        ([_unknown(), _unknown()], {STAFF_ID, A}, None),  # two unknown names
+        ([_unknown(), STAFF_ID, _namesake(A, B)], {STAFF_ID, A, B}, None),
+    ],
+)
+def test_a_rows_parties_told_by_its_room(found, members, expected):
+    from talklog.imports.identities import in_room
+
+    parties = tuple(Party(name) for name in ("新しい名前", "鈴木", "同名")[: len(found)])
+    told = in_room(found, parties, members)
+    if expected is None:
+        assert any(not isinstance(who, tuple) for who in told)
+    else:
+        assert told == expected

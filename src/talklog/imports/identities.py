@@ -3,8 +3,11 @@
 A party is matched by id first: a LW user's id or login email (exports name staff as
 `name(account@domain)`), a LINE user's id, or a LINE WORKS contact id (`line_contacts`, from
 the directory sync). Else by display name, when exactly one person has it (a LW user, a LINE
-user or a contact's name). A name several people share is ambiguous: its rows are rejected
-(the reason says which party, never the name).
+user or a contact's name). A name several people share is the one of them who is a member of
+the row's room at the row's time (the store's `room_members`): within its room an export's
+name is meant to be unambiguous. Two members of the room with that name, or none (a room the
+store does not know, or only people of other rooms have it), keep the row out as ambiguous
+(the reason says which party, never the name); a name is never told by another room.
 
 An unknown party depends on where the talks come from:
 
@@ -18,15 +21,16 @@ An unknown party depends on where the talks come from:
   ambiguous party keeps its row out, as a quarantine row of source `directory` with the
   reason, never guessed.
 
-New users are only proposed here; the writer creates those a stored row needs.
+New users are only proposed here; the writer creates those a stored row needs. Placements by
+room are per row (memberships change over time) and kept for the chunk being written.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -42,6 +46,7 @@ from talklog.store.models import (
 )
 
 Resolved = tuple[str, str]  # (member kind, user id)
+Membership = tuple[Resolved, dt.datetime, dt.datetime | None]  # who, joined, left
 UNKNOWN = "not in the LINE WORKS directory: run the directory sync, or check the contact"
 BOT_PREFIX = "[bot]"
 
@@ -56,10 +61,12 @@ class Directory:
 
 @dataclass(frozen=True, slots=True)
 class Unplaced:
-    """A party that cannot be told: `code` (ambiguous_name, unknown_person) and why."""
+    """A party that cannot be told: `code` (ambiguous_name, unknown_person) and why;
+    `namesakes`: the people an ambiguous name may be (the row's room tells them apart)."""
 
     code: str
     reason: str
+    namesakes: frozenset[Resolved] = frozenset()
 
 
 class Identities:
@@ -68,11 +75,13 @@ class Identities:
     def __init__(self, *, directory: bool = False) -> None:
         self.directory = directory
         self.parties: dict[Party, Resolved | Unplaced] = {}
-        self.in_room: dict[tuple[Party, str], Resolved] = {}  # unknown names placed by room
-        self.room_customers: dict[str, list[tuple[str, Any, Any]]] = {}
+        self.placed: dict[int, tuple[Resolved, ...]] = {}  # line -> its parties told by room
+        self.memberships: dict[str, list[Membership]] = {}  # room -> the store's memberships
 
     def resolve(self, session: Session, parties: Iterable[Party]) -> dict[Resolved, str]:
-        """Match the parties not seen yet; return the users to create (user -> display name)."""
+        """Match the parties not seen yet; return the users to create (user -> display name).
+        A new chunk begins: the rows placed by their room before are forgotten."""
+        self.placed.clear()
         unknown = set(parties) - self.parties.keys()
         new: dict[Resolved, str] = {}
         if unknown:
@@ -84,63 +93,91 @@ class Identities:
                 self.parties[party] = found or new_user(party, new)
         return new
 
-    def problem(self, session: Session, row: ExportRow) -> tuple[str, str] | None:
+    def problem(self, session: Session, row: ExportRow) -> tuple[str, Unplaced] | None:
         """(role, why) of the first party of a row that cannot be placed, or None."""
+        parties = (row.sender, *row.receivers)
+        found = [self.parties[party] for party in parties]
+        if any(isinstance(who, Unplaced) for who in found):
+            found = in_room(found, parties, self._members_at(session, row))
         roles = ("the sender", *(f"receiver {n}" for n in range(1, len(row.receivers) + 1)))
-        for role, party in zip(roles, (row.sender, *row.receivers), strict=True):
-            found = self.parties[party]
-            if isinstance(found, Unplaced) and not self._placed_by_room(session, party, row):
-                return role, found
+        for role, who in zip(roles, found, strict=True):
+            if isinstance(who, Unplaced):
+                return role, who
+        if any(isinstance(self.parties[party], Unplaced) for party in parties):
+            self.placed[row.line] = tuple(who for who in found if isinstance(who, tuple))
         return None
 
     def sender(self, row: ExportRow) -> Resolved:
-        """The sender of a row whose parties are all resolved."""
-        return self._of(row.sender, row.channel_id)
-
-    def participants(self, row: ExportRow) -> set[Resolved]:
-        """The resolved sender and receivers of a row."""
-        found = (self._found(p, row.channel_id) for p in (row.sender, *row.receivers))
-        return {who for who in found if not isinstance(who, Unplaced)}
-
-    def _of(self, party: Party, channel: str) -> Resolved:
-        found = self._found(party, channel)
+        """The sender of a row whose parties are all placed (`problem` said None)."""
+        placed = self.placed.get(row.line)
+        found = placed[0] if placed else self.parties[row.sender]
         if isinstance(found, Unplaced):
             raise ValueError("a party that was not placed")
         return found
 
-    def _found(self, party: Party, channel: str) -> Resolved | Unplaced:
-        return self.in_room.get((party, channel)) or self.parties[party]
+    def participants(self, row: ExportRow) -> set[Resolved]:
+        """The placed sender and receivers of a row."""
+        placed = self.placed.get(row.line)
+        if placed:
+            return set(placed)
+        found = (self.parties[party] for party in (row.sender, *row.receivers))
+        return {who for who in found if not isinstance(who, Unplaced)}
 
-    def _placed_by_room(self, session: Session, party: Party, row: ExportRow) -> bool:
-        """A row's one bare unknown name is the room's one customer the row does not name
-        otherwise (members in the room at the row's time: an export lists them all)."""
-        if not _placeable(self.parties[party], party):
-            return False
-        parties = (row.sender, *row.receivers)
-        unknown = {p for p in parties if _placeable(self.parties[p], p)}
-        if unknown != {party}:
-            return False
-        named = {who[1] for p in parties if isinstance(who := self.parties[p], tuple)}
-        candidates = {
-            user
-            for user, joined, left in self._customers(session, row.channel_id)
+    def _members_at(self, session: Session, row: ExportRow) -> set[Resolved]:
+        """The room's members in the store at the row's time."""
+        return {
+            who
+            for who, joined, left in self._memberships(session, row.channel_id)
             if joined <= row.sent_at and (left is None or row.sent_at < left)
-        } - named
-        if len(candidates) != 1:
-            return False
-        self.in_room[party, row.channel_id] = (MemberKind.LINE.value, candidates.pop())
-        return True
+        }
 
-    def _customers(self, session: Session, channel: str) -> list[tuple[str, Any, Any]]:
-        """The room's LINE memberships in the store: (user, joined, left)."""
-        if channel not in self.room_customers:
+    def _memberships(self, session: Session, room: str) -> list[Membership]:
+        """The room's memberships in the store (read once per import)."""
+        if room not in self.memberships:
             rows = session.execute(
-                sa.select(RoomMember.line_user_id, RoomMember.joined_at, RoomMember.left_at)
-                .where(RoomMember.room_id == channel)
-                .where(RoomMember.member_kind == MemberKind.LINE.value)
+                sa.select(
+                    RoomMember.member_kind,
+                    sa.func.coalesce(RoomMember.lw_user_id, RoomMember.line_user_id),
+                    RoomMember.joined_at,
+                    RoomMember.left_at,
+                ).where(RoomMember.room_id == room)
             )
-            self.room_customers[channel] = [tuple(r) for r in rows]
-        return self.room_customers[channel]
+            self.memberships[room] = [
+                ((kind, user), joined, left) for kind, user, joined, left in rows
+            ]
+        return self.memberships[room]
+
+
+def in_room(
+    found: list[Resolved | Unplaced], parties: tuple[Party, ...], members: set[Resolved]
+) -> list[Resolved | Unplaced]:
+    """A row's parties told by its room's members at its time: an ambiguous name is the one
+    member with it; then the row's one unknown bare name is the room's one customer the row
+    does not otherwise name (an export lists every member a message went to)."""
+    told = [among(who, members) for who in found]
+    unknown = {party for party, who in zip(parties, told, strict=True) if _placeable(who, party)}
+    if len(unknown) != 1:
+        return told
+    named = {who for who in told if isinstance(who, tuple)}
+    customers = {who for who in members if who[0] == MemberKind.LINE.value} - named
+    if len(customers) != 1:
+        return told
+    customer = customers.pop()
+    return [customer if party in unknown else who for party, who in zip(parties, told, strict=True)]
+
+
+def among(found: Resolved | Unplaced, members: set[Resolved]) -> Resolved | Unplaced:
+    """An ambiguous name as the one member of the room who has it; two members with it stay
+    ambiguous (never picked), and so does a name no member has (never another room's)."""
+    if not isinstance(found, Unplaced) or not found.namesakes:
+        return found
+    inside = found.namesakes & members
+    if len(inside) == 1:
+        return next(iter(inside))
+    if len(inside) > 1:
+        reason = f"the display name matches {len(inside)} members of the room: add the account id"
+        return Unplaced("ambiguous_name", reason, found.namesakes)
+    return found
 
 
 def _placeable(found: Resolved | Unplaced, party: Party) -> bool:
@@ -188,7 +225,7 @@ def match(party: Party, found: Directory) -> Resolved | Unplaced | None:
     matches = found.by_name.get(party.name, set())
     if len(matches) > 1:
         reason = f"the display name matches {len(matches)} users: add the account id"
-        return Unplaced("ambiguous_name", reason)
+        return Unplaced("ambiguous_name", reason, frozenset(matches))
     return next(iter(matches)) if matches else None
 
 
