@@ -1,12 +1,13 @@
 """`make airflow`: the docker-compose topology without containers, on this machine.
 
-Runs Airflow's scheduler, dag-processor and api-server (and, with CeleryExecutor, a Celery
-worker) as separate processes, each in its own process group, with ``AIRFLOW_HOME`` under
+Runs Airflow's scheduler, dag-processor, triggerer and api-server (and, with CeleryExecutor, a
+Celery worker) as separate processes, each in its own process group, with ``AIRFLOW_HOME`` under
 ``var/airflow``. The metadata database is a dedicated PostgreSQL database (``talklog_airflow``,
 created when missing) when 127.0.0.1:5432 answers, a SQLite file otherwise (LocalExecutor with
 parallelism 1: Airflow 3 has no SequentialExecutor, and SQLite takes one writer). Every server
-listens on 127.0.0.1 only (the scheduler's and worker's log servers, which bind every interface,
-are not started: the api-server reads the task logs from the shared ``AIRFLOW_HOME/logs``).
+listens on 127.0.0.1 only (the scheduler's, triggerer's and worker's log servers, which bind every
+interface, are not started: the api-server reads the task logs from the shared
+``AIRFLOW_HOME/logs``).
 Ctrl-C or exit stops every process group by its id.
 
     python -m talklog_dev.localstack        (`make airflow`)
@@ -14,15 +15,18 @@ Ctrl-C or exit stops every process group by its id.
 Environment: ``TALKLOG_AIRFLOW_EXECUTOR`` (LocalExecutor | CeleryExecutor),
 ``TALKLOG_AIRFLOW_PORT`` (api-server, default 8080), ``TALKLOG_AIRFLOW_POSTGRES_URL`` (admin URL
 of the server that gets the metadata database), ``TALKLOG_AIRFLOW_REDIS_URL`` (Celery broker,
-default ``redis://127.0.0.1:6379/0``). Connections come from ``AIRFLOW_CONN_*`` as usual; when
-none names Salesforce and the store, the runner starts the local emulator and an empty SQLite
-store (see ``--help``).
+default ``redis://127.0.0.1:6379/0``), ``TALKLOG_AIRFLOW_EMPTY=1`` (as ``--empty``).
+Connections come from ``AIRFLOW_CONN_*`` as usual; when none names Salesforce and the store, the
+runner starts the local emulator and a SQLite store holding the demo's world (``make demo``'s
+people, rooms, links and talk; its linked records and staff users in the emulator), built on the
+first start and kept after; ``--empty`` starts with an empty store and emulator instead.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import datetime as dt
 import json
 import os
 import secrets
@@ -34,15 +38,19 @@ import sys
 import time
 import uuid
 from collections.abc import Generator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import requests
 import sqlalchemy as sa
 
-from talklog.store import display_url
+from talklog.store import display_url, make_session_factory
+from talklog.store.models import LineWorksUser
+
+if TYPE_CHECKING:
+    from talklog_dev.emulator.process import EmulatorHandle
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 DEFAULT_HOME = REPO_ROOT / "var" / "airflow"
@@ -52,6 +60,7 @@ LOCAL = "LocalExecutor"
 CELERY = "CeleryExecutor"
 SIMPLE_AUTH = "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
 STOP_TIMEOUT_S = 20.0
+EMPTY_ENV = "TALKLOG_AIRFLOW_EMPTY"
 LINEWORKS_POOL = os.environ.get("TALKLOG_LINEWORKS_POOL", "lineworks_download")
 POOL_DESCRIPTION = "LINE WORKS message-content downloads, one at a time"
 
@@ -199,7 +208,7 @@ def _secret(home: Path, name: str) -> str:
     path = home / f".{name}"
     if not path.exists():
         home.mkdir(parents=True, exist_ok=True)
-        path.write_text(secrets.token_urlsafe(32), encoding="utf-8")
+        path.write_text(secrets.token_urlsafe(64), encoding="utf-8")  # 64+ bytes: HS512
         path.chmod(0o600)
     return path.read_text(encoding="utf-8").strip()
 
@@ -207,9 +216,10 @@ def _secret(home: Path, name: str) -> str:
 def component_commands(config: TopologyConfig) -> dict[str, list[str]]:
     """Each process of the topology and its `airflow` arguments."""
     commands = {
-        "api-server": ["api-server", "--host", "127.0.0.1", "--port", str(config.api_port)],
+        "api-server": ["api-server"],  # host and port: AIRFLOW__API__HOST and __PORT
         "scheduler": ["scheduler", "--skip-serve-logs"],
         "dag-processor": ["dag-processor"],
+        "triggerer": ["triggerer", "--skip-serve-logs"],  # deferrable operators' triggers
     }
     if config.executor == CELERY:
         commands["celery-worker"] = [
@@ -307,14 +317,15 @@ class LocalAirflow:
         return "\n".join(text.splitlines()[-lines:])
 
     def wait_ready(self, timeout: float = 180.0) -> dict[str, Any]:
-        """Until the api-server reports a healthy metadata DB, scheduler and dag-processor."""
+        """Until the api-server reports a healthy metadata DB, scheduler, dag-processor and
+        triggerer."""
         deadline = time.monotonic() + timeout
         health: dict[str, Any] = {}
         while time.monotonic() < deadline:
             self.check_alive()
             with contextlib.suppress(requests.RequestException, ValueError):
                 health = self.api("GET", "/api/v2/monitor/health")
-                parts = ("metadatabase", "scheduler", "dag_processor")
+                parts = ("metadatabase", "scheduler", "dag_processor", "triggerer")
                 if all(health.get(p, {}).get("status") == "healthy" for p in parts):
                     return health
             time.sleep(0.5)
@@ -406,13 +417,15 @@ def config_from_environment(home: Path) -> TopologyConfig:
 
 
 @contextlib.contextmanager
-def default_connections(home: Path, use_emulator: bool) -> Generator[dict[str, str]]:
-    """`AIRFLOW_CONN_*` for what the environment leaves open: the emulator, a SQLite store."""
+def default_connections(home: Path, use_emulator: bool, empty: bool) -> Generator[dict[str, str]]:
+    """`AIRFLOW_CONN_*` for what the environment leaves open: the emulator and a SQLite store,
+    which hold the demo's world unless `empty` (then: their own, empty files)."""
     env: dict[str, str] = {}
+    store_url = None
     if "AIRFLOW_CONN_TALKLOG_STORE" not in os.environ:
         from talklog.store import upgrade
 
-        store_url = f"sqlite:///{home / 'store.db'}"
+        store_url = f"sqlite:///{home / ('store-empty.db' if empty else 'store.db')}"
         upgrade(store_url)
         store = {"conn_type": "talklog_store", "extra": {"sqlalchemy_url": store_url}}
         env["AIRFLOW_CONN_TALKLOG_STORE"] = json.dumps(store)
@@ -421,13 +434,46 @@ def default_connections(home: Path, use_emulator: bool) -> Generator[dict[str, s
             " (set AIRFLOW_CONN_TALKLOG_STORE to use another)"
         )
     if not use_emulator or "AIRFLOW_CONN_SALESFORCE_DEFAULT" in os.environ:
+        if store_url and not empty:
+            print("demo world: not built (its linked records live in the local emulator)")
         yield env
         return
     from talklog_dev.emulator.process import run_emulator
 
-    with run_emulator(home / "emulator", "--state", str(home / "emulator" / "state.db")) as sf:
+    state = home / "emulator" / ("state-empty.db" if empty else "state.db")
+    with run_emulator(home / "emulator", "--state", str(state)) as sf:
         print(f"Salesforce emulator: {sf.instance_url} (pid {sf.pid})")
+        if store_url and not empty:
+            env.update(demo_world(sf, store_url))
         yield {**env, **sf.airflow_conn_env()}
+
+
+def demo_world(sf: EmulatorHandle, store_url: str) -> dict[str, str]:
+    """`make demo`'s world, talk included, in the store and the emulator (once: an earlier
+    start's is kept); the settings it is read with, where the environment leaves them open."""
+    from talklog_dev.demo import staff_users, target_ids
+    from talklog_dev.demo_store import DEMO_CONFIG, TIME_ZONE
+    from talklog_dev.synth.generator import generate
+
+    first, last = DEMO_CONFIG.day, DEMO_CONFIG.day + dt.timedelta(days=DEMO_CONFIG.days - 1)
+    with make_session_factory(store_url)() as session:
+        built = session.scalar(sa.select(sa.func.count()).select_from(LineWorksUser))
+    if built:
+        print("demo world: kept from an earlier start (rm -rf var/airflow for a new one)")
+    else:
+        config = replace(DEMO_CONFIG, target_ids=target_ids(sf))
+        report = generate(store_url, config)
+        print(
+            f"demo world: {report.lw_users} staff, {report.line_users} LINE customers,"
+            f" {sum(report.links_by_target.values())} links, {report.messages:,} messages"
+        )
+        staff_users(sf, store_url, config)
+    print(
+        f"  its talks are of {first} to {last} ({TIME_ZONE}): unpause talklog_link_sync and a"
+        " talk-log DAG, then backfill those talk days (the Talk logs page in the UI)"
+    )
+    settings = {"TALKLOG_TIMEZONE": TIME_ZONE, "TALKLOG_OWNER_MATCH": "email"}
+    return {key: value for key, value in settings.items() if key not in os.environ}
 
 
 def print_banner(topology: LocalAirflow) -> None:
@@ -448,6 +494,12 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="do not start the emulator when AIRFLOW_CONN_SALESFORCE_DEFAULT is unset",
     )
+    parser.add_argument(
+        "--empty",
+        action="store_true",
+        default=os.environ.get(EMPTY_ENV, "") == "1",
+        help=f"an empty store and emulator, not the demo's world (default: ${EMPTY_ENV}=1)",
+    )
     args = parser.parse_args(argv)
     args.home.mkdir(parents=True, exist_ok=True)
     config = config_from_environment(args.home.resolve())
@@ -455,7 +507,7 @@ def main(argv: list[str] | None = None) -> int:
     # (SIGINT explicitly: a shell starting us in the background would have it ignored).
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, signal.default_int_handler)
-    with default_connections(config.home, not args.no_emulator) as conn_env:
+    with default_connections(config.home, not args.no_emulator, args.empty) as conn_env:
         config.env.update(conn_env)
         write_env_file(config)
         try:
@@ -473,9 +525,9 @@ def main(argv: list[str] | None = None) -> int:
 def write_env_file(config: TopologyConfig) -> Path:
     """`AIRFLOW_HOME/env.sh`: source it to run the `airflow` CLI against this topology."""
     path = config.home / "env.sh"
-    keys = [k for k in airflow_env(config) if k.startswith(("AIRFLOW", "TALKLOG_"))]
     env = airflow_env(config)
-    lines = [f"export {key}={_shell_quote(env[key])}" for key in sorted(keys)]
+    keys = sorted(key for key in env if key.startswith(("AIRFLOW", "TALKLOG_")))
+    lines = [f"export {key}={_shell_quote(env[key])}" for key in keys]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     path.chmod(0o600)
     return path
