@@ -30,6 +30,7 @@ import sqlalchemy as sa
 
 from talklog.store import make_session_factory
 from talklog.store.models import LineWorksUser, Message, TargetType
+from talklog.transcripts import TALKLOG_LIMIT, TASK_DESCRIPTION_LIMIT
 from talklog_dev.demo_store import DEMO_CONFIG, DEMO_DIR, REPO_ROOT, TIME_ZONE, fresh_store
 from talklog_dev.emulator.process import EmulatorHandle, run_emulator
 from talklog_dev.lineworks_emulator.process import LineWorksEmulatorHandle, run_lineworks_emulator
@@ -45,21 +46,27 @@ TARGET_OBJECTS: dict[TargetType, Callable[[int], tuple[str, dict[str, Any]]]] = 
     TargetType.PERSON_ACCOUNT: lambda n: ("Account", {"LastName": f"個人 {n}"}),
 }
 SHOWN_STATES = {"success": "ok", "failed": "failed", "upstream_failed": "-"}
-TALK_TASKS = ("ingest_talks", "write_talk_logs")
+TALK_TASKS = ("ingest_talks", "write_talk_logs", "check_api_budget")
 LINK_TASKS = ("sync_directory", "sync_links")
 TABLE_HEADERS = (
     "DAG", f"talk window\n({DEMO_CONFIG.day.year}, {TIME_ZONE})", "talks\ndownloaded",
     "messages\nnew", "messages\nknown", "rows\nquarantined", "TalkLogs\nwritten", "Tasks\nwritten",
     "Salesforce\nAPI calls", "write", "check",
 )  # fmt: skip
-LEGEND = """\
+LEGEND = f"""\
 talks downloaded: rows of the run's LINE WORKS download (its window plus 5 minutes either side,
   bot posts left out); messages new / known: stored now / already stored by an earlier,
   overlapping download (the store keeps each message once, also across schedules).
 rows quarantined: talk rows the directory could not place (a customer named only by a display
   name several LINE users share: never guessed) plus store rows a run could not read; they are
   left out and kept in the store's quarantine table, and check_dead_letters fails, naming each,
-  while any is open. The rest of the window is written."""
+  while any is open. The rest of the window is written.
+TalkLogs / Tasks written: records, one per part of a transcript: parts of at most
+  {TALKLOG_LIMIT:,} characters for a TalkLog__c, {TASK_DESCRIPTION_LIMIT:,} for a Task's Description
+  (TALKLOG_TASK_COPY=full, the default). A transcript over {TASK_DESCRIPTION_LIMIT:,} characters is
+  one TalkLog and two or more Tasks: a window can have more Tasks than TalkLogs.
+Salesforce API calls: the run's own count (write_talk_logs' api_calls, as in the console);
+  check_api_budget then reads /limits once more."""
 
 
 def airflow_environment(home: Path) -> None:
@@ -170,8 +177,9 @@ def returned(run: Any, task_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
     return values
 
 
-def run_dags(sf: EmulatorHandle, last_day: dt.date) -> list[list[Any]]:
-    """Run the demo's DAGs in order; the table rows of the talk-log runs."""
+def run_dags(sf: EmulatorHandle, last_day: dt.date) -> int:
+    """Run the demo's DAGs in order and print what they did; their Salesforce API calls by
+    their own counts (the jobs' `api_calls` and one `/limits` read per budget check)."""
     from airflow.dag_processing.dagbag import DagBag
     from airflow.utils import db
 
@@ -180,23 +188,25 @@ def run_dags(sf: EmulatorHandle, last_day: dt.date) -> list[list[Any]]:
     quiet_warnings()  # again: importing Airflow resets the filters
     dags = DagBag(dag_folder=str(DAGS_FOLDER)).dags
     rows: list[list[Any]] = []
-    owned_by_integration_user = 0
+    owned_by_integration_user = calls = 0
     for dag_id, logical_date in runs_to_show(last_day):
-        before = sf.stats()["total_api_calls"]
         run = dags[dag_id].test(logical_date=logical_date)
-        calls = sf.stats()["total_api_calls"] - before
         if dag_id.endswith("link_sync"):
-            print_link_sync(returned(run, LINK_TASKS), calls, run.state)
+            values = returned(run, LINK_TASKS)
+            calls += int(values["sync_links"].get("api_calls") or 0)
+            print_link_sync(values, run.state)
             continue
         values = returned(run, TALK_TASKS)
-        rows.append(talk_row(dag_id, values, calls, task_states(run)))
+        calls += int(values["write_talk_logs"].get("api_calls") or 0)
+        calls += 1 if values["check_api_budget"] else 0  # its one /limits read
+        rows.append(talk_row(dag_id, values, task_states(run)))
         owned = values["write_talk_logs"].get("tasks_owned_by_integration_user", {})
         owned_by_integration_user += sum(owned.values())
     print_table(rows, owned_by_integration_user)
-    return rows
+    return calls
 
 
-def print_link_sync(values: dict[str, dict[str, Any]], calls: int, state: str) -> None:
+def print_link_sync(values: dict[str, dict[str, Any]], state: str) -> None:
     directory, links = values["sync_directory"], values["sync_links"]
     linkworks, exchange = links.get("linkworks", {}), links.get("exchange_tasks", {})
     print(
@@ -204,7 +214,8 @@ def print_link_sync(values: dict[str, dict[str, Any]], calls: int, state: str) -
         f" and {directory.get('contacts_read', 0)} contacts from LINE WORKS"
         f" ({directory.get('lineworks_api_calls', 0)} LINE WORKS calls);\n"
         f"  {links.get('links', 0)} links -> {linkworks.get('written', 0)} LineWorks__c records"
-        f" and {exchange.get('written', 0)} exchange Tasks ({calls} Salesforce API calls)."
+        f" and {exchange.get('written', 0)} exchange Tasks"
+        f" ({links.get('api_calls', '?')} Salesforce API calls)."
     )
 
 
@@ -212,9 +223,7 @@ def task_states(run: Any) -> dict[str, str]:
     return {ti.task_id: str(ti.state) for ti in run.get_task_instances()}
 
 
-def talk_row(
-    dag_id: str, values: dict[str, dict[str, Any]], calls: int, states: dict[str, str]
-) -> list:
+def talk_row(dag_id: str, values: dict[str, dict[str, Any]], states: dict[str, str]) -> list:
     ingest, write = values["ingest_talks"], values["write_talk_logs"]
     window = str(write.get("window_label", "?")).removesuffix(f" ({TIME_ZONE})")
     window = re.sub(r"\b\d{4}-", "", window)  # the year is in the heading
@@ -228,7 +237,7 @@ def talk_row(
         quarantined,
         write.get("talklogs", {}).get("written", 0),
         write.get("tasks", {}).get("written", 0),
-        calls,
+        write.get("api_calls", "?"),
         SHOWN_STATES.get(states.get("write_talk_logs", ""), "?"),
         SHOWN_STATES.get(states.get("check_dead_letters", ""), "?"),
     ]
@@ -261,11 +270,14 @@ def write_sample(sf: EmulatorHandle) -> None:
         )
 
 
-def print_calls(sf: EmulatorHandle, lw: LineWorksEmulatorHandle) -> None:
+def print_calls(sf: EmulatorHandle, lw: LineWorksEmulatorHandle, salesforce_calls: int) -> None:
+    """The runs' own Salesforce count, checked against the emulator's; LINE WORKS by API."""
+    counted = sf.stats()["total_api_calls"]
+    check = "as the emulator counted" if counted == salesforce_calls else f"emulator: {counted}"
     calls = lw.stats()["calls"]
     by_api = ", ".join(f"{api} {n}" for api, n in sorted(calls.items()))
     print(
-        f"API calls of the runs: Salesforce {sf.stats()['total_api_calls']},"
+        f"API calls of the runs: Salesforce {salesforce_calls} ({check}),"
         f" LINE WORKS {sum(calls.values())} ({by_api})."
     )
 
@@ -278,9 +290,9 @@ def demo(sf: EmulatorHandle, url: str) -> None:
         print(f"LINE WORKS emulator: {lw.base_url} (pid {lw.pid})")
         staff_users(sf, url, config)
         connections(sf, lw, url)
-        run_dags(sf, config.day + dt.timedelta(days=config.days - 1))
+        calls = run_dags(sf, config.day + dt.timedelta(days=config.days - 1))
         write_sample(sf)
-        print_calls(sf, lw)
+        print_calls(sf, lw, calls)
     print(f"Stopped the LINE WORKS emulator (pid {lw.pid}).")
 
 
