@@ -243,7 +243,7 @@ def test_console_in_the_airflow_ui(airflow, browser, sf_emulator):
 
     # The backfill form creates the other 23 windows' runs.
     browser.find_element(By.ID, "backfill").click()
-    assert "23 windows" in _element(browser, "done").text
+    assert "23 windows" in _text_of(browser, "done", "windows")  # not the replay's answer
     backfills = topology.api("GET", "/api/v2/backfills", dag_id="talklog_hourly")["backfills"]
     newest = max(backfills, key=lambda b: b["id"])
     assert newest["from_date"].startswith("2026-01-09T15:00:00")
@@ -259,3 +259,15 @@ def _element(browser: Any, element_id: str) -> Any:
     from selenium.webdriver.support.ui import WebDriverWait
 
     return WebDriverWait(browser, 30).until(ec.presence_of_element_located((By.ID, element_id)))
+
+
+def _text_of(browser: Any, element_id: str, expected: str) -> str:
+    """The element's text once it holds `expected` (the page before the click may still be
+    there with an element of the same id)."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    located = (By.ID, element_id)
+    WebDriverWait(browser, 30).until(ec.text_to_be_present_in_element(located, expected))
+    return browser.find_element(*located).text
