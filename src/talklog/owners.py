@@ -18,7 +18,6 @@ reason (`OwnerFallback`); two active users with one email are never guessed betw
 
 from __future__ import annotations
 
-import os
 from collections import Counter, defaultdict
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
@@ -29,6 +28,7 @@ from sqlalchemy.orm import Session
 
 from talklog.batching import IN_LIST_SIZE, chunked
 from talklog.salesforce.soql import id_list, is_salesforce_id, quote
+from talklog.settings import env_choice
 from talklog.store.models import LineWorksUser
 from talklog.targets import IN_CLAUSE_SIZE, QueryAll
 
@@ -60,12 +60,7 @@ class OwnerFallback(StrEnum):
 
 def owner_match(value: str | None = None) -> OwnerMatch:
     """`value`, or `TALKLOG_OWNER_MATCH` (default `store_id`); refused when unknown."""
-    raw = (os.environ.get(MATCH_ENV, "") if value is None else value).strip().lower()
-    try:
-        return OwnerMatch(raw or OwnerMatch.STORE_ID.value)
-    except ValueError:
-        choices = ", ".join(match.value for match in OwnerMatch)
-        raise ValueError(f"{MATCH_ENV} must be one of {choices}, got {raw!r}") from None
+    return env_choice(MATCH_ENV, OwnerMatch, OwnerMatch.STORE_ID, value)
 
 
 @dataclass

@@ -21,7 +21,6 @@ ticking `Linked__c`; unticking is "do not link". Each run:
 from __future__ import annotations
 
 import datetime as dt
-import os
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -44,6 +43,7 @@ from talklog.loading import BulkLoader, patient_queries
 from talklog.owners import staff_emails, staff_owners
 from talklog.salesforce.fields import UPSERT_KEYS
 from talklog.salesforce.soql import quote
+from talklog.settings import env_choice
 from talklog.store.models import LineUser, Link, LinkPeriod, TargetType
 from talklog.summary import JobSummary
 from talklog.targets import (
@@ -88,12 +88,7 @@ class LinkSource(StrEnum):
 
 def link_source(value: str | None = None) -> LinkSource:
     """`value`, or `TALKLOG_LINK_SOURCE` (default `store` for now); refused when unknown."""
-    raw = (os.environ.get(SOURCE_ENV, "") if value is None else value).strip().lower()
-    try:
-        return LinkSource(raw or LinkSource.STORE.value)
-    except ValueError:
-        choices = ", ".join(source.value for source in LinkSource)
-        raise ValueError(f"{SOURCE_ENV} must be one of {choices}, got {raw!r}") from None
+    return env_choice(SOURCE_ENV, LinkSource, LinkSource.STORE, value)
 
 
 class Change(StrEnum):
