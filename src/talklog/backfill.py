@@ -24,6 +24,14 @@ from talklog.windows import DEFAULT_TIMEZONE, ScheduleChoice
 URL_ENV = "AIRFLOW_API_URL"
 TOKEN_ENV = "AIRFLOW_API_TOKEN"
 TALKLOG_DAGS = {f"talklog_{choice.value}": choice for choice in ScheduleChoice}
+REFUSALS = {
+    401: f": {TOKEN_ENV} is expired or not a token of this Airflow; get a new one",
+    403: (
+        f": the user of {TOKEN_ENV} lacks the DAG permission (a backfill needs the right to"
+        " trigger the DAG's runs: Airflow's User role or above, not Viewer), or the token is"
+        " not one of this Airflow"
+    ),
+}
 
 
 def add_command(commands: Any) -> None:
@@ -83,6 +91,7 @@ class AirflowApi:
         body = self._call(
             "GET",
             f"/api/v2/dags/{dag_id}/dagRuns",
+            f"read the runs of {dag_id}",
             params={
                 "logical_date_gte": first.isoformat(),
                 "logical_date_lte": last.isoformat(),
@@ -102,9 +111,12 @@ class AirflowApi:
         ]
 
     def create_backfill(self, request: dict[str, Any]) -> dict[str, Any]:
-        return self._call("POST", "/api/v2/backfills", json=request)
+        what = f"create a backfill of {request['dag_id']}"
+        return self._call("POST", "/api/v2/backfills", what, json=request)
 
-    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+    def _call(self, method: str, path: str, what: str, **kwargs: Any) -> Any:
+        """The answer's JSON; an error or a refusal ends the command with one line saying
+        what was refused and why (never the token)."""
         import requests
 
         try:
@@ -112,7 +124,10 @@ class AirflowApi:
         except requests.RequestException as error:
             sys.exit(f"talklog backfill: Airflow at {self.base_url} does not answer ({error})")
         if answer.status_code >= 400:
-            sys.exit(f"talklog backfill: Airflow refused ({answer.status_code}): {_detail(answer)}")
+            sys.exit(
+                f"talklog backfill: Airflow refused to {what} ({answer.status_code}:"
+                f" {_detail(answer)}){REFUSALS.get(answer.status_code, '')}"
+            )
         return answer.json()
 
 

@@ -1,6 +1,7 @@
 """The console in a real browser: Debian's chromium driven by selenium against `make airflow`'s
-topology (api-server, scheduler, dag-processor on 127.0.0.1, SQLite metadata DB), the emulator
-and a message store with the spec's examples.
+topology (api-server, scheduler, dag-processor on 127.0.0.1; `console_airflow` in conftest.py,
+shared with the `talklog backfill` test), its emulator and a message store with the spec's
+examples.
 
 The test runs the link sync and one hourly window (a backfill of one data interval), then in
 the Airflow UI: the run's "Talk log" tab shows its window and counts; the "Talk logs" page,
@@ -13,10 +14,8 @@ chromedriver or selenium are missing (`make browser` installs Debian's packages)
 from __future__ import annotations
 
 import datetime as dt
-import json
 import shutil
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,23 +23,22 @@ from typing import Any
 import pytest
 
 from talklog import deadletters
-from talklog.store import make_session_factory, upgrade
-from talklog_dev.localstack import (
-    LocalAirflow,
-    TopologyConfig,
-    drop_postgres_database,
-    ensure_postgres_database,
-    free_port,
-    running,
-)
-from talklog_dev.synth.examples import write_examples
-from tests.fixtures.databases import POSTGRES_ADMIN_URL, postgres_answers
+from talklog.store import make_session_factory
+from talklog_dev.localstack import LocalAirflow
+from tests.e2e.conftest import EXAMPLES_DAY
 
 pytestmark = pytest.mark.browser
 
 REPO = Path(__file__).resolve().parents[2]
 DOCS = REPO / "docs"
-DAY = dt.date(2026, 1, 9)
+DAY = EXAMPLES_DAY
+# The runs of the talk day's windows (logical date = data interval start, a day after the talk):
+# the topology may also hold the `talklog backfill` test's runs of another day.
+DAY_RUNS = {
+    "logical_date_gte": "2026-01-09T15:00:00Z",
+    "logical_date_lte": "2026-01-10T14:00:00Z",
+    "run_type": "backfill",
+}
 WINDOW_LABEL = "2026-01-09 10:00 – 10:59 (Asia/Tokyo)"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
@@ -82,43 +80,6 @@ def browser() -> Iterator[Any]:
         driver.quit()
 
 
-@pytest.fixture
-def metadata_url(tmp_path) -> Iterator[str]:
-    """A throw-away PostgreSQL metadata DB (Airflow refuses backfills on a busy SQLite)."""
-    if not postgres_answers():
-        yield f"sqlite:///{tmp_path / 'airflow.db'}"
-        return
-    name = f"talklog_console_test_{uuid.uuid4().hex[:10]}"
-    try:
-        yield ensure_postgres_database(POSTGRES_ADMIN_URL, name)
-    finally:
-        drop_postgres_database(POSTGRES_ADMIN_URL, name)
-
-
-@pytest.fixture
-def airflow(sf_emulator, sqlite_url, metadata_url, tmp_path) -> Iterator[tuple[LocalAirflow, Any]]:
-    upgrade(sqlite_url)
-    targets = {
-        name: sf_emulator.create_record("ExternalContact__c", Name=label)
-        for name, label in (("yamada", "山田 太郎"), ("sato", "佐藤 花子"))
-    }
-    write_examples(sqlite_url, DAY, targets)
-    store = {"conn_type": "talklog_store", "extra": {"sqlalchemy_url": sqlite_url}}
-    config = TopologyConfig(
-        home=tmp_path / "airflow",
-        database_url=metadata_url,
-        api_port=free_port(),
-        fast_scheduling=True,
-        env={
-            **sf_emulator.airflow_conn_env(),
-            "AIRFLOW_CONN_TALKLOG_STORE": json.dumps(store),
-            "AIRFLOW__CORE__LAZY_LOAD_PLUGINS": "False",
-        },
-    )
-    with running(config) as topology:
-        yield topology, sqlite_url
-
-
 def wait_for(check: Any, timeout: float, what: str, topology: LocalAirflow) -> Any:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -149,7 +110,7 @@ def prepare(topology: LocalAirflow) -> dict[str, Any]:
     body = {"dag_id": "talklog_hourly", "from_date": at, "to_date": at, "max_active_runs": 1}
     backfill = topology.api("POST", "/api/v2/backfills", body)
     runs = wait_for(
-        lambda: finished(topology, "talklog_hourly", run_type="backfill"), 90, "hourly", topology
+        lambda: finished(topology, "talklog_hourly", **DAY_RUNS), 90, "hourly", topology
     )
     assert [r["state"] for r in runs] == ["success"], runs
     wait_for(
@@ -190,10 +151,10 @@ def open_plugin(browser: Any, url: str, title: str) -> None:
     WebDriverWait(browser, 30).until(ec.presence_of_element_located((By.TAG_NAME, "h1")))
 
 
-def test_console_in_the_airflow_ui(airflow, browser, sf_emulator):
+def test_console_in_the_airflow_ui(console_airflow, browser):
     from selenium.webdriver.common.by import By
 
-    topology, store_url = airflow
+    topology, store_url = console_airflow.topology, console_airflow.store_url
     run = prepare(topology)
     base = topology.config.api_url
 
@@ -211,7 +172,7 @@ def test_console_in_the_airflow_ui(airflow, browser, sf_emulator):
     assert note.startswith(WINDOW_LABEL)
 
     # The "Talk logs" page, set to the talk day.
-    record_letter(store_url, sf_emulator)
+    record_letter(store_url, console_airflow.emulator)
     open_plugin(browser, f"{base}/plugin/talklog", "Talk logs")
     day = DAY.isoformat()
     browser.execute_script(
@@ -248,7 +209,7 @@ def test_console_in_the_airflow_ui(airflow, browser, sf_emulator):
     newest = max(backfills, key=lambda b: b["id"])
     assert newest["from_date"].startswith("2026-01-09T15:00:00")
     assert newest["to_date"].startswith("2026-01-10T14:00:00")
-    runs = topology.dag_runs("talklog_hourly", run_type="backfill")
+    runs = topology.dag_runs("talklog_hourly", **DAY_RUNS)
     assert len(runs) == 24
     topology.api("PUT", f"/api/v2/backfills/{newest['id']}/cancel")
 
