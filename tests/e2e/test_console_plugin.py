@@ -4,7 +4,6 @@ store and the emulator, Airflow's auth manager and REST API."""
 from __future__ import annotations
 
 import datetime as dt
-import json
 import re
 from pathlib import Path
 
@@ -13,23 +12,13 @@ import pytest
 from airflow.dag_processing.dagbag import DagBag
 
 from talklog import deadletters
-from talklog.store import make_session_factory, upgrade
+from talklog.store import make_session_factory
 from talklog_dev.synth.examples import write_examples
 
 DAGS_FOLDER = Path(__file__).resolve().parents[2] / "dags"
 DAY = dt.date(2026, 1, 9)
 TOKYO = "Asia/Tokyo"
 WINDOW_LABEL = "2026-01-09 10:00 – 10:59 (Asia/Tokyo)"
-
-
-@pytest.fixture
-def connections(sf_emulator, sqlite_url, monkeypatch):
-    upgrade(sqlite_url)
-    for key, value in sf_emulator.airflow_conn_env().items():
-        monkeypatch.setenv(key, value)
-    store = {"conn_type": "talklog_store", "extra": {"sqlalchemy_url": sqlite_url}}
-    monkeypatch.setenv("AIRFLOW_CONN_TALKLOG_STORE", json.dumps(store))
-    return sqlite_url
 
 
 @pytest.fixture(scope="module")

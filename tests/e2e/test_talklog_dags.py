@@ -3,29 +3,17 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 from pathlib import Path
 
 import pendulum
 import pytest
 from airflow.dag_processing.dagbag import DagBag
 
-from talklog.store import upgrade
 from talklog_dev.synth.examples import write_examples
 
 DAGS_FOLDER = Path(__file__).resolve().parents[2] / "dags"
 DAY = dt.date(2026, 1, 9)
 TOKYO = "Asia/Tokyo"
-
-
-@pytest.fixture
-def connections(sf_emulator, sqlite_url, monkeypatch):
-    upgrade(sqlite_url)
-    for key, value in sf_emulator.airflow_conn_env().items():
-        monkeypatch.setenv(key, value)
-    store = {"conn_type": "talklog_store", "extra": {"sqlalchemy_url": sqlite_url}}
-    monkeypatch.setenv("AIRFLOW_CONN_TALKLOG_STORE", json.dumps(store))
-    return sqlite_url
 
 
 @pytest.fixture
