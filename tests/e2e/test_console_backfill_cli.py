@@ -5,7 +5,8 @@ The talk day is 2026-01-08, not the browser test's 2026-01-09, so neither test s
 runs. Its 10:00 window already has a run (a one-interval backfill through the REST API); the
 command names it "already ran" and the other 23 "will run", creates the backfill through
 `POST /api/v2/backfills`, and a second call finds nothing to backfill. The backfill is
-cancelled at the end: the test checks the runs Airflow created, not their work.
+cancelled once its runs are there (the test checks the runs Airflow created, not their work)
+and the day's runs are deleted at the end, so the browser test's grid never shows them.
 
 Tokens are got as a user gets them: `make airflow` makes every caller an admin and hands a token
 to anyone on 127.0.0.1 (`GET /auth/token`). It has no viewer login, so the viewer's token is
@@ -19,6 +20,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +72,24 @@ def backfills(topology: Any) -> list[dict[str, Any]]:
     return topology.api("GET", "/api/v2/backfills", dag_id=DAG)["backfills"]
 
 
+def cancel_backfills(topology: Any) -> None:
+    """Cancel the DAG's open backfills: their queued runs fail, a started one ends."""
+    for backfill in backfills(topology):
+        if backfill["completed_at"] is None:
+            topology.api("PUT", f"/api/v2/backfills/{backfill['id']}/cancel")
+
+
+def delete_day_runs(topology: Any, timeout: float = 60) -> None:
+    """Once none of the talk day's runs is still going, delete them all."""
+    deadline = time.monotonic() + timeout
+    runs = topology.dag_runs(DAG, **DAY_RUNS)
+    while any(r["state"] in ("queued", "running") for r in runs) and time.monotonic() < deadline:
+        time.sleep(0.5)
+        runs = topology.dag_runs(DAG, **DAY_RUNS)
+    for run in runs:
+        topology.api("DELETE", f"/api/v2/dags/{DAG}/dagRuns/{run['dag_run_id']}")
+
+
 def one_window_ran(topology: Any) -> None:
     """The run of the day's 10:00 window, through a one-interval backfill (then cancelled)."""
     at = "2026-01-09T10:00:00+09:00"  # its data interval starts a day after its talks
@@ -116,6 +136,7 @@ def test_talklog_backfill_against_a_live_airflow(console_airflow):
         assert len(runs) == 24 and {r["run_type"] for r in runs} == {"backfill"}
         starts = {r["data_interval_start"] for r in runs}
         assert len(starts) == 24 and min(starts) == _utc(FIRST) and max(starts) == _utc(LAST)
+        cancel_backfills(topology)
 
         again = talklog_backfill(api_url, admin)
         outputs.append(again)
@@ -124,9 +145,8 @@ def test_talklog_backfill_against_a_live_airflow(console_airflow):
         assert set(window_lines(again.stdout).values()) == {"already ran"}
         assert len(backfills(topology)) == before + 1
     finally:
-        for backfill in backfills(topology):
-            if backfill["completed_at"] is None:
-                topology.api("PUT", f"/api/v2/backfills/{backfill['id']}/cancel")
+        cancel_backfills(topology)
+        delete_day_runs(topology)
     secrets = (admin, viewer, jwt_secret)
     for result in outputs:
         text = result.stdout + result.stderr
