@@ -6,8 +6,10 @@
 The admin names the talk days in the configured time zone; the command prints every window of
 the DAG's schedule that writes talks of those days (already ran, will run, not due yet) and
 creates the backfill (`POST /api/v2/backfills`) over exactly their data intervals. Airflow's
-URL and a token come from `AIRFLOW_API_URL` and `AIRFLOW_API_TOKEN` (never printed); without
-them, or with `--dry-run`, it only prints.
+URL and a token come from `AIRFLOW_API_URL` and `AIRFLOW_API_TOKEN` (never printed; the
+simple auth manager's `/auth/token` gives one, see the README); without them, or with
+`--dry-run`, it only prints. A refusal (a Viewer's token, an expired one) ends it with one line
+saying what was refused and why.
 """
 
 from __future__ import annotations
