@@ -124,11 +124,17 @@ class Schedule:
         local = zone(self.timezone)
         naive = current.astimezone(local).replace(tzinfo=None)
         cron = croniter(self.cron, start_time=naive)
-        scheduled = cron.get_next(dt.datetime) if forward else cron.get_prev(dt.datetime)
-        if cron.expanded[1] != ["*"]:  # not every hour: the wall time decides, the later of
-            # a repeated one (Airflow's `make_aware`: fold=1, resolved by pendulum)
-            return as_utc(pendulum.timezone(self.timezone).convert(scheduled.replace(fold=1)))
-        return current + (scheduled - naive)  # every hour: elapsed time decides (DST folds)
+        while True:
+            scheduled = cron.get_next(dt.datetime) if forward else cron.get_prev(dt.datetime)
+            if cron.expanded[1] == ["*"]:  # every hour: elapsed time decides (DST folds)
+                return current + (scheduled - naive)
+            # Not every hour: the wall time decides, the later of a repeated one (Airflow's
+            # `make_aware`: fold=1, resolved by pendulum); a skipped one (01:00 on the day
+            # London springs forward) is the instant after the gap, which `current` may
+            # already be: then the step goes on to the cron time before (or after) it.
+            moment = as_utc(pendulum.timezone(self.timezone).convert(scheduled.replace(fold=1)))
+            if (moment > current) if forward else (moment < current):
+                return moment
 
 
 def day_span(first: dt.date, last: dt.date, timezone: str) -> tuple[dt.datetime, dt.datetime]:

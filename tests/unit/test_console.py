@@ -10,7 +10,7 @@ import pendulum
 import pytest
 from airflow.timetables.base import DataInterval, TimeRestriction
 from airflow.timetables.interval import CronDataIntervalTimetable
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from talklog.console import (
@@ -115,6 +115,10 @@ def test_runs_for_talk_days_cover_exactly_those_days(choice, count, first_window
     first=st.dates(min_value=dt.date(2024, 1, 1), max_value=dt.date(2030, 12, 1)),
     days=st.integers(min_value=0, max_value=3),
 )
+# London springs forward at 01:00 on 2024-03-31: the cron's 01:00 run starts at 02:00 BST, the
+# instant the step back from 02:00 BST first returned again (the day's first window was lost).
+@example(ScheduleChoice.EVERY_6_HOURS, "Europe/London", dt.date(2024, 3, 30), 0)
+@example(ScheduleChoice.DAILY, "Europe/London", dt.date(2024, 3, 30), 0)
 def test_runs_for_talk_days_cover_every_talk_minute_and_no_more(choice, timezone, first, days):
     last = first + dt.timedelta(days=days)
     start, end = day_span(first, last, timezone)
