@@ -165,6 +165,37 @@ def test_migration_0004_rekeys_a_store_of_the_earlier_scheme(store_url, tmp_path
     assert (again.inserted, again.duplicates) == (0, len(ROWS))
 
 
+def test_migration_0005_puts_the_minute_in_front_of_the_keys_and_back(store_url, tmp_path):
+    """0004's `lwk:<hash>` keys become `lwt:<UTC minute>:<hash>` (and back on downgrade):
+    every message keeps its delivery and its quarantine row, and a re-import stores nothing."""
+    from talklog import quarantine
+
+    upgrade(store_url)
+    sessions = make_session_factory(store_url)
+    import_export(sessions, export(tmp_path / "first.csv"))
+    delivered = _deliver_everything(sessions)
+    with sessions.begin() as session:
+        keys = dict(session.execute(sa.select(Message.id, Message.message_key)).all())
+        flagged = next(iter(keys.values()))
+        kept = quarantine.Quarantined(quarantine.Source.STORE, flagged, "not_utf8", "unreadable")
+        quarantine.record(session, [kept], dt.datetime.now(dt.UTC), run_id=None)
+    assert all(key.startswith("lwt:20260109") for key in keys.values())
+    downgrade(store_url, "0004")
+    with sessions() as session:
+        untimed = dict(session.execute(sa.select(Message.id, Message.message_key)).all())
+        (row,) = quarantine.open_rows(session)
+    assert untimed == {i: "lwk:" + key.rsplit(":", 1)[1] for i, key in keys.items()}
+    assert row.record_key == untimed[next(iter(keys))]
+    upgrade(store_url)
+    with sessions() as session:
+        assert dict(session.execute(sa.select(Message.id, Message.message_key)).all()) == keys
+        assert [r.record_key for r in quarantine.open_rows(session)] == [flagged]
+        pairs = set(session.execute(sa.select(Delivery.message_id, Delivery.customer_key)).all())
+    assert pairs == delivered
+    again = import_export(sessions, export(tmp_path / "again.csv"))
+    assert (again.inserted, again.duplicates) == (0, len(ROWS))
+
+
 DIRECTORY_CASES = {  # a row's sender, receivers -> what keeps it out
     "staff member not in the directory": ("新人(new@example.co.jp)", CUSTOMER, "unknown_person"),
     "customer not in the directory, group": (

@@ -313,10 +313,10 @@ def test_files_that_are_not_exports_fail_as_a_whole(tmp_path):
 
 def test_message_keys_are_stable_across_releases():
     """Changing the key scheme would make every re-import duplicate the store's messages
-    (migration 0004 re-keyed the earlier one)."""
+    (migrations re-keyed the earlier ones: 0004 `lwx:`, 0005 `lwk:`, whose hash `lwt:` keeps)."""
     first = next(iter(read_export(FIXTURE)))
     assert _keys([first]) == [
-        "lwk:b2b754c4f06905c990992ffb4c210cb31733e830eb121493ef2d608eb9e30b2f"
+        "lwt:202601090100:b2b754c4f06905c990992ffb4c210cb31733e830eb121493ef2d608eb9e30b2f"
     ]
 
 

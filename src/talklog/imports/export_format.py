@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import functools
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -177,6 +178,14 @@ def parse_parties(value: str) -> tuple[Party, ...]:
     return tuple(party for party in parties if party is not None)
 
 
+# An export repeats the same few cells (a room's parties, a second's time) on many rows: the
+# parsers of those cells are cached, bounded. Equal cells give equal (immutable) results.
+_CELL_CACHE = 4_096
+_sender_cell = functools.lru_cache(_CELL_CACHE)(parse_party)
+_receivers_cell = functools.lru_cache(_CELL_CACHE)(parse_parties)
+_time_cell = functools.lru_cache(_CELL_CACHE)(parse_time)
+
+
 def classify_talk(talk: str) -> tuple[str, str | None, str | None]:
     """(message type, text, file name): a marker like `[画像] a.jpg` becomes that type when
     what follows it fits the type (rules above `MAX_FILE_NAME`); any other talk is text, whole.
@@ -262,6 +271,7 @@ class ExportReader:
         self.reader = csv.reader(decoded_lines(stream, self.undecodable))
         self.zone = export_zone(timezone)
         self.columns: dict[str, int] = {}
+        self.positions: tuple[int, ...] = ()  # of time, sender, receivers, channel, talk
         self.width = 0
         self.warnings: list[str] = []
         self.download_error = False
@@ -300,6 +310,7 @@ class ExportReader:
                 f"line {line} is not a LINE WORKS export header ({_csv_reason(cells)})"
             )
         self.columns, self.width = _column_positions(line, cells), len(cells)
+        self.positions = tuple(self.columns[name] for name in _COLUMNS)
 
     def _records(self) -> Iterator[tuple[int, int, list[str] | csv.Error]]:
         """(first line, last line, cells or the CSV error) of each non-blank record."""
@@ -328,29 +339,30 @@ class ExportReader:
             return Rejection(line, f"unreadable row ({type(error).__name__})", end_line)
 
     def _parse(self, line: int, end_line: int, cells: list[str]) -> ExportRow:
-        if cells[0].strip().lower().startswith(_DOWNLOAD_ERROR):
+        if not cells[0][:1].isdigit() and cells[0].strip().lower().startswith(_DOWNLOAD_ERROR):
             self.download_error = True
             raise RowProblem(
                 "download_error", "the export reports a download error here: download again"
             )
         if len(cells) != self.width:
             raise RowProblem("columns", f"expected {self.width} columns, found {len(cells)}")
-        if any("\x00" in cell for cell in cells):
+        if "\x00" in "".join(cells):
             raise RowProblem("nul", "a NUL character (0x00), which the store cannot hold")
-        get = {name: cells[i] for name, i in self.columns.items()}
-        channel = get["channel"].strip()
+        time, sender_cell, receivers, channel, talk = (cells[i] for i in self.positions)
+        channel = channel.strip()
         if not channel:
             raise RowProblem("empty_channel", "empty channel id")
-        sent_at = parse_time(get["time"], self.zone)
-        sender = parse_party(get["sender"])
+        sent_at = _time_cell(time, self.zone)
+        sender = _sender_cell(sender_cell)
         if sender is None:
             raise RowProblem("empty_sender", "empty sender")
-        receivers = parse_parties(get["receivers"])
-        _check_ids(channel, sender, *receivers)
-        talk = get["talk"].replace("\r\n", "\n").replace("\r", "\n")
+        parties = _receivers_cell(receivers)
+        _check_ids(channel, sender, *parties)
+        if "\r" in talk:
+            talk = talk.replace("\r\n", "\n").replace("\r", "\n")
         message_type, text, file_name = classify_talk(talk)
         return ExportRow(
-            line, channel, sent_at, sender, receivers, message_type, text, file_name, end_line
+            line, channel, sent_at, sender, parties, message_type, text, file_name, end_line
         )
 
 

@@ -47,6 +47,8 @@ from talklog.store.models import (
 
 Resolved = tuple[str, str]  # (member kind, user id)
 Membership = tuple[Resolved, dt.datetime, dt.datetime | None]  # who, joined, left
+Placed = tuple[Resolved, frozenset[Resolved]]  # a row's sender, and everyone it names
+_TOLD_CACHE = 4_096  # distinct (sender, receivers) whose people are kept across chunks
 UNKNOWN = "not in the LINE WORKS directory: run the directory sync, or check the contact"
 BOT_PREFIX = "[bot]"
 
@@ -75,7 +77,8 @@ class Identities:
     def __init__(self, *, directory: bool = False) -> None:
         self.directory = directory
         self.parties: dict[Party, Resolved | Unplaced] = {}
-        self.placed: dict[int, tuple[Resolved, ...]] = {}  # line -> its parties told by room
+        self.placed: dict[int, Placed] = {}  # line -> its people, for the chunk being written
+        self.told: dict[tuple[Party, tuple[Party, ...]], Placed] = {}  # parties -> people
         self.memberships: dict[str, list[Membership]] = {}  # room -> the store's memberships
 
     def resolve(self, session: Session, parties: Iterable[Party]) -> dict[Resolved, str]:
@@ -94,34 +97,36 @@ class Identities:
         return new
 
     def problem(self, session: Session, row: ExportRow) -> tuple[str, Unplaced] | None:
-        """(role, why) of the first party of a row that cannot be placed, or None."""
+        """(role, why) of the first party of a row that cannot be placed, or None (the row's
+        sender and participants are then kept for `sender` and `participants`)."""
+        told = self.told.get((row.sender, row.receivers))
+        if told is not None:  # the same parties, all known without the room: same people
+            self.placed[row.line] = told
+            return None
         parties = (row.sender, *row.receivers)
         found = [self.parties[party] for party in parties]
-        if any(isinstance(who, Unplaced) for who in found):
+        by_room = any(isinstance(who, Unplaced) for who in found)
+        if by_room:
             found = in_room(found, parties, self._members_at(session, row))
         roles = ("the sender", *(f"receiver {n}" for n in range(1, len(row.receivers) + 1)))
         for role, who in zip(roles, found, strict=True):
             if isinstance(who, Unplaced):
                 return role, who
-        if any(isinstance(self.parties[party], Unplaced) for party in parties):
-            self.placed[row.line] = tuple(who for who in found if isinstance(who, tuple))
+        placed = (found[0], frozenset(found))
+        self.placed[row.line] = placed  # type: ignore[assignment]
+        if not by_room:
+            if len(self.told) >= _TOLD_CACHE:
+                self.told.clear()
+            self.told[row.sender, row.receivers] = placed  # type: ignore[assignment]
         return None
 
     def sender(self, row: ExportRow) -> Resolved:
         """The sender of a row whose parties are all placed (`problem` said None)."""
-        placed = self.placed.get(row.line)
-        found = placed[0] if placed else self.parties[row.sender]
-        if isinstance(found, Unplaced):
-            raise ValueError("a party that was not placed")
-        return found
+        return self.placed[row.line][0]
 
-    def participants(self, row: ExportRow) -> set[Resolved]:
-        """The placed sender and receivers of a row."""
-        placed = self.placed.get(row.line)
-        if placed:
-            return set(placed)
-        found = (self.parties[party] for party in (row.sender, *row.receivers))
-        return {who for who in found if not isinstance(who, Unplaced)}
+    def participants(self, row: ExportRow) -> frozenset[Resolved]:
+        """The placed sender and receivers of a row (`problem` said None)."""
+        return self.placed[row.line][1]
 
     def _members_at(self, session: Session, row: ExportRow) -> set[Resolved]:
         """The room's members in the store at the row's time."""

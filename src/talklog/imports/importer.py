@@ -24,7 +24,7 @@ from talklog.windows import DEFAULT_TIMEZONE
 
 log = logging.getLogger(__name__)
 
-DEFAULT_CHUNK_ROWS = 2_000
+DEFAULT_CHUNK_ROWS = 20_000
 
 
 def import_export(

@@ -99,7 +99,8 @@ class StoreWriter:
         self.proposed: dict[Resolved, str] = {}  # new users not created yet -> display name
         self.rooms: dict[str, RoomState] = {}
         self.committed = Committed()
-        self.resolvable = self._has_open_quarantine()
+        self.resolvable = self._has_open(quarantine.Source.IMPORT, self.key(0)[:-1])
+        self.placeable = directory and self._has_open(quarantine.Source.DIRECTORY)
 
     def write(self, rows: list[ExportRow], rejections: list[Rejection], end_line: int) -> None:
         """One transaction per chunk; a database error names the lines, never the text."""
@@ -128,14 +129,15 @@ class StoreWriter:
         """The quarantine key of a line of this file."""
         return f"{self.file_name}:{line}"
 
-    def _has_open_quarantine(self) -> bool:
-        """Whether lines of this file wait in the quarantine (a stored row then resolves its)."""
+    def _has_open(self, source: quarantine.Source, prefix: str = "") -> bool:
+        """Whether open quarantine rows of `source` (keys starting with `prefix`) wait: a
+        stored row then resolves its own (this file's lines, or a row the directory placed)."""
         with self.sessions() as session:
             found = session.scalar(
                 sa.select(QuarantinedRow.id)
-                .where(QuarantinedRow.source == quarantine.Source.IMPORT.value)
+                .where(QuarantinedRow.source == source.value)
                 .where(QuarantinedRow.status == QuarantineStatus.OPEN.value)
-                .where(QuarantinedRow.record_key.startswith(self.key(0)[:-1], autoescape=True))
+                .where(QuarantinedRow.record_key.startswith(prefix, autoescape=True))
                 .limit(1)
             )
         return found is not None
@@ -325,7 +327,7 @@ class StoreWriter:
         if self.resolvable and kept:
             keys = [self.key(row.line) for row in kept]
             quarantine.resolve(session, quarantine.Source.IMPORT, keys, now)
-        if self.identities.directory and kept:
+        if self.placeable and kept:
             keys = [directory_key(row, role) for row in kept for role in _roles(row)]
             quarantine.resolve(session, quarantine.Source.DIRECTORY, keys, now)
         return count
