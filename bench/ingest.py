@@ -7,13 +7,17 @@ For each size, in a fresh child process (so that peak memory is that size's alon
 the generator with that many messages in ONE day, the LINE WORKS emulator serving it, a SQLite
 store holding the world's people, rooms and links but no message, the directory synced
 (`sync_directory`), then `ingest_talks` over the day: the Monitoring API download streamed to a
-temporary file (the emulator renders and serves it) and its import into the store. Timed: the
-download (client wall time, the emulator's rendering included) and the import separately;
-peak RSS of the ingesting process (`ru_maxrss`; the emulator runs in its own process). Flat
-memory means the peak does not grow with the size. `--profile` writes a cProfile of the
-ingestion (`<workdir>/<size>.prof`) and prints its top functions.
+temporary file and checked, and its import into the store (parse, identity matching, message
+keys, store writes). Timed: the emulator's own preparation of the file before its 302 (the
+synthetic world rendered as CSV: the real server's work, shown and left out of the ingestion
+time), the transfer (302, file over loopback TLS, the client's check of the file) and the
+import; peak RSS of the ingesting process (`ru_maxrss`; the emulator runs in its own process).
+Flat memory: the largest size's peak within 1.25x the next size's (the import's buffers are
+bounded: one chunk of rows, the occurrence counts, SQLite's page cache; the smallest sizes do
+not fill them). `--profile` writes a cProfile of the ingestion (`<workdir>/<size>.prof`) and
+prints its top functions.
 
-Targets (issue 17): 1,000,000 messages of one window ingested in at most 30 s, flat memory.
+Targets (issue 20): 1,000,000 messages of one window ingested in at most 30 s, flat memory.
 Not a test: never run by `make test`.
 """
 
@@ -35,7 +39,7 @@ SIZES = (1_000, 100_000, 1_000_000)
 DAY = dt.date(2025, 1, 9)
 TARGET_SECONDS = 30.0  # for 1,000,000 messages
 TARGET_SIZE = 1_000_000
-FLAT_MEMORY_SLACK = 1.5  # the largest size's peak within 1.5x the smallest's
+FLAT_MEMORY_SLACK = 1.25  # the largest size's peak within 1.25x the next size's
 
 
 def world_config(messages: int, world: str = "small") -> Any:
@@ -138,15 +142,18 @@ def run_size(messages: int, workdir: Path, profile: bool, world: str) -> dict[st
         summary = ingest_talks(sessions, source, start, end, workdir=folder)
         wall = time.perf_counter() - began
         _dump(profiler, folder / f"{messages}.prof")
+        prepare = handle.stats()["prepare_seconds"]
     return {
         "messages": messages,
         "talks_downloaded": summary.talks_downloaded,
         "messages_new": summary.messages_new,
         "quarantined": summary.quarantined,
         "wall_s": round(wall, 2),
-        "download_s": round(source.download_seconds, 2),
+        "prepare_s": round(prepare, 2),
+        "client_s": round(wall - prepare, 2),
+        "download_s": round(source.download_seconds - prepare, 2),
         "import_s": round(wall - source.download_seconds, 2),
-        "rows_per_s": round(summary.talks_downloaded / wall) if wall else 0,
+        "rows_per_s": round(summary.talks_downloaded / (wall - prepare)) if wall else 0,
         "peak_rss_mib": round(peak_rss_mib(), 1),
         "rss_before_mib": round(rss_before, 1),
     }
@@ -189,23 +196,24 @@ def verdict(results: list[dict[str, Any]]) -> list[str]:
     """PASS, or the gap against the targets."""
     lines = []
     largest = max(results, key=lambda r: r["messages"])
-    seconds = largest["wall_s"] * TARGET_SIZE / largest["messages"]
+    seconds = largest["client_s"] * TARGET_SIZE / largest["messages"]
     scaled = "" if largest["messages"] == TARGET_SIZE else " (scaled to 1,000,000)"
+    what = f"{seconds:.1f} s of ingestion for 1,000,000 messages{scaled}"
     if seconds <= TARGET_SECONDS:
-        lines.append(f"time: PASS, {seconds:.1f} s for 1,000,000 messages{scaled} (<= 30 s)")
+        lines.append(f"time: PASS, {what} (<= 30 s)")
     else:
-        lines.append(
-            f"time: {seconds:.1f} s for 1,000,000 messages{scaled}:"
-            f" {seconds - TARGET_SECONDS:.1f} s"
-            f" over the 30 s target ({seconds / TARGET_SECONDS:.1f}x)"
-        )
-    smallest = min(results, key=lambda r: r["messages"])
-    ratio = largest["peak_rss_mib"] / smallest["peak_rss_mib"]
+        over = f"{seconds - TARGET_SECONDS:.1f} s over the 30 s target"
+        lines.append(f"time: {what}: {over} ({seconds / TARGET_SECONDS:.1f}x)")
+    by_size = sorted(results, key=lambda r: r["messages"])
+    if len(by_size) < 2:
+        return [*lines, "memory: needs two sizes"]
+    before, last = by_size[-2], by_size[-1]
+    ratio = last["peak_rss_mib"] / before["peak_rss_mib"]
     flat = "PASS (flat)" if ratio <= FLAT_MEMORY_SLACK else "FAIL (grows with the size)"
     lines.append(
-        f"memory: {flat}: peak RSS {smallest['peak_rss_mib']:.0f} MiB at"
-        f" {smallest['messages']:,} messages, {largest['peak_rss_mib']:.0f} MiB at"
-        f" {largest['messages']:,} ({ratio:.2f}x)"
+        f"memory: {flat}: peak RSS {before['peak_rss_mib']:.0f} MiB at"
+        f" {before['messages']:,} messages, {last['peak_rss_mib']:.0f} MiB at"
+        f" {last['messages']:,} ({ratio:.2f}x; at most {FLAT_MEMORY_SLACK}x)"
     )
     return lines
 
@@ -215,8 +223,9 @@ def print_table(results: list[dict[str, Any]]) -> None:
 
     headers = {
         "messages": "messages", "talks_downloaded": "talks\ndownloaded",
-        "messages_new": "stored", "quarantined": "quarantined", "download_s": "download\ns",
-        "import_s": "import\ns", "wall_s": "wall\ns", "rows_per_s": "rows/s",
+        "messages_new": "stored", "quarantined": "quarantined",
+        "prepare_s": "emulator\nprepares s", "download_s": "transfer\ns",
+        "import_s": "import\ns", "client_s": "ingestion\ns", "rows_per_s": "rows/s",
         "peak_rss_mib": "peak RSS\nMiB",
     }  # fmt: skip
     rows = [[result[key] for key in headers] for result in results]

@@ -209,15 +209,13 @@ class StoreWriter:
         new = {who: self.proposed.pop(who) for who in needed & self.proposed.keys()}
         lw = [{"id": i, "display_name": n} for (kind, i), n in new.items() if kind == "lw"]
         line = [{"id": i, "display_name": n} for (kind, i), n in new.items() if kind == "line"]
-        self.summary.lw_users_created += len(insert_new(session, LineWorksUser, lw, "id"))
-        self.summary.line_users_created += len(insert_new(session, LineUser, line, "id"))
+        self.summary.lw_users_created += insert_new(session, LineWorksUser, lw, "id")
+        self.summary.line_users_created += insert_new(session, LineUser, line, "id")
 
     def _rooms(self, session: Session, rows: list[ExportRow]) -> set[str]:
         """Insert the new rooms; move a created room's start to an earlier message. Returns
         the rooms whose start moved."""
-        firsts: dict[str, dt.datetime] = {}
-        for row in rows:
-            firsts[row.channel_id] = min(firsts.get(row.channel_id, row.sent_at), row.sent_at)
+        firsts = earliest_of((row.channel_id, row.sent_at) for row in rows)
         inserts, moved = [], set()
         for room_id, first in firsts.items():
             state = self.rooms[room_id]
@@ -237,16 +235,16 @@ class StoreWriter:
                 state.first_at = first
                 moved.add(room_id)
                 session.execute(sa.update(Room).where(Room.id == room_id).values(created_at=first))
-        self.summary.rooms_created += len(insert_new(session, Room, inserts, "id"))
+        self.summary.rooms_created += insert_new(session, Room, inserts, "id")
         return moved
 
     def _members(self, session: Session, rows: list[ExportRow], moved: set[str]) -> None:
         """A membership for every participant without one; joins moved to earlier messages."""
-        earliest: dict[tuple[str, Resolved], dt.datetime] = {}
-        for row in rows:
-            for who in self.identities.participants(row):
-                key = (row.channel_id, who)
-                earliest[key] = min(earliest.get(key, row.sent_at), row.sent_at)
+        people = self.identities.participants
+        by_party = earliest_of(((row.channel_id, people(row)), row.sent_at) for row in rows)
+        earliest = earliest_of(
+            ((room_id, who), first) for (room_id, named), first in by_party.items() for who in named
+        )
         for (room_id, who), first in sorted(earliest.items()):
             state = self.rooms[room_id]
             joined = state.first_at if state.created_here and state.first_at else first
@@ -286,7 +284,7 @@ class StoreWriter:
 
     def _messages(self, session: Session, rows: list[ExportRow]) -> None:
         params = [self._message(row) for row in rows]
-        inserted = len(insert_new(session, Message, params, "message_key"))
+        inserted = insert_new(session, Message, params, "message_key")
         self.summary.inserted += inserted
         self.summary.duplicates += len(params) - inserted
 
@@ -340,19 +338,54 @@ def directory_key(row: ExportRow, role: str) -> str:
     return f"{row.channel_id[:_MAX_KEY_NAME]}@{minute}:{role}"
 
 
+def earliest_of(pairs: Iterable[tuple[Any, dt.datetime]]) -> dict[Any, dt.datetime]:
+    """The earliest time of each key."""
+    earliest: dict[Any, dt.datetime] = {}
+    for key, at in pairs:
+        first = earliest.get(key)
+        if first is None or at < first:
+            earliest[key] = at
+    return earliest
+
+
 def _roles(row: ExportRow) -> list[str]:
     return ["the sender", *(f"receiver {n}" for n in range(1, len(row.receivers) + 1))]
 
 
-def insert_new(session: Session, model: type, rows: list[dict[str, Any]], key: str) -> list[Any]:
-    """Insert rows whose `key` is not taken yet; return the keys actually inserted."""
+def insert_new(session: Session, model: type, rows: list[dict[str, Any]], key: str) -> int:
+    """Insert rows whose `key` is not taken yet; return how many were inserted.
+
+    PostgreSQL: multi-row `INSERT ... ON CONFLICT DO NOTHING RETURNING` of `_INSERT_ROWS`
+    rows. SQLite: the same statement without RETURNING, compiled once and run with the
+    driver's `executemany` (its rowcount counts the rows inserted), the values through the
+    columns' own bind processors: SQLAlchemy's per-row parameter handling would cost more
+    than the insert itself on a window of a million messages.
+    """
     if not rows:
-        return []
-    insert = _INSERTS[store_dialect(session.get_bind(), "the importer")]
+        return 0
+    dialect = store_dialect(session.get_bind(), "the importer")
     table = model.__table__
-    statement = insert(table).on_conflict_do_nothing(index_elements=[key]).returning(table.c[key])
-    connection = session.connection()  # Core executemany: one multi-row INSERT per batch
-    inserted: list[Any] = []
+    statement = _INSERTS[dialect](table).on_conflict_do_nothing(index_elements=[key])
+    connection = session.connection()
+    if dialect == "sqlite":
+        return _executemany(connection, statement, table, rows)
+    inserted = 0
     for batch in chunked(rows, _INSERT_ROWS):
-        inserted.extend(connection.execute(statement, batch).scalars())
+        inserted += len(connection.execute(statement.returning(table.c[key]), batch).all())
     return inserted
+
+
+def _executemany(
+    connection: sa.Connection, statement: Any, table: sa.Table, rows: list[dict[str, Any]]
+) -> int:
+    columns = list(rows[0])
+    compiled = statement.compile(dialect=connection.dialect, column_keys=columns)
+    order = [compiled.binds[name].key for name in compiled.positiontup]
+    dialect = connection.dialect
+    types = [table.c[name].type.dialect_impl(dialect) for name in order]
+    steps = [(name, kind.bind_processor(dialect)) for name, kind in zip(order, types, strict=True)]
+    values = [
+        tuple(row[name] if process is None else process(row[name]) for name, process in steps)
+        for row in rows
+    ]
+    return connection.exec_driver_sql(str(compiled), values).rowcount

@@ -176,7 +176,9 @@ def create_app(state: EmulatorState) -> FastAPI:
                 state.refused["download 409"] += 1
                 raise ApiError(409, "CONFLICT", "the previous download has not finished")
             file_id = secrets.token_urlsafe(16)
+            began = time.perf_counter()
             state.downloads[file_id] = _prepare(state, file_id, start, end, language, bots)  # type: ignore[arg-type]
+            state.prepare_seconds += time.perf_counter() - began
             state.busy = file_id
         other = "localhost" if request.url.hostname == "127.0.0.1" else "127.0.0.1"
         location = request.url.replace(hostname=other, path=f"/files/{file_id}", query="")

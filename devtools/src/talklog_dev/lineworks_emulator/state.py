@@ -93,6 +93,7 @@ class EmulatorState:
     renamed: dict[str, str] = field(default_factory=dict)
     calls: Counter[str] = field(default_factory=Counter)
     refused: Counter[str] = field(default_factory=Counter)
+    prepare_seconds: float = 0.0  # the emulator's own work: rendering files before the 302
     recent: dict[str, deque[float]] = field(default_factory=dict)
     lock: threading.RLock = field(default_factory=threading.RLock)
 
@@ -211,8 +212,13 @@ class EmulatorState:
             self.renamed.clear()
             self.calls.clear()
             self.refused.clear()
+            self.prepare_seconds = 0.0
             self.recent.clear()
 
     def stats(self) -> dict[str, Any]:
         with self.lock:
-            return {"calls": dict(self.calls), "refused": dict(self.refused)}
+            return {
+                "calls": dict(self.calls),
+                "refused": dict(self.refused),
+                "prepare_seconds": round(self.prepare_seconds, 3),
+            }
