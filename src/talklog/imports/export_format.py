@@ -125,6 +125,7 @@ class ExportRow:
     text: str | None
     file_name: str | None
     end_line: int = 0  # its last physical line
+    party_cells: str = ""  # 送信者 and 受信者 as written: equal cells name the same parties
 
 
 def parse_time(value: str, zone: ZoneInfo) -> dt.datetime:
@@ -362,8 +363,9 @@ class ExportReader:
             talk = talk.replace("\r\n", "\n").replace("\r", "\n")
         message_type, text, file_name = classify_talk(talk)
         return ExportRow(
-            line, channel, sent_at, sender, parties, message_type, text, file_name, end_line
-        )
+            line, channel, sent_at, sender, parties, message_type, text, file_name, end_line,
+            f"{sender_cell}\x1f{receivers}",
+        )  # fmt: skip
 
 
 def _check_ids(channel: str, *parties: Party) -> None:

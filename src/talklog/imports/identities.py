@@ -78,7 +78,7 @@ class Identities:
         self.directory = directory
         self.parties: dict[Party, Resolved | Unplaced] = {}
         self.placed: dict[int, Placed] = {}  # line -> its people, for the chunk being written
-        self.told: dict[tuple[Party, tuple[Party, ...]], Placed] = {}  # parties -> people
+        self.told: dict[str, Placed] = {}  # a row's party cells -> its people
         self.memberships: dict[str, list[Membership]] = {}  # room -> the store's memberships
 
     def resolve(self, session: Session, parties: Iterable[Party]) -> dict[Resolved, str]:
@@ -99,7 +99,7 @@ class Identities:
     def problem(self, session: Session, row: ExportRow) -> tuple[str, Unplaced] | None:
         """(role, why) of the first party of a row that cannot be placed, or None (the row's
         sender and participants are then kept for `sender` and `participants`)."""
-        told = self.told.get((row.sender, row.receivers))
+        told = self.told.get(row.party_cells) if row.party_cells else None
         if told is not None:  # the same parties, all known without the room: same people
             self.placed[row.line] = told
             return None
@@ -114,10 +114,10 @@ class Identities:
                 return role, who
         placed = (found[0], frozenset(found))
         self.placed[row.line] = placed  # type: ignore[assignment]
-        if not by_room:
+        if not by_room and row.party_cells:
             if len(self.told) >= _TOLD_CACHE:
                 self.told.clear()
-            self.told[row.sender, row.receivers] = placed  # type: ignore[assignment]
+            self.told[row.party_cells] = placed  # type: ignore[assignment]
         return None
 
     def sender(self, row: ExportRow) -> Resolved:

@@ -18,6 +18,7 @@ later (the cause fixed, the file imported again) resolves its quarantine entry.
 from __future__ import annotations
 
 import datetime as dt
+import operator
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -146,7 +147,8 @@ class StoreWriter:
         self, session: Session, rows: list[ExportRow], rejected: list[Rejection]
     ) -> list[ExportRow]:
         """Match the parties (new users are proposed); return the rows all of whose are."""
-        parties = (p for row in rows for p in (row.sender, *row.receivers))
+        named = {row.party_cells: row for row in rows}.values()  # equal cells: equal parties
+        parties = (p for row in named for p in (row.sender, *row.receivers))
         self.proposed.update(self.identities.resolve(session, parties))
         kept = []
         for row in rows:
@@ -382,10 +384,9 @@ def _executemany(
     compiled = statement.compile(dialect=connection.dialect, column_keys=columns)
     order = [compiled.binds[name].key for name in compiled.positiontup]
     dialect = connection.dialect
-    types = [table.c[name].type.dialect_impl(dialect) for name in order]
-    steps = [(name, kind.bind_processor(dialect)) for name, kind in zip(order, types, strict=True)]
-    values = [
-        tuple(row[name] if process is None else process(row[name]) for name, process in steps)
-        for row in rows
-    ]
+    types = (table.c[name].type.dialect_impl(dialect) for name in order)
+    processed = [(i, p) for i, kind in enumerate(types) if (p := kind.bind_processor(dialect))]
+    values = list(map(operator.itemgetter(*order), rows))
+    for i, process in processed:
+        values = [(*v[:i], process(v[i]), *v[i + 1 :]) for v in values]
     return connection.exec_driver_sql(str(compiled), values).rowcount

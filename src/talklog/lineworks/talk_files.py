@@ -100,6 +100,10 @@ def check_talk_file(path: Path, language: str | None = None) -> TalkFile:
             for row in reader:
                 if header is None:
                     found, header = check_header(row, language), _cells(row)
+                elif not row:
+                    continue
+                elif row[0][:1].isdigit():  # a talk row: its first cell is a time (fast path)
+                    records += 1
                 elif is_error_trailer(row):
                     raise TalkDownloadError(
                         f"LINE WORKS reported an error while exporting (a downloadLogs error line"
