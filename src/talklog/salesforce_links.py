@@ -12,7 +12,9 @@ ticking `Linked__c`; unticking is "do not link". Each run:
    restored on a new link) and one `LINE WORKS交換` Task per new link. A record whose
    `SystemModstamp` moved after the read (a person edited it meanwhile) is not written: the
    edit wins, and the next run reads it (its stamp is past the watermark);
-4. mirrors new or changed LINE WORKS contacts.
+4. fills the LINE WORKS contact id into the linked parent's empty `LineWorksUuid__c`
+   (`talklog.link_parents`);
+5. mirrors new or changed LINE WORKS contacts.
 
 `TALKLOG_LINK_SOURCE` (`LinkSource`) chooses this path or the store-authored one
 (`talklog.links`); only one runs. No name or message content is logged.
@@ -38,6 +40,7 @@ from talklog.link_mirror import (
     mirror_contacts,
     owned_fields,
 )
+from talklog.link_parents import fill_parent_uuids
 from talklog.links import EXCHANGE_SUBJECT, LinkState, exchange_task_row
 from talklog.loading import BulkLoader, patient_queries
 from talklog.owners import staff_emails, staff_owners
@@ -159,10 +162,11 @@ class SalesforceLinkSummary(JobSummary):
     staff_without_active_user: dict[str, list[str]] = field(default_factory=dict)
     linkworks: dict[str, Any] = field(default_factory=dict)
     exchange_tasks: dict[str, Any] = field(default_factory=dict)
+    parent_uuids: dict[str, Any] = field(default_factory=dict)  # ParentUuidSummary.as_dict()
     mirror: dict[str, Any] = field(default_factory=dict)  # MirrorSummary.as_dict()
 
     def loads(self) -> Iterable[Mapping[str, Any]]:
-        loads = [self.linkworks, self.exchange_tasks]
+        loads = [self.linkworks, self.exchange_tasks, *self.parent_uuids.get("loads", {}).values()]
         return [load for load in loads if load]
 
 
@@ -320,6 +324,9 @@ def sync_salesforce_links(
         outcome = loader.upsert("LineWorks__c", UPSERT_KEYS["LineWorks__c"], rows)
         summary.linkworks = outcome.summary()
     _exchange_tasks(sessions, query_all, loader, new_links, timezone, describe, summary)
+    linked = {d.link_key: d.target for d in decisions if d.target and d.link_key in known}
+    if linked:
+        summary.parent_uuids = fill_parent_uuids(query_all, loader, linked).as_dict()
     summary.mirror = mirror_contacts(
         sessions=sessions, query_all=query_all, loader=loader
     ).as_dict()

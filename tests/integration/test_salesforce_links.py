@@ -231,9 +231,81 @@ def test_two_staff_linking_one_customer_to_one_record_give_one_transcript(org: O
     org.click("takahashi", linked=True, parent=org.target)
     summary = org.sync()
     assert summary.linked == 2 and summary.exchange_tasks["written"] == 2
+    assert (summary.parent_uuids["filled"], summary.parent_uuids["already_set"]) == (1, 1)
+    (target,) = org.emulator.records("ExternalContact__c")
+    assert target["LineWorksUuid__c"] == org.contact("suzuki")  # the first contact, kept
     org.say("hello both", linked_at + dt.timedelta(minutes=5))
     org.write(TalkWindow(linked_at, linked_at + dt.timedelta(hours=1)), "w")
     assert len(org.transcripts()) == 1
+
+
+PARENT_KINDS = {
+    # the record a rep links to: (object, lookup on LineWorks__c, fixture values)
+    "external contact": ("ExternalContact__c", "ExternalContact__c", {"Name": "山田 太郎"}),
+    "lead": ("Lead", "Lead__c", {"LastName": "山田", "Company": "山田商店"}),
+    "contact": ("Contact", "Contact__c", {"LastName": "山田"}),
+    "person account": ("Account", "Account__c", {"LastName": "山田 太郎"}),
+}
+
+
+def parent_record(org: Org, object_name: str, record_id: str) -> dict[str, Any]:
+    (row,) = [r for r in org.emulator.records(object_name) if r["Id"][:15] == record_id[:15]]
+    return row
+
+
+@pytest.mark.parametrize("kind", list(PARENT_KINDS))
+def test_a_link_to_each_parent_kind_gets_its_fields_one_exchange_task_and_the_contact_id(
+    org: Org, kind: str
+) -> None:
+    object_name, lookup, values = PARENT_KINDS[kind]
+    parent = org.emulator.create_record(object_name, **values)
+    linked_at = stamp(org.click("suzuki", linked=True, parent=parent))
+    summary = org.sync()
+    assert (summary.linked, summary.exchange_tasks["written"]) == (1, 1), summary
+    assert summary.parent_uuids["filled"] == 1, summary
+    row = org.record("suzuki")
+    assert row[lookup][:15] == parent[:15] and row["Linked__c"] is True
+    assert row["Nickname__c"] == "山田 太郎様" and row["AppLink__c"].startswith("https://")
+    (task,) = exchange_tasks(org.emulator)
+    assert parent[:15] in {(task["WhoId"] or "")[:15], (task["WhatId"] or "")[:15]}
+    assert parent_record(org, object_name, parent)["LineWorksUuid__c"] == org.contact("suzuki")
+    again = org.sync()  # the overlap reads the record again: nothing more is written
+    assert again.parent_uuids.get("filled", 0) == 0 and again.exchange_tasks == {}
+
+    org.say("before the link", linked_at - dt.timedelta(minutes=5))
+    org.say("after the link", linked_at + dt.timedelta(minutes=5))
+    org.write(TalkWindow(linked_at - dt.timedelta(hours=1), linked_at + dt.timedelta(hours=1)), "w")
+    (transcript,) = org.transcripts()
+    assert "after the link" in transcript and "before the link" not in transcript
+
+
+def test_the_contact_id_fills_only_an_empty_field_and_never_a_converted_lead(org: Org) -> None:
+    kept = org.emulator.create_record(
+        "ExternalContact__c", Name="山田", LineWorksUuid__c="a-person"
+    )
+    lead = org.emulator.create_record("Lead", LastName="山田", Company="山田商店")
+    org.emulator.convert_lead(lead)
+    org.click("suzuki", linked=True, parent=kept)
+    org.click("takahashi", linked=True, parent=lead)
+    first = org.sync()
+    assert first.parent_uuids == {
+        "filled": 0,
+        "already_set": 1,
+        "held_elsewhere": 0,
+        "converted_leads": 1,
+        "missing": 0,
+    }
+    assert parent_record(org, "ExternalContact__c", kept)["LineWorksUuid__c"] == "a-person"
+    assert not parent_record(org, "Lead", lead)["LineWorksUuid__c"]
+
+    # a person puts suzuki's contact id on the first record, then the rep moves the link
+    org.emulator.salesforce().ExternalContact__c.update(
+        kept, {"LineWorksUuid__c": org.contact("suzuki")}
+    )
+    org.click("suzuki", linked=True, parent=org.target)
+    moved = org.sync()
+    assert moved.retargeted == 1 and moved.parent_uuids["held_elsewhere"] == 1, moved
+    assert not parent_record(org, "ExternalContact__c", org.target)["LineWorksUuid__c"]
 
 
 def test_a_reps_edit_between_two_runs_is_never_overwritten(org: Org) -> None:

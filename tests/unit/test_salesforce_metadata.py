@@ -66,13 +66,16 @@ def test_meta_file_is_well_formed_with_the_right_root(path: Path) -> None:
     assert path.read_bytes().startswith(b'<?xml version="1.0" encoding="UTF-8"?>')
 
 
-def test_schema_holds_the_custom_objects_and_task() -> None:
-    assert set(SCHEMA) == {"ExternalContact__c", "LineWorks__c", "TalkLog__c", "Task"}
+def test_schema_holds_the_custom_objects_task_and_the_linked_parents() -> None:
+    parents = {"Lead", "Contact", "Account"}  # LineWorksUuid__c on the record a rep links
+    assert set(SCHEMA) == {"ExternalContact__c", "LineWorks__c", "TalkLog__c", "Task", *parents}
     for name in ("ExternalContact__c", "LineWorks__c", "TalkLog__c"):
         assert SCHEMA[name].custom and SCHEMA[name].name_field_type == "Text"
     task = SCHEMA["Task"]
     assert not task.custom and task.name_field_type is None
     assert {f.object_name for f in task.fields.values()} == {"Task"}
+    for name in parents:
+        assert not SCHEMA[name].custom and set(SCHEMA[name].fields) == {"LineWorksUuid__c"}
 
 
 @pytest.mark.parametrize(

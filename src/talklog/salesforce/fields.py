@@ -23,6 +23,10 @@ WRITTEN_FIELDS: Final[dict[str, dict[str, FieldContract]]] = {
         "Name": ("Text", 80),
         "LineWorksUuid__c": ("Text", 64),
     },
+    # The parent a rep linked gets the LINE WORKS contact id (`talklog.link_parents`).
+    "Lead": {"LineWorksUuid__c": ("Text", 64)},
+    "Contact": {"LineWorksUuid__c": ("Text", 64)},
+    "Account": {"LineWorksUuid__c": ("Text", 64)},
     "LineWorks__c": {
         "Name": ("Text", 80),
         "LinkKey__c": ("Text", 255),
