@@ -6,6 +6,7 @@ talklog trace --url URL (--message KEY | --record KEY)
 talklog dead-letters --url URL
 talklog import --url URL --file PATH [--tz Asia/Tokyo]
 talklog backfill --talks-from DAY [--talks-to DAY] [--dag talklog_hourly] [--dry-run]
+talklog links import --url URL --file links.csv | list --url URL | unlink --url URL CONTACT...
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from talklog import backfill, coverage, deadletters
+from talklog import backfill, coverage, deadletters, links_admin
 from talklog.imports import ImportFileError, ImportStoreError, import_export
 from talklog.store import (
     StoreNotMigratedError,
@@ -121,6 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     imp.set_defaults(func=_import)
     backfill.add_command(commands)
+    links_admin.add_command(commands)
     return parser
 
 

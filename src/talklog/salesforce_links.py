@@ -6,7 +6,9 @@ ticking `Linked__c`; unticking is "do not link". Each run:
 1. reads the records changed since the watermark `salesforce_links` (by `SystemModstamp`,
    minus `OVERLAP` so that a transaction committed late is not missed; re-reading is a no-op);
 2. records each decision in the store: a new link or a link again opens a `LinkPeriod` from the
-   record's `LastModifiedDate` (the rep's click), "do not link" closes it; a moved lookup
+   record's `LastModifiedDate` (the rep's click; for a link the store has never seen, from
+   `LinkedSince__c` when an admin's import set it earlier: a link migrated from another
+   system), "do not link" closes it; a moved lookup
    (the rep's or the re-link's) changes the link's target without a new period;
 3. writes only what the project owns: nickname and App Link (cleared on "do not link",
    restored on a new link) and one `LINE WORKS交換` Task per new link. A record whose
@@ -62,6 +64,7 @@ from talklog.windows import DEFAULT_TIMEZONE
 SOURCE_ENV = "TALKLOG_LINK_SOURCE"
 WATERMARK = "salesforce_links"
 OVERLAP = dt.timedelta(minutes=5)
+LINKED_SINCE = "LinkedSince__c"
 PARENTS = (
     ("ExternalContact__c", TargetType.EXTERNAL_CONTACT),
     ("Lead__c", TargetType.LEAD),
@@ -75,7 +78,7 @@ _DECISIONS_SOQL = (
     + ", ".join(name for name, _ in PARENTS)
     + ", "
     + ", ".join(OWNED_FIELDS)
-    + ", LastModifiedDate, LastModifiedById, SystemModstamp FROM LineWorks__c"
+    + f", {LINKED_SINCE}, LastModifiedDate, LastModifiedById, SystemModstamp FROM LineWorks__c"
     " WHERE SystemModstamp > {since} ORDER BY SystemModstamp, Id"
 )
 _STAMPS_SOQL = "SELECT LinkKey__c, SystemModstamp FROM LineWorks__c WHERE LinkKey__c IN ({keys})"
@@ -113,6 +116,12 @@ class Decision:
     ticked: bool
     decided_at: dt.datetime  # LastModifiedDate
     stamp: str  # SystemModstamp as Salesforce wrote it
+    since: dt.datetime | None = None  # LinkedSince__c: a migrated link's start, if earlier
+
+    @property
+    def first_start(self) -> dt.datetime:
+        """Where the first period of a link the store has never seen starts."""
+        return min(self.since, self.decided_at) if self.since else self.decided_at
 
 
 def decision(row: Mapping[str, Any]) -> Decision:
@@ -125,6 +134,7 @@ def decision(row: Mapping[str, Any]) -> Decision:
         ticked,
         parse_stamp(str(row["LastModifiedDate"])),
         str(row["SystemModstamp"]),
+        parse_stamp(str(row[LINKED_SINCE])) if row.get(LINKED_SINCE) else None,
     )
 
 
@@ -188,10 +198,12 @@ def apply_decision(session: Session, found: Decision, contact: MirroredContact) 
         return _unlink(session, link, found.decided_at, now) if link else Change.NONE
     if link is None:
         link = _new_link(session, found, contact)
+        start = found.first_start
     elif link.linked:
         return _retarget(link, found.target, now)
+    else:
+        start = max(found.decided_at, link.unlinked_at or found.decided_at)
     _retarget(link, found.target, now)
-    start = max(found.decided_at, link.unlinked_at or found.decided_at)
     link.linked, link.linked_at, link.unlinked_at, link.updated_at = True, start, None, now
     shown = owned_fields(contact, shown=True)
     link.nickname, link.app_link = shown["Nickname__c"], shown["AppLink__c"]
@@ -209,7 +221,7 @@ def _new_link(session: Session, found: Decision, contact: MirroredContact) -> Li
         target_type=kind.value,
         target_id=target_id,
         linked=False,
-        linked_at=found.decided_at,
+        linked_at=found.first_start,
         updated_at=found.decided_at,
     )
     session.add(link)

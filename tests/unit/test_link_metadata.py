@@ -9,7 +9,13 @@ from talklog_dev.emulator.schema import build_schema
 SOURCE = source_dirs()[0]
 LINKWORKS = SOURCE / "objects" / "LineWorks__c"
 REP_FIELDS = ("Linked__c", "ExternalContact__c", "Lead__c", "Contact__c", "Account__c")
-PROJECT_FIELDS = ("Nickname__c", "AppLink__c", "LineUserId__c", "LineWorksUserId__c")
+PROJECT_FIELDS = (
+    "Nickname__c",
+    "AppLink__c",
+    "LineUserId__c",
+    "LineWorksUserId__c",
+    "LinkedSince__c",  # an admin's import of migrated links sets it, never a rep
+)
 
 
 def text(element, tag: str) -> str | None:

@@ -35,6 +35,7 @@ WRITTEN_FIELDS: Final[dict[str, dict[str, FieldContract]]] = {
         "Nickname__c": ("Text", 255),
         "AppLink__c": ("Url", 255),
         "Linked__c": ("Checkbox", None),
+        "LinkedSince__c": ("DateTime", None),  # only `talklog links import` writes it
         "ExternalContact__c": ("Lookup", None),
         "Lead__c": ("Lookup", None),
         "Account__c": ("Lookup", None),
