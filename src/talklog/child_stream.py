@@ -6,7 +6,7 @@ command line or in a log: it may hold a store URL with its password), and reads 
 description. At most a few batches wait in the child's queue and the pipe, so memory stays
 bounded whichever side is faster. The child's module calls `serve` from its `__main__`.
 
-Used by the message reader (`talklog.reader`) and the export parser (`talklog.imports`).
+Used by the message reader (`talklog.reader`).
 """
 
 from __future__ import annotations
