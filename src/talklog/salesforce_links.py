@@ -93,8 +93,8 @@ class LinkSource(StrEnum):
 
 
 def link_source(value: str | None = None) -> LinkSource:
-    """`value`, or `TALKLOG_LINK_SOURCE` (default `store` for now); refused when unknown."""
-    return env_choice(SOURCE_ENV, LinkSource, LinkSource.STORE, value)
+    """`value`, or `TALKLOG_LINK_SOURCE` (default `salesforce`); refused when unknown."""
+    return env_choice(SOURCE_ENV, LinkSource, LinkSource.SALESFORCE, value)
 
 
 class Change(StrEnum):

@@ -50,8 +50,10 @@ def airflow_db(airflow_metadata_db) -> None:
 
 @pytest.fixture
 def connections(sf_emulator, sqlite_url, monkeypatch) -> str:
-    """`dag.test()` runs reach the emulator and a migrated SQLite store; the store's URL."""
+    """`dag.test()` runs reach the emulator and a migrated SQLite store whose links are the
+    store's own (the examples', `TALKLOG_LINK_SOURCE=store`); the store's URL."""
     upgrade(sqlite_url)
+    monkeypatch.setenv("TALKLOG_LINK_SOURCE", "store")
     for key, value in sf_emulator.airflow_conn_env().items():
         monkeypatch.setenv(key, value)
     store = {"conn_type": "talklog_store", "extra": {"sqlalchemy_url": sqlite_url}}
@@ -118,6 +120,7 @@ def _start(stack: contextlib.ExitStack, workdir: Path) -> ConsoleAirflow:
         env={
             **emulator.airflow_conn_env(),
             "AIRFLOW_CONN_TALKLOG_STORE": json.dumps(store),
+            "TALKLOG_LINK_SOURCE": "store",  # the examples' links are the store's
             "AIRFLOW__CORE__LAZY_LOAD_PLUGINS": "False",
         },
     )

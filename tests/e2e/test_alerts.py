@@ -77,6 +77,7 @@ def linked(sf_emulator, sqlite_url, monkeypatch) -> dict[str, Any]:
         monkeypatch.setenv(key, value)
     store = {"conn_type": "talklog_store", "extra": {"sqlalchemy_url": sqlite_url}}
     monkeypatch.setenv("AIRFLOW_CONN_TALKLOG_STORE", json.dumps(store))
+    monkeypatch.setenv("TALKLOG_LINK_SOURCE", "store")  # the examples' links are the store's
     targets = {
         name: sf_emulator.create_record("ExternalContact__c", Name=label)
         for name, label in (("yamada", "山田 太郎"), ("sato", "佐藤 花子"))

@@ -64,6 +64,7 @@ def world(airflow_db, sf_emulator, lineworks, sqlite_url, monkeypatch):
         monkeypatch.setenv(key, value)
     store = {"conn_type": "talklog_store", "extra": {"sqlalchemy_url": sqlite_url}}
     monkeypatch.setenv("AIRFLOW_CONN_TALKLOG_STORE", json.dumps(store))
+    monkeypatch.setenv("TALKLOG_LINK_SOURCE", "store")  # the generator's links are the store's
     monkeypatch.setattr(dag_factory, "TALK_SOURCE", "lineworks")
     return sessions, config
 

@@ -33,13 +33,14 @@ def test_the_demo_world_is_built_once_and_links_records_of_the_emulator(
     tmp_path: Path, sf_emulator: EmulatorHandle, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("TALKLOG_TIMEZONE", raising=False)
+    monkeypatch.delenv("TALKLOG_LINK_SOURCE", raising=False)
     monkeypatch.setenv("TALKLOG_OWNER_MATCH", "federation_id")  # the operator's own wins
     url = f"sqlite:///{tmp_path / 'store.db'}"
     upgrade(url)
     settings = demo_world(sf_emulator, url)
     built = counts(url)
     assert built["Message"] == DEMO_CONFIG.messages and built["Link"] > 0
-    assert settings == {"TALKLOG_TIMEZONE": DEMO_CONFIG.tz}
+    assert settings == {"TALKLOG_TIMEZONE": DEMO_CONFIG.tz, "TALKLOG_LINK_SOURCE": "store"}
     with make_session_factory(url)() as session:
         targets = set(session.scalars(sa.select(Link.target_id)))
     in_emulator = {

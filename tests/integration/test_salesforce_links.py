@@ -367,8 +367,8 @@ def test_a_link_edited_between_the_query_and_the_write_is_picked_up_by_the_next_
 
 def test_the_link_source_setting(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("TALKLOG_LINK_SOURCE", raising=False)
+    assert link_source() is LinkSource.SALESFORCE  # the default: reps link in Salesforce
+    monkeypatch.setenv("TALKLOG_LINK_SOURCE", " Store ")
     assert link_source() is LinkSource.STORE
-    monkeypatch.setenv("TALKLOG_LINK_SOURCE", " Salesforce ")
-    assert link_source() is LinkSource.SALESFORCE
     with pytest.raises(ValueError, match="salesforce, store"):
         link_source("lineworks")

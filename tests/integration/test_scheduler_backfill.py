@@ -75,8 +75,13 @@ def metadata_database(home: Path) -> Generator[str]:
 
 
 def connections(world: World) -> dict[str, str]:
+    """The connections, and the world's links as the store's (`TALKLOG_LINK_SOURCE=store`)."""
     store = {"conn_type": "talklog_store", "extra": {"sqlalchemy_url": world.url}}
-    return {**world.emulator.airflow_conn_env(), "AIRFLOW_CONN_TALKLOG_STORE": json.dumps(store)}
+    return {
+        **world.emulator.airflow_conn_env(),
+        "AIRFLOW_CONN_TALKLOG_STORE": json.dumps(store),
+        "TALKLOG_LINK_SOURCE": "store",
+    }
 
 
 def wait_runs(

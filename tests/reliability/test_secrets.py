@@ -81,6 +81,7 @@ def store(private_emulator, tmp_path, monkeypatch) -> str:
     monkeypatch.setenv("AIRFLOW_CONN_TALKLOG_STORE", json.dumps({
         "conn_type": "talklog_store", "extra": {"sqlalchemy_url": url},
     }))  # fmt: skip
+    monkeypatch.setenv("TALKLOG_LINK_SOURCE", "store")  # the examples' links are the store's
     return url
 
 

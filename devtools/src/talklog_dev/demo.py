@@ -82,6 +82,7 @@ def airflow_environment(home: Path) -> None:
             "TALKLOG_TALK_SOURCE": "lineworks",
             "TALKLOG_TIMEZONE": TIME_ZONE,
             "TALKLOG_OWNER_MATCH": "email",
+            "TALKLOG_LINK_SOURCE": "store",  # the generator authors the world's links in the store
         }
     )
     # Task failures are in the table; AIRFLOW__LOGGING__LOGGING_LEVEL=ERROR shows their logs.

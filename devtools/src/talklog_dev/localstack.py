@@ -472,7 +472,11 @@ def demo_world(sf: EmulatorHandle, store_url: str) -> dict[str, str]:
         f"  its talks are of {first} to {last} ({TIME_ZONE}): unpause talklog_link_sync and a"
         " talk-log DAG, then backfill those talk days (the Talk logs page in the UI)"
     )
-    settings = {"TALKLOG_TIMEZONE": TIME_ZONE, "TALKLOG_OWNER_MATCH": "email"}
+    settings = {
+        "TALKLOG_TIMEZONE": TIME_ZONE,
+        "TALKLOG_OWNER_MATCH": "email",
+        "TALKLOG_LINK_SOURCE": "store",  # the generator authors the world's links in the store
+    }
     return {key: value for key, value in settings.items() if key not in os.environ}
 
 

@@ -153,8 +153,8 @@ class WriteTalkLogsOperator(_SalesforceJobOperator):
 
 
 class SyncLinksOperator(_SalesforceJobOperator):
-    """Links into LineWorks__c and exchange Tasks: the store's link changes pushed, or (with
-    `TALKLOG_LINK_SOURCE=salesforce`) the reps' decisions in Salesforce read back."""
+    """Links into LineWorks__c and exchange Tasks: the reps' decisions in Salesforce read back
+    (the default), or (with `TALKLOG_LINK_SOURCE=store`) the store's link changes pushed."""
 
     def run_job(self, context: Context, clients: JobClients) -> JobSummary:
         from talklog.links import sync_links
