@@ -28,7 +28,7 @@ from talklog.store import make_session_factory, upgrade
 from talklog.store.models import LineContact, Link, LinkPeriod, Message
 from talklog.talklogs import TalkLogSettings
 from talklog.windows import TalkWindow
-from talklog_dev.synth.examples import CUSTOMERS, group_two_staff_same_target
+from talklog_dev.synth.examples import CUSTOMERS, EXAMPLES, group_two_staff_same_target
 from tests.integration.talklog_world import direct_clients
 
 DAY = dt.date(2026, 1, 9)
@@ -322,6 +322,77 @@ def test_a_reps_edit_between_two_runs_is_never_overwritten(org: Org) -> None:
     assert suzuki["Linked__c"] is True and suzuki["ExternalContact__c"][:15] == org.target[:15]
     assert suzuki["Nickname__c"] == "山田様（新）"  # the project's field follows the directory
     assert takahashi["Linked__c"] is False and takahashi["ExternalContact__c"]  # as the rep left it
+
+
+@pytest.mark.parametrize("name", list(EXAMPLES))
+def test_section_5_rows_with_the_links_made_in_salesforce(
+    sf_emulator, sqlite_url, name: str
+) -> None:
+    """Each row of the spec's section 5 table, the links made by a rep's click: every staff
+    member's contacts mirrored, the row's links clicked, its talk after the click."""
+    upgrade(sqlite_url)
+    targets = {
+        c: sf_emulator.create_record("ExternalContact__c", Name=n) for c, n in CUSTOMERS.items()
+    }
+    example = EXAMPLES[name](sqlite_url, DAY, targets)
+    sessions = make_session_factory(sqlite_url)
+    with sessions.begin() as session:  # the links are made in Salesforce, not in the store
+        session.execute(sa.delete(LinkPeriod))
+        session.execute(sa.delete(Link))
+        for lw_user_id in example.staff.values():
+            for short, line_user_id in example.customers.items():
+                session.add(
+                    LineContact(
+                        contact_id=f"{lw_user_id}:{line_user_id}",  # the example's link key
+                        line_user_id=line_user_id,
+                        master_lw_user_id=lw_user_id,
+                        display_name=f"{CUSTOMERS[short]}様",
+                    )
+                )
+    rep = sf_emulator.create_record("User", Username="rep@talklog.example", LastName="Rep")
+    clients = direct_clients(sf_emulator)
+    loader = BulkLoader(clients.bulk, sessions, sleep=lambda _: None)
+
+    def sync() -> SalesforceLinkSummary:
+        return sync_salesforce_links(sessions=sessions, query_all=clients.query_all, loader=loader)
+
+    mirrored = len(example.staff) * len(example.customers)
+    assert sync().mirror["created_or_changed"] == mirrored
+    clicks = [
+        sf_emulator.admin(
+            "POST",
+            "rep-click",
+            {"linkKey": key, "linked": True, "parentId": target.target_id, "userId": rep},
+        )
+        for key, target in example.link_keys.items()
+    ]
+    assert sync().linked == len(example.link_keys)
+    start = max((stamp(c) for c in clicks), default=dt.datetime.now(dt.UTC))
+    with sessions.begin() as session:  # the room's talk, a minute after the last click
+        messages = session.scalars(sa.select(Message).order_by(Message.sent_at)).all()
+        first = messages[0].sent_at
+        for message in messages:
+            message.sent_at = start + dt.timedelta(minutes=1) + (message.sent_at - first)
+    write_talk_logs(
+        sessions=sessions,
+        store_url=sqlite_url,
+        query_all=clients.query_all,
+        loader=loader,
+        window=TalkWindow(start, start + dt.timedelta(hours=1)),
+        settings=TalkLogSettings(),
+        run_id="section-5",
+    )
+    talklogs = sf_emulator.records("TalkLog__c")
+    written = {
+        row["ExternalContact__c"][:15]: int(float(row["MessageCount__c"])) for row in talklogs
+    }
+    assert written == {t.target_id[:15]: t.message_count for t in example.transcripts}, name
+    assert len(talklogs) == len(example.transcripts)  # one per record, however many links
+    for row in talklogs:
+        expected = next(
+            t for t in example.transcripts if t.target_id[:15] == row["ExternalContact__c"][:15]
+        )
+        assert all(speaker in row["Transcript__c"] for speaker in expected.speakers), name
 
 
 RACES = {
