@@ -148,7 +148,7 @@ def _parse(reader: csv.DictReader[str]) -> tuple[list[LinkRow], list[tuple[int, 
         try:
             started = _aware(dt.datetime.fromisoformat(since)) if since else None
         except ValueError:
-            errors.append((line, f"malformed {SINCE}: not an ISO time"))
+            errors.append((line, f"malformed {SINCE}: not an ISO time with an offset"))
             continue
         target = (values.get(TARGET) or "").strip()
         rows.append(LinkRow(line, **cell, target_id=target, linked_since=started))
@@ -280,7 +280,7 @@ class _Checks:
         passed = []
         for row, contact in rows:
             target = normalized_id(row.target_id)
-            kind = kinds.get(row.target_id[:3])
+            kind = kinds.get(target[:3]) if target else None
             if target is None:
                 self.report.fail(row.line, f"malformed record id {row.target_id!r}")
             elif kind is None:
