@@ -23,8 +23,9 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import functools
+import operator
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, TextIO
@@ -53,6 +54,8 @@ _PARTY_SEPARATORS = re.compile(r"[,、]")
 _PLACEHOLDER = re.compile(
     r"[\[【(（](?P<label>[^\]】)）\n]{1,20})[\]】)）][ \t]*(?P<detail>.*)", re.S
 )
+_TEXT = MessageType.TEXT.value
+_OPENING = re.compile(r"\s*[\[【(（]")  # how every marker starts: most talks are text
 _PLACEHOLDER_TYPES = {
     MessageType.IMAGE: ("画像", "写真", "image", "photo"),
     MessageType.FILE: ("ファイル", "file"),
@@ -182,8 +185,23 @@ def parse_parties(value: str) -> tuple[Party, ...]:
 # An export repeats the same few cells (a room's parties, a second's time) on many rows: the
 # parsers of those cells are cached, bounded. Equal cells give equal (immutable) results.
 _CELL_CACHE = 4_096
-_sender_cell = functools.lru_cache(_CELL_CACHE)(parse_party)
-_receivers_cell = functools.lru_cache(_CELL_CACHE)(parse_parties)
+# A cell that fails its checks raises each time (an exception is not cached).
+
+
+@functools.lru_cache(_CELL_CACHE)
+def _sender_cell(value: str) -> Party | None:
+    party = parse_party(value)
+    _check_parties((party,) if party else ())
+    return party
+
+
+@functools.lru_cache(_CELL_CACHE)
+def _receivers_cell(value: str) -> tuple[Party, ...]:
+    parties = parse_parties(value)
+    _check_parties(parties)
+    return parties
+
+
 _time_cell = functools.lru_cache(_CELL_CACHE)(parse_time)
 
 
@@ -191,17 +209,19 @@ def classify_talk(talk: str) -> tuple[str, str | None, str | None]:
     """(message type, text, file name): a marker like `[画像] a.jpg` becomes that type when
     what follows it fits the type (rules above `MAX_FILE_NAME`); any other talk is text, whole.
     """
+    if _OPENING.match(talk) is None:
+        return _TEXT, talk, None
     match = _PLACEHOLDER.fullmatch(talk.strip())
     kind = _LABELS.get(match["label"].strip().lower()) if match else None
     if match is None or kind is None:
-        return MessageType.TEXT.value, talk, None
+        return _TEXT, talk, None
     detail = match["detail"].strip() or None
     if kind in _DETAIL_LIMITS:
         fits = detail is None or (len(detail) <= _DETAIL_LIMITS[kind] and "\n" not in detail)
-        return (kind.value, detail, None) if fits else (MessageType.TEXT.value, talk, None)
+        return (kind.value, detail, None) if fits else (_TEXT, talk, None)
     if detail is None or is_file_name(detail):
         return kind.value, None, detail
-    return MessageType.TEXT.value, talk, None
+    return _TEXT, talk, None
 
 
 def is_file_name(text: str) -> bool:
@@ -272,7 +292,8 @@ class ExportReader:
         self.reader = csv.reader(decoded_lines(stream, self.undecodable))
         self.zone = export_zone(timezone)
         self.columns: dict[str, int] = {}
-        self.positions: tuple[int, ...] = ()  # of time, sender, receivers, channel, talk
+        self.cells: Callable[[list[str]], tuple[str, ...]] = tuple  # time, sender,
+        # receivers, channel, talk of a row
         self.width = 0
         self.warnings: list[str] = []
         self.download_error = False
@@ -293,6 +314,8 @@ class ExportReader:
 
     def _undecodable(self, line: int, end_line: int) -> Rejection | None:
         """The rejection of a record with a line that is not UTF-8 (its first such line)."""
+        if not self.undecodable:
+            return None
         bad = sorted(n for n in self.undecodable if n <= end_line)
         if not bad:
             return None
@@ -311,7 +334,7 @@ class ExportReader:
                 f"line {line} is not a LINE WORKS export header ({_csv_reason(cells)})"
             )
         self.columns, self.width = _column_positions(line, cells), len(cells)
-        self.positions = tuple(self.columns[name] for name in _COLUMNS)
+        self.cells = operator.itemgetter(*(self.columns[name] for name in _COLUMNS))
 
     def _records(self) -> Iterator[tuple[int, int, list[str] | csv.Error]]:
         """(first line, last line, cells or the CSV error) of each non-blank record."""
@@ -328,7 +351,7 @@ class ExportReader:
                 raise ImportFileError(
                     f"line {start} is not UTF-8 ({error.reason}): export the file as UTF-8"
                 ) from None
-            if any(cell.strip() for cell in cells):
+            if (cells and cells[0].strip()) or any(cell.strip() for cell in cells):
                 yield start, self.reader.line_num, cells
 
     def _row(self, line: int, end_line: int, cells: list[str]) -> ExportRow | Rejection:
@@ -349,7 +372,7 @@ class ExportReader:
             raise RowProblem("columns", f"expected {self.width} columns, found {len(cells)}")
         if "\x00" in "".join(cells):
             raise RowProblem("nul", "a NUL character (0x00), which the store cannot hold")
-        time, sender_cell, receivers, channel, talk = (cells[i] for i in self.positions)
+        time, sender_cell, receivers, channel, talk = self.cells(cells)
         channel = channel.strip()
         if not channel:
             raise RowProblem("empty_channel", "empty channel id")
@@ -358,7 +381,7 @@ class ExportReader:
         if sender is None:
             raise RowProblem("empty_sender", "empty sender")
         parties = _receivers_cell(receivers)
-        _check_ids(channel, sender, *parties)
+        _checked_channel(channel)
         if "\r" in talk:
             talk = talk.replace("\r\n", "\n").replace("\r", "\n")
         message_type, text, file_name = classify_talk(talk)
@@ -368,14 +391,20 @@ class ExportReader:
         )  # fmt: skip
 
 
-def _check_ids(channel: str, *parties: Party) -> None:
+def _check_channel(channel: str) -> None:
     if len(channel) > _MAX_ID:
         raise RowProblem("long_id", f"channel id longer than {_MAX_ID} characters")
     if _CONTROL.search(channel):
         raise RowProblem("control_character", "control characters in the channel id")
+
+
+def _check_parties(parties: tuple[Party, ...]) -> None:
     for party in parties:
         if party.account_id and len(party.account_id) > _MAX_ID:
             raise RowProblem("long_id", f"account id longer than {_MAX_ID} characters")
+
+
+_checked_channel = functools.lru_cache(_CELL_CACHE)(_check_channel)
 
 
 def read_export(

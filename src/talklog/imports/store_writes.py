@@ -18,8 +18,7 @@ later (the cause fixed, the file imported again) resolves its quarantine entry.
 from __future__ import annotations
 
 import datetime as dt
-import operator
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -380,13 +379,28 @@ def insert_new(session: Session, model: type, rows: list[dict[str, Any]], key: s
 def _executemany(
     connection: sa.Connection, statement: Any, table: sa.Table, rows: list[dict[str, Any]]
 ) -> int:
-    columns = list(rows[0])
-    compiled = statement.compile(dialect=connection.dialect, column_keys=columns)
+    compiled = statement.compile(dialect=connection.dialect, column_keys=list(rows[0]))
     order = [compiled.binds[name].key for name in compiled.positiontup]
     dialect = connection.dialect
     types = (table.c[name].type.dialect_impl(dialect) for name in order)
-    processed = [(i, p) for i, kind in enumerate(types) if (p := kind.bind_processor(dialect))]
-    values = list(map(operator.itemgetter(*order), rows))
-    for i, process in processed:
-        values = [(*v[:i], process(v[i]), *v[i + 1 :]) for v in values]
-    return connection.exec_driver_sql(str(compiled), values).rowcount
+    processors = [kind.bind_processor(dialect) for kind in types]
+    columns = [[row[name] for row in rows] for name in order]
+    for i, process in enumerate(processors):
+        if process is not None:
+            columns[i] = _processed(process, columns[i])
+    return connection.exec_driver_sql(str(compiled), list(zip(*columns, strict=True))).rowcount
+
+
+def _processed(process: Callable[[Any], Any], column: list[Any]) -> list[Any]:
+    """A column's values through its bind processor, once per value object: a chunk's times
+    are the same objects where their cells were equal (`export_format`'s cell caches), its
+    kinds are enum members. By identity, never by equality (equal times in two zones, or
+    either side of a clock change, are stored apart)."""
+    done: dict[int, Any] = {}
+    processed = []
+    for value in column:
+        key = id(value)
+        if key not in done:
+            done[key] = process(value)
+        processed.append(done[key])
+    return processed
