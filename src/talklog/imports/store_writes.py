@@ -18,7 +18,7 @@ later (the cause fixed, the file imported again) resolves its quarantine entry.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,7 +47,11 @@ from talklog.store.models import (
 
 _INSERT_ROWS = 500  # rows per multi-row INSERT ... RETURNING
 _INSERTS = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
-_MAX_KEY_NAME = 200  # quarantine record_key: `<file name>:<line>` in 255 characters
+_MAX_KEY_NAME = 200
+_MESSAGE_COLUMNS = (
+    "message_key", "room_id", "sent_at", "sender_kind", "sender_lw_user_id",
+    "sender_line_user_id", "message_type", "text", "file_name",
+)  # fmt: skip  # quarantine record_key: `<file name>:<line>` in 255 characters
 
 
 class ImportStoreError(Exception):
@@ -208,10 +212,11 @@ class StoreWriter:
         """Create the proposed users that stored rows name."""
         needed = {who for row in rows for who in self.identities.participants(row)}
         new = {who: self.proposed.pop(who) for who in needed & self.proposed.keys()}
-        lw = [{"id": i, "display_name": n} for (kind, i), n in new.items() if kind == "lw"]
-        line = [{"id": i, "display_name": n} for (kind, i), n in new.items() if kind == "line"]
-        self.summary.lw_users_created += insert_new(session, LineWorksUser, lw, "id")
-        self.summary.line_users_created += insert_new(session, LineUser, line, "id")
+        lw = [(i, n) for (kind, i), n in new.items() if kind == "lw"]
+        line = [(i, n) for (kind, i), n in new.items() if kind == "line"]
+        users = ("id", "display_name")
+        self.summary.lw_users_created += insert_new(session, LineWorksUser, users, lw, "id")
+        self.summary.line_users_created += insert_new(session, LineUser, users, line, "id")
 
     def _rooms(self, session: Session, rows: list[ExportRow]) -> set[str]:
         """Insert the new rooms; move a created room's start to an earlier message. Returns
@@ -224,19 +229,13 @@ class StoreWriter:
                 continue
             if not state.saved:
                 state.first_at, state.saved = first, True
-                inserts.append(
-                    {
-                        "id": room_id,
-                        "room_type": state.room_type,
-                        "title": None,
-                        "created_at": first,
-                    }
-                )
+                inserts.append((room_id, state.room_type, None, first))
             elif state.first_at is not None and first < state.first_at:
                 state.first_at = first
                 moved.add(room_id)
                 session.execute(sa.update(Room).where(Room.id == room_id).values(created_at=first))
-        self.summary.rooms_created += insert_new(session, Room, inserts, "id")
+        columns = ("id", "room_type", "title", "created_at")
+        self.summary.rooms_created += insert_new(session, Room, columns, inserts, "id")
         return moved
 
     def _members(self, session: Session, rows: list[ExportRow], moved: set[str]) -> None:
@@ -285,11 +284,12 @@ class StoreWriter:
 
     def _messages(self, session: Session, rows: list[ExportRow]) -> None:
         params = [self._message(row) for row in rows]
-        inserted = insert_new(session, Message, params, "message_key")
+        inserted = insert_new(session, Message, _MESSAGE_COLUMNS, params, "message_key")
         self.summary.inserted += inserted
         self.summary.duplicates += len(params) - inserted
 
-    def _message(self, row: ExportRow) -> dict[str, Any]:
+    def _message(self, row: ExportRow) -> tuple[Any, ...]:
+        """The row's values in `_MESSAGE_COLUMNS` order."""
         kind, user = self.identities.sender(row)
         key, exact = self.keys.key(
             row.channel_id, row.sent_at, (kind, user), row.message_type, row.text, row.file_name
@@ -299,17 +299,11 @@ class StoreWriter:
                 f"line {row.line}: far out of time order; an identical message of the same"
                 " minute may be taken for a duplicate"
             )
-        return {
-            "message_key": key,
-            "room_id": row.channel_id,
-            "sent_at": row.sent_at,
-            "sender_kind": kind,
-            "sender_lw_user_id": user if kind == MemberKind.LW else None,
-            "sender_line_user_id": user if kind == MemberKind.LINE else None,
-            "message_type": row.message_type,
-            "text": row.text,
-            "file_name": row.file_name,
-        }
+        return (
+            key, row.channel_id, row.sent_at, kind,
+            user if kind == MemberKind.LW else None, user if kind == MemberKind.LINE else None,
+            row.message_type, row.text, row.file_name,
+        )  # fmt: skip
 
     def _quarantine(
         self, session: Session, rejected: Iterable[Rejection], kept: list[ExportRow]
@@ -353,8 +347,15 @@ def _roles(row: ExportRow) -> list[str]:
     return ["the sender", *(f"receiver {n}" for n in range(1, len(row.receivers) + 1))]
 
 
-def insert_new(session: Session, model: type, rows: list[dict[str, Any]], key: str) -> int:
-    """Insert rows whose `key` is not taken yet; return how many were inserted.
+def insert_new(
+    session: Session,
+    model: type,
+    columns: Sequence[str],
+    rows: list[tuple[Any, ...]],
+    key: str,
+) -> int:
+    """Insert rows (values in `columns` order) whose `key` is not taken yet; return how many
+    were inserted.
 
     PostgreSQL: multi-row `INSERT ... ON CONFLICT DO NOTHING RETURNING` of `_INSERT_ROWS`
     rows. SQLite: the same statement without RETURNING, compiled once and run with the
@@ -369,29 +370,34 @@ def insert_new(session: Session, model: type, rows: list[dict[str, Any]], key: s
     statement = _INSERTS[dialect](table).on_conflict_do_nothing(index_elements=[key])
     connection = session.connection()
     if dialect == "sqlite":
-        return _executemany(connection, statement, table, rows)
+        return _executemany(connection, statement, table, columns, rows)
     inserted = 0
     for batch in chunked(rows, _INSERT_ROWS):
-        inserted += len(connection.execute(statement.returning(table.c[key]), batch).all())
+        values = [dict(zip(columns, row, strict=True)) for row in batch]
+        inserted += len(connection.execute(statement.returning(table.c[key]), values).all())
     return inserted
 
 
 def _executemany(
-    connection: sa.Connection, statement: Any, table: sa.Table, rows: list[dict[str, Any]]
+    connection: sa.Connection,
+    statement: Any,
+    table: sa.Table,
+    columns: Sequence[str],
+    rows: list[tuple[Any, ...]],
 ) -> int:
-    compiled = statement.compile(dialect=connection.dialect, column_keys=list(rows[0]))
-    order = [compiled.binds[name].key for name in compiled.positiontup]
     dialect = connection.dialect
-    types = (table.c[name].type.dialect_impl(dialect) for name in order)
-    processors = [kind.bind_processor(dialect) for kind in types]
-    columns = [[row[name] for row in rows] for name in order]
-    for i, process in enumerate(processors):
-        if process is not None:
-            columns[i] = _processed(process, columns[i])
-    return connection.exec_driver_sql(str(compiled), list(zip(*columns, strict=True))).rowcount
+    compiled = statement.compile(dialect=dialect, column_keys=list(columns))
+    order = [compiled.binds[name].key for name in compiled.positiontup]
+    values = list(zip(*rows, strict=True))  # column by column
+    by_name = dict(zip(columns, values, strict=True))
+    ordered = []
+    for name in order:
+        process = table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
+        ordered.append(by_name[name] if process is None else _processed(process, by_name[name]))
+    return connection.exec_driver_sql(str(compiled), list(zip(*ordered, strict=True))).rowcount
 
 
-def _processed(process: Callable[[Any], Any], column: list[Any]) -> list[Any]:
+def _processed(process: Callable[[Any], Any], column: Sequence[Any]) -> list[Any]:
     """A column's values through its bind processor, once per value object: a chunk's times
     are the same objects where their cells were equal (`export_format`'s cell caches), its
     kinds are enum members. By identity, never by equality (equal times in two zones, or
