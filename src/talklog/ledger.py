@@ -8,7 +8,9 @@ TalkLog becomes *delivered* once Salesforce accepted it.
 Per pair the ledger keeps three narrow columns (`deliveries`); what belongs to the TalkLog
 (key, record, window, run, delivery state) is stored once per TalkLog (`talklog_claims`), so
 claiming a million pairs writes a million small rows and marking a window delivered updates
-one row per TalkLog.
+one row per TalkLog. A run hands its pairs over as `Claim`s, one per receiver and run of a
+room's messages, and the store makes the pairs itself (one statement per room, the message
+ids as one JSON parameter): no per-pair work in Python.
 
 Each TalkLog also records how many `TalkLog__c` parts and Tasks Salesforce may hold for it
 (`PartCounts`): 0 for a new claim, None for one written before store revision 0003 (not
@@ -19,7 +21,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from typing import NamedTuple
 
 import sqlalchemy as sa
@@ -30,17 +32,25 @@ from talklog.store.engine import store_dialect
 from talklog.store.models import Delivery, TalkLogClaim, UTCDateTime
 from talklog.windows import TalkWindow
 
-_INSERT_BATCH = 20_000  # rows per executemany
 _CLAIMS = TalkLogClaim.__table__
 
 
 class Claim(NamedTuple):
-    """A (message, customer) pair this window would deliver, and where to."""
+    """(message, customer) pairs this window would deliver, and where to: each message of
+    `message_ids` to the customer `customer_key`, in the TalkLog `talklog_key` (as `claim`
+    returns them, the TalkLog that owns the pairs, maybe another window's; its record is
+    then not known, None)."""
 
-    message_id: int
+    message_ids: Sequence[int]
     customer_key: str
     talklog_key: str
-    target_record_id: str
+    target_record_id: str | None
+
+    def pairs(self) -> Iterator[tuple[int, str, str]]:
+        """(message id, customer key, TalkLog key) of each pair."""
+        return (
+            (message_id, self.customer_key, self.talklog_key) for message_id in self.message_ids
+        )
 
 
 class PartCounts(NamedTuple):
@@ -68,25 +78,35 @@ class LedgerEntry(NamedTuple):
 
 def claim(
     session: Session, claims: Sequence[Claim], window: TalkWindow, run_id: str | None
-) -> dict[tuple[int, str], str]:
-    """Insert the claims not taken yet; return the TalkLog key each pair belongs to now.
+) -> list[Claim]:
+    """Insert the pairs not claimed yet; return the pairs of the same messages as claimed
+    now, grouped by customer and owning TalkLog.
 
     The TalkLogs are registered first (one row each, see `_talklog_ids`); the pairs then go
-    in without per-row SQLAlchemy work (see `_INSERTERS`). When every pair was inserted, the
-    pairs are this window's and nothing is read back; otherwise (a re-run, another window, a
+    in as one statement (see `_INSERTERS`). When every pair was inserted, the pairs are this
+    window's and `claims` is returned as is; otherwise (a re-run, another window, a
     concurrent run) the owners are read from the ledger.
     """
+    claims = [item for item in claims if item.message_ids]
     if not claims:
-        return {}
+        return []
     connection = session.connection()
     insert = _INSERTERS[store_dialect(connection, "the delivery ledger")]
     ids = _talklog_ids(connection, claims, window, run_id)
-    inserted = insert(
-        connection, [(item.message_id, item.customer_key, ids[item.talklog_key]) for item in claims]
-    )
-    if inserted == len(claims):
-        return {(item.message_id, item.customer_key): item.talklog_key for item in claims}
-    return owners(session, {item.message_id for item in claims})
+    spans = [(item.customer_key, ids[item.talklog_key], list(item.message_ids)) for item in claims]
+    if insert(connection, spans) == sum(len(item.message_ids) for item in claims):
+        return claims
+    found = owners(session, {message_id for item in claims for message_id in item.message_ids})
+    return _grouped_pairs(found)
+
+
+def _grouped_pairs(found: Mapping[tuple[int, str], str]) -> list[Claim]:
+    """(message, customer) -> TalkLog key as claims, one per (customer, TalkLog), in the
+    order of `found`."""
+    grouped: dict[tuple[str, str], list[int]] = {}
+    for (message_id, customer_key), key in found.items():
+        grouped.setdefault((customer_key, key), []).append(message_id)
+    return [Claim(ids, customer, key, None) for (customer, key), ids in grouped.items()]
 
 
 def _talklog_ids(
@@ -218,40 +238,39 @@ def completed_talklogs(accepted_parts: Iterable[str], rejected_parts: Iterable[s
     return {part.rsplit("|", 1)[0] for part in accepted_parts} - refused
 
 
-_INSERT = (
+Span = tuple[str, int, list[int]]  # (customer key, TalkLog ledger id, message ids)
+
+# The store makes the pairs from the message ids, given as JSON: per span on SQLite (one
+# `executemany` per room), per room on PostgreSQL (one round trip; jsonb, so each span's
+# customer and TalkLog are read from the parsed value, not from its text again per pair).
+_SQLITE_INSERT = (
     "INSERT INTO deliveries (message_id, customer_key, talklog_id)"
-    " {rows} ON CONFLICT (message_id, customer_key) DO NOTHING"
+    " SELECT value, ?, ? FROM json_each(?)"
+    " WHERE true ON CONFLICT (message_id, customer_key) DO NOTHING"
 )
-Pair = tuple[int, str, int]  # (message id, customer key, TalkLog ledger id)
-
-
-def _insert_sqlite(connection: sa.Connection, pairs: Sequence[Pair]) -> int:
-    """SQLite (in process): the driver's `executemany` over plain tuples."""
-    sql = _INSERT.format(rows="VALUES (?, ?, ?)")
-    return sum(
-        connection.exec_driver_sql(sql, batch).rowcount for batch in chunked(pairs, _INSERT_BATCH)
-    )
-
-
 _POSTGRES_INSERT = sa.text(
-    _INSERT.format(
-        rows="SELECT (pair->>0)::bigint, pair->>1, (pair->>2)::integer"
-        " FROM json_array_elements(CAST(:pairs AS json)) AS pair"
-    )
-).bindparams(sa.bindparam("pairs", type_=sa.String()))
+    "INSERT INTO deliveries (message_id, customer_key, talklog_id)"
+    " SELECT message::bigint, span->>0, (span->>1)::integer"
+    " FROM jsonb_array_elements(CAST(:spans AS jsonb)) AS span,"
+    " jsonb_array_elements_text(span->2) AS message"
+    " ON CONFLICT (message_id, customer_key) DO NOTHING"
+).bindparams(sa.bindparam("spans", type_=sa.String()))
 
 
-def _insert_postgres(connection: sa.Connection, pairs: Sequence[Pair]) -> int:
-    """PostgreSQL (over the network): one JSON parameter per batch, one round trip each."""
-    return sum(
-        connection.execute(
-            _POSTGRES_INSERT, {"pairs": json.dumps(batch, ensure_ascii=False)}
-        ).rowcount
-        for batch in chunked(pairs, _INSERT_BATCH)
-    )
+def _insert_sqlite(connection: sa.Connection, spans: Sequence[Span]) -> int:
+    """SQLite (in process): the driver's `executemany`, one statement per span; the store's
+    C code makes the rows (and leaves Python's lock to other threads while it does)."""
+    params = [(customer, talklog_id, json.dumps(ids)) for customer, talklog_id, ids in spans]
+    return connection.exec_driver_sql(_SQLITE_INSERT, params).rowcount
 
 
-_INSERTERS: dict[str, Callable[[sa.Connection, Sequence[Pair]], int]] = {
+def _insert_postgres(connection: sa.Connection, spans: Sequence[Span]) -> int:
+    """PostgreSQL (over the network): one round trip."""
+    spans_json = json.dumps(spans, ensure_ascii=False)
+    return connection.execute(_POSTGRES_INSERT, {"spans": spans_json}).rowcount
+
+
+_INSERTERS: dict[str, Callable[[sa.Connection, Sequence[Span]], int]] = {
     "sqlite": _insert_sqlite,
     "postgresql": _insert_postgres,
 }

@@ -6,7 +6,16 @@ import contextlib
 import datetime as dt
 import gc
 from collections import Counter
-from collections.abc import Callable, Collection, Generator, Iterable, Iterator, Mapping
+from collections.abc import (
+    Callable,
+    Collection,
+    Generator,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -16,7 +25,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from talklog import ledger, stale_parts
 from talklog.extract import RoomContext, count_window_messages, room_contexts, window_lines
-from talklog.ledger import PartCounts
+from talklog.ledger import Claim, PartCounts
 from talklog.loading import BulkLoader, LoadOutcome, patient_queries
 from talklog.owners import Owners, staff_emails, staff_owners
 from talklog.reader import can_read_in_child, window_lines_in_child
@@ -25,6 +34,7 @@ from talklog.salesforce.fields import UPSERT_KEYS
 from talklog.store.models import LineWorksUser
 from talklog.summary import JobSummary
 from talklog.talklogs import (
+    TalkLogDraft,
     TalkLogSettings,
     render_draft,
     room_claims,
@@ -32,7 +42,13 @@ from talklog.talklogs import (
     talklog_rows,
     task_rows,
 )
-from talklog.targets import Describe, QueryAll, person_accounts_enabled, resolve_customers
+from talklog.targets import (
+    CustomerRecord,
+    Describe,
+    QueryAll,
+    person_accounts_enabled,
+    resolve_customers,
+)
 from talklog.transcripts import TalkLine
 from talklog.unreadable_rows import UnreadableRows
 from talklog.windows import TalkWindow
@@ -196,35 +212,94 @@ def _stage(
         users = _staff_users(session, contexts.values())
         staged.owners = staff_owners(query_all, users, emails=staff_emails(session, users))
         staff = staged.owners.owner_ids
-        for room_id, lines in rooms:
-            room = contexts.get(room_id)
-            if room is None:
-                # Imported after this run read the window's rooms (the reader process reads
-                # with its own snapshot): left to the window's next run, as a later import is.
-                continue
-            summary.rooms += 1
-            summary.messages += len(lines)
-            claims = room_claims(room, lines, placed, window)
-            rendered, lines, claims = unreadable.screen(room_id, lines, claims)
-            owners = ledger.claim(session, claims, window, run_id)
-            drafts, foreign = room_drafts(room, lines, owners, placed, staff, window)
+        screened = _screened_rooms(rooms, contexts, placed, window, unreadable, summary)
+        claimed = _claimed(session, screened, window, run_id, background=rooms.separate)
+        for (room, lines, rendered), owned in claimed:
+            drafts, foreign = room_drafts(room, lines, owned, placed, staff, window)
             summary.pairs_owned_by_other_windows += foreign
             for draft in drafts:
-                summary.transcripts += 1
-                sizes = len(staged.talklogs), len(staged.tasks)
-                text = render_draft(draft, settings, rendered)
-                for row in talklog_rows(draft, settings, text):
-                    staged.talklogs.add(row)
-                first_task = None
-                for row in task_rows(draft, settings, text):
-                    first_task = first_task or row["LineWorksKey__c"]
-                    staged.tasks.add(row)
-                    staged.owners.count_task(draft.link.lw_user_id)
-                staged.first_task_key[draft.key] = first_task
-                staged.written[draft.key] = PartCounts(
-                    len(staged.talklogs) - sizes[0], len(staged.tasks) - sizes[1]
-                )
+                _stage_draft(draft, settings, rendered, staged)
         summary.quarantined, summary.quarantine_resolved = unreadable.settle(session, run_id)
+
+
+Screened = tuple[RoomContext, Sequence[TalkLine], Mapping[int, str]]  # a room, its lines, rendered
+
+
+def _screened_rooms(
+    rooms: Iterable[tuple[str, list[TalkLine]]],
+    contexts: Mapping[str, RoomContext],
+    placed: Mapping[str, CustomerRecord],
+    window: TalkWindow,
+    unreadable: UnreadableRows,
+    summary: RunSummary,
+) -> Iterator[tuple[Screened, list[Claim]]]:
+    """Each room's lines rendered (`UnreadableRows.screen`) and the pairs it would claim."""
+    for room_id, lines in rooms:
+        room = contexts.get(room_id)
+        if room is None:
+            # Imported after this run read the window's rooms (the reader process reads
+            # with its own snapshot): left to the window's next run, as a later import is.
+            continue
+        summary.rooms += 1
+        summary.messages += len(lines)
+        claims = room_claims(room, lines, placed, window)
+        rendered, kept, claims = unreadable.screen(room_id, lines, claims)
+        yield (room, kept, rendered), list(claims)
+
+
+def _claimed(
+    session: Session,
+    rooms: Iterable[tuple[Screened, list[Claim]]],
+    window: TalkWindow,
+    run_id: str | None,
+    *,
+    background: bool,
+) -> Iterator[tuple[Screened, list[Claim]]]:
+    """Each room with its pairs as the ledger holds them once claimed (`ledger.claim`).
+
+    With `background` (the lines come from the reader process, so nothing else uses the
+    session meanwhile), a worker thread claims a room while the caller drafts and renders
+    the room before: the store does the inserts in C, without Python's lock, on another
+    core. A room is handed on only when its claim is done; a failure in the worker is raised
+    here, and the worker has stopped before the session is used again or closed.
+    """
+    if not background:
+        for room, claims in rooms:
+            yield room, ledger.claim(session, claims, window, run_id)
+        return
+    with ThreadPoolExecutor(1, thread_name_prefix="talklog-claims") as worker:
+        pending: tuple[Screened, Future[list[Claim]]] | None = None
+        for room, claims in rooms:
+            claiming = worker.submit(ledger.claim, session, claims, window, run_id)
+            if pending is not None:
+                yield pending[0], claim_done(pending[1])
+            pending = room, claiming
+        if pending is not None:
+            yield pending[0], claim_done(pending[1])
+
+
+def claim_done(claiming: Future[list[Claim]]) -> list[Claim]:
+    """The pairs of a room the worker thread claimed, once it has (waits)."""
+    return claiming.result()
+
+
+def _stage_draft(
+    draft: TalkLogDraft, settings: TalkLogSettings, rendered: Mapping[int, str], staged: _Staged
+) -> None:
+    """Park one transcript's TalkLog and Task rows, and what they hold."""
+    sizes = len(staged.talklogs), len(staged.tasks)
+    text = render_draft(draft, settings, rendered)
+    for row in talklog_rows(draft, settings, text):
+        staged.talklogs.add(row)
+    first_task = None
+    for row in task_rows(draft, settings, text):
+        first_task = first_task or row["LineWorksKey__c"]
+        staged.tasks.add(row)
+        staged.owners.count_task(draft.link.lw_user_id)
+    staged.first_task_key[draft.key] = first_task
+    staged.written[draft.key] = PartCounts(
+        len(staged.talklogs) - sizes[0], len(staged.tasks) - sizes[1]
+    )
 
 
 def _staff_users(session: Session, rooms: Iterable[RoomContext]) -> dict[str, str | None]:
@@ -234,6 +309,18 @@ def _staff_users(session: Session, rooms: Iterable[RoomContext]) -> dict[str, st
     return {lw_user_id: user for lw_user_id, user in staff if lw_user_id in linked}
 
 
+class WindowLines(Iterator[tuple[str, list[TalkLine]]]):
+    """A window's rooms and their lines; `separate`: read by the reader process (this
+    process's session is not used for them)."""
+
+    def __init__(self, rooms: Iterator[tuple[str, list[TalkLine]]], *, separate: bool) -> None:
+        self.rooms = rooms
+        self.separate = separate
+
+    def __next__(self) -> tuple[str, list[TalkLine]]:
+        return next(self.rooms)
+
+
 @contextlib.contextmanager
 def open_window_lines(
     session: Session,
@@ -241,7 +328,7 @@ def open_window_lines(
     window: TalkWindow,
     reader_process_min_messages: int | None,
     rooms: Collection[str] | None = None,
-) -> Generator[Iterator[tuple[str, list[TalkLine]]]]:
+) -> Generator[WindowLines]:
     """The window's rooms and their lines (`extract.window_lines`; only `rooms`, when given,
     read here), read by a second process (from the store at `store_url`) when the window is
     big enough and the store can be opened twice."""
@@ -252,10 +339,10 @@ def open_window_lines(
         and can_read_in_child(url)
         and count_window_messages(session, window) >= reader_process_min_messages
     ):
-        with window_lines_in_child(url, window) as rooms:
-            yield rooms
+        with window_lines_in_child(url, window) as lines:
+            yield WindowLines(lines, separate=True)
     else:
-        yield window_lines(session, window, rooms=rooms)
+        yield WindowLines(window_lines(session, window, rooms=rooms), separate=False)
 
 
 def _delete_stale(

@@ -72,7 +72,8 @@ def room_claims(
     placed: Mapping[str, CustomerRecord],
     window: TalkWindow,
 ) -> list[Claim]:
-    """The (message, customer) pairs this window would deliver for one room.
+    """The (message, customer) pairs this window would deliver for one room: one claim per
+    recipient step and receiver.
 
     `lines` are in time order (as `window_lines` yields them): each recipient step covers a
     contiguous run of them, found by bisection, so the work is per step and receiver rather
@@ -87,9 +88,10 @@ def room_claims(
             continue
         start = bisect_left(times, bounds[number])
         end = bisect_left(times, bounds[number + 1]) if number + 1 < len(bounds) else len(times)
+        if start == end:
+            continue
         ids = [line.message_id for line in lines[start:end]]
-        for customer_key, key, record_id in receivers:
-            claims.extend([Claim(message_id, customer_key, key, record_id) for message_id in ids])
+        claims.extend(Claim(ids, *receiver) for receiver in receivers)
     return claims
 
 
@@ -113,26 +115,25 @@ def _receivers(
 def room_drafts(
     room: RoomContext,
     lines: Sequence[TalkLine],
-    owners: Mapping[tuple[int, str], str],
+    owned: Sequence[Claim],
     placed: Mapping[str, CustomerRecord],
     staff_users: Mapping[str, str | None],
     window: TalkWindow,
 ) -> tuple[list[TalkLogDraft], int]:
-    """The drafts this window owns for one room, and how many pairs other windows own."""
+    """The drafts this window owns for one room (`owned`: the room's pairs and their owners,
+    as `ledger.claim` returns them), and how many pairs other windows own."""
     prefix = window_prefix(room.room_id, window)
     by_key: dict[str, dict[int, TalkLine]] = defaultdict(dict)
     customers_of: dict[str, set[str]] = defaultdict(set)
     foreign = 0
     lines_by_id = {line.message_id: line for line in lines}
-    for (message_id, customer_key), key in owners.items():
-        line = lines_by_id.get(message_id)
-        if line is None:
-            continue
-        if not key.startswith(prefix):
-            foreign += 1
-            continue
-        by_key[key][message_id] = line
-        customers_of[key].add(customer_key)
+    for claim in owned:
+        found = [(i, line) for i in claim.message_ids if (line := lines_by_id.get(i)) is not None]
+        if not claim.talklog_key.startswith(prefix):
+            foreign += len(found)
+        elif found:
+            by_key[claim.talklog_key].update(found)
+            customers_of[claim.talklog_key].add(claim.customer_key)
     drafts = []
     for key in sorted(by_key):
         link = _link_for(room, customers_of[key])

@@ -82,12 +82,12 @@ class UnreadableRows:
             )
         if not refused:
             return rendered, lines, claims
-        claimed = {claim.message_id for claim in claims}
+        claimed = {message_id for claim in claims for message_id in claim.message_ids}
         for bad in refused:
             if bad.line.message_id in claimed:
                 self.met[bad.line.message_id] = room_id, bad
         kept = [line for line in lines if line.message_id in rendered]
-        return rendered, kept, [claim for claim in claims if claim.message_id in rendered]
+        return rendered, kept, [_rendered_only(claim, rendered) for claim in claims]
 
     def settle(self, session: Session, run_id: str | None) -> tuple[int, int]:
         """Record what this run met and resolve what it read; (quarantined, resolved)."""
@@ -111,6 +111,10 @@ class UnreadableRows:
                 quarantined,
             )
         return quarantined, resolved
+
+
+def _rendered_only(claim: Claim, rendered: dict[int, str]) -> Claim:
+    return claim._replace(message_ids=[i for i in claim.message_ids if i in rendered])
 
 
 def _message_ids(session: Session, keys: Sequence[str]) -> dict[int, str]:

@@ -148,8 +148,7 @@ def test_rows_from_a_rendered_transcript_equal_rows_rendered_per_field():
     context = room("one_to_one", ["s1"], ["c1"], [link("s1", "c1", YAMADA_SF)])
     lines = lines_from(talk)
     claims = room_claims(context, lines, PLACED, WINDOW)
-    owners = {(c.message_id, c.customer_key): c.talklog_key for c in claims}
-    (draft,), _ = room_drafts(context, lines, owners, PLACED, {}, WINDOW)
+    (draft,), _ = room_drafts(context, lines, claims, PLACED, {}, WINDOW)
     for copy in TaskCopy:
         options = TalkLogSettings(task_copy=copy)
         text = render_draft(draft, options)

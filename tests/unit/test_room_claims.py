@@ -58,6 +58,7 @@ def test_room_claims_equal_the_per_message_recipients(
         for n, second in enumerate(sorted(seconds), start=1)
     ]
     claims = room_claims(room, lines, PLACED, WINDOW)
-    found = [(c.message_id, c.customer_key, c.talklog_key) for c in claims]
+    found = [pair for claim in claims for pair in claim.pairs()]
+    assert all(claim.message_ids for claim in claims)
     assert len(found) == len(set(found))
     assert set(found) == _per_message(room, lines)

@@ -78,8 +78,7 @@ def deliver(context: RoomContext, talk: list[tuple[str, str, str]]):
     """Plan one room as a fresh window would: claim, then build drafts."""
     lines = lines_from(talk)
     claims = room_claims(context, lines, PLACED, WINDOW)
-    owners = {(c.message_id, c.customer_key): c.talklog_key for c in claims}
-    drafts, foreign = room_drafts(context, lines, owners, PLACED, {}, WINDOW)
+    drafts, foreign = room_drafts(context, lines, claims, PLACED, {}, WINDOW)
     assert foreign == 0
     return {draft.customer.record_id: sorted(line.text for line in draft.lines) for draft in drafts}
 
@@ -169,11 +168,11 @@ def test_messages_outside_the_link_period_or_membership_are_not_delivered():
 def test_pairs_owned_by_another_window_are_skipped_and_counted():
     context = room("one_to_one", ["suzuki"], ["yamada"], [link("suzuki", "yamada", YAMADA_SF)])
     lines = lines_from([("line", "山田", "a"), ("line", "山田", "b")])
-    owners = {
-        (1, YAMADA_SF): "room-1|other-window|x",
-        (2, YAMADA_SF): f"room-1|{WINDOW.key()}|{YAMADA_SF}",
-    }
-    drafts, foreign = room_drafts(context, lines, owners, PLACED, {}, WINDOW)
+    owned = [
+        Claim([1], YAMADA_SF, "room-1|other-window|x", None),
+        Claim([2], YAMADA_SF, f"room-1|{WINDOW.key()}|{YAMADA_SF}", None),
+    ]
+    drafts, foreign = room_drafts(context, lines, owned, PLACED, {}, WINDOW)
     assert foreign == 1
     assert [line.text for line in drafts[0].lines] == ["b"]
 
@@ -181,13 +180,10 @@ def test_pairs_owned_by_another_window_are_skipped_and_counted():
 def _draft(text_size: int, task_copy: TaskCopy = TaskCopy.FULL):
     context = room("one_to_one", ["suzuki"], ["yamada"], [link("suzuki", "yamada", YAMADA_SF)])
     lines = [TalkLine(n, at(n % 50), "line", "山田", "text", "あ" * 1000) for n in range(text_size)]
-    claims = [
-        Claim(line.message_id, YAMADA_SF, f"room-1|{WINDOW.key()}|{YAMADA_SF}", YAMADA_SF)
-        for line in lines
-    ]
-    owners = {(c.message_id, c.customer_key): c.talklog_key for c in claims}
+    ids = [line.message_id for line in lines]
+    claims = [Claim(ids, YAMADA_SF, f"room-1|{WINDOW.key()}|{YAMADA_SF}", YAMADA_SF)]
     drafts, _ = room_drafts(
-        context, lines, owners, PLACED, {"suzuki": "005000000000001AAA"}, WINDOW
+        context, lines, claims, PLACED, {"suzuki": "005000000000001AAA"}, WINDOW
     )
     return drafts[0], TalkLogSettings(task_copy=task_copy)
 
