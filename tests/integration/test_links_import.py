@@ -146,6 +146,10 @@ def bad_rows(emulator: Any) -> list[tuple[dict[str, str], str]]:
     ]
 
 
+def api_calls(emulator: Any) -> int:
+    return int(emulator.stats()["daily_api_requests"]["used"])
+
+
 def stamps(emulator: Any) -> dict[str, str]:
     return {r["LinkKey__c"]: r["SystemModstamp"] for r in emulator.records("LineWorks__c")}
 
@@ -156,7 +160,9 @@ def test_a_thousand_good_and_ten_bad_rows(admin: Admin, capsys) -> None:
     rows = good[:500] + [row for row, _ in bad] + good[500:]
     path = admin.write_csv(rows)
 
+    calls = api_calls(admin.emulator)
     out = admin.run(capsys, "import", "--file", path)
+    assert api_calls(admin.emulator) - calls < 50  # per 300 rows, not per row (35 measured)
     assert out.splitlines()[0] == (
         "rows 1010, linked 1000, relinked 0, unlinked 0, unchanged 0, errors 10"
     ), out
@@ -172,7 +178,10 @@ def test_a_thousand_good_and_ten_bad_rows(admin: Admin, capsys) -> None:
     assert len(ticked) == GOOD
 
     before = stamps(admin.emulator)
+    calls, jobs = api_calls(admin.emulator), admin.emulator.stats()["bulk_jobs"]["ingest"]
     again = admin.run(capsys, "import", "--file", path)
+    assert admin.emulator.stats()["bulk_jobs"]["ingest"] == jobs  # it only read
+    assert api_calls(admin.emulator) - calls <= 12  # describe twice, 8 queries (10 measured)
     assert again.splitlines()[0] == (
         "rows 1010, linked 0, relinked 0, unlinked 0, unchanged 1000, errors 10"
     ), again
