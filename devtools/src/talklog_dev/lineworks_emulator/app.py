@@ -4,7 +4,7 @@ Routes: ``POST /oauth2/v2.0/token``, ``GET /v1.0/users``, ``GET /v1.0/contacts``
 ``GET /v1.0/monitoring/message-contents/download`` (302 to ``/files/{id}`` on the other
 local name, 127.0.0.1 <-> localhost, so that a client must carry the token across hosts
 itself), and the admin API under ``/__emulator__`` (stats, faults, reset, expire-tokens,
-rename). Errors are ``{"code", "description"}`` (token endpoint: ``{"error",
+rename, talks, contact-name). Errors are ``{"code", "description"}`` (token endpoint: ``{"error",
 "error_description"}``).
 """
 
@@ -26,6 +26,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from talklog_dev.lineworks_emulator import export
 from talklog_dev.lineworks_emulator.state import AssertionRefused, Download, EmulatorState
+from talklog_dev.lineworks_emulator.talks import TalkRefused
 
 API = "/v1.0"
 MAX_PERIOD = dt.timedelta(days=31)
@@ -142,7 +143,7 @@ def create_app(state: EmulatorState) -> FastAPI:
         guard(request, "contacts", "contact.read")
         params = dict(request.query_params)
         start, end = _time(params, "startDateTime", False), _time(params, "endDateTime", False)
-        items = state.world.contacts
+        items = state.additions.contacts()
         if start is not None or end is not None:
             kind = params.get("searchDateType")
             if kind not in ("CREATED_TIME", "MODIFIED_TIME"):
@@ -214,7 +215,8 @@ def _prepare(
     """Write the export of the period to a file (and apply the file faults)."""
     faults = state.faults
     path = state.files_dir / f"{file_id}.csv"
-    rows = export.in_period(state.world.talk_rows(state.renamed), start, end, bots)
+    talks = state.additions.merged(state.world.talk_rows(state.renamed), state.renamed)
+    rows = export.in_period(talks, start, end, bots)
     records = export.lines(rows, language, faults.header)
     starts: list[int] = []
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -284,3 +286,25 @@ def _admin(app: FastAPI, state: EmulatorState) -> None:
         body = await request.json()
         state.renamed[str(body["id"])] = str(body["name"])
         return {"renamed": dict(state.renamed)}
+
+    @app.post("/__emulator__/talks")
+    async def add_talk(request: Request) -> JSONResponse:
+        """A text talk in one of the world's rooms at `sentAt` (later downloads have it)."""
+        try:
+            with state.lock:
+                talk = state.additions.add_talk(await request.json())
+        except TalkRefused as refused:
+            return _error(400, "INVALID_PARAMETER", str(refused))
+        added = {"channelId": talk.channel_id, "senderId": talk.sender_id}
+        return JSONResponse({**added, "sentAt": talk.sent_at.isoformat()})
+
+    @app.post("/__emulator__/contact-name")
+    async def rename_contact(request: Request) -> JSONResponse:
+        """A staff member renamed a contact: its `contactName` and `modifiedTime` (now)."""
+        now = dt.datetime.now(dt.UTC)
+        try:
+            with state.lock:
+                contact = state.additions.rename_contact(await request.json(), now)
+        except TalkRefused as refused:
+            return _error(400, "INVALID_PARAMETER", str(refused))
+        return JSONResponse(contact)

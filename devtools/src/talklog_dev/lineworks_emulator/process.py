@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
@@ -52,6 +53,16 @@ class LineWorksEmulatorHandle(EmulatorAdmin):
     def rename(self, customer_id: str, name: str) -> None:
         """A customer renamed themselves on LINE: later downloads show `name`."""
         self.admin("POST", "rename", {"id": customer_id, "name": name})
+
+    def add_talk(self, channel_id: str, sender_id: str, text: str, sent_at: dt.datetime) -> None:
+        """`sender_id` writes `text` in the world's room `channel_id` at `sent_at`."""
+        body = {"channelId": channel_id, "senderId": sender_id, "text": text}
+        self.admin("POST", "talks", {**body, "sentAt": sent_at.isoformat()})
+
+    def rename_contact(self, contact_id: str, last_name: str, first_name: str = "") -> None:
+        """A staff member renamed a contact: `/contacts` shows it modified now."""
+        body = {"contactId": contact_id, "lastName": last_name, "firstName": first_name}
+        self.admin("POST", "contact-name", body)
 
     def airflow_connection(self, **extra: Any) -> dict[str, Any]:
         """The Airflow connection (JSON form, type ``lineworks``) for this emulator."""

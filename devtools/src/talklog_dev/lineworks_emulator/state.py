@@ -13,6 +13,7 @@ from typing import Any
 
 import jwt
 
+from talklog_dev.lineworks_emulator.talks import Additions
 from talklog_dev.synth.lineworks import LineWorksWorld
 
 ALL_SCOPES = ("monitoring.read", "directory.read", "contact.read")
@@ -96,6 +97,10 @@ class EmulatorState:
     prepare_seconds: float = 0.0  # the emulator's own work: rendering files before the 302
     recent: dict[str, deque[float]] = field(default_factory=dict)
     lock: threading.RLock = field(default_factory=threading.RLock)
+    additions: Additions = field(init=False)  # talks and contact names added by tests
+
+    def __post_init__(self) -> None:
+        self.additions = Additions(self.world)
 
     # -- tokens ----------------------------------------------------------------------------
     def issue_token(self, form: dict[str, str]) -> dict[str, Any]:
@@ -210,6 +215,7 @@ class EmulatorState:
                 download.path.unlink(missing_ok=True)
             self.downloads.clear()
             self.renamed.clear()
+            self.additions.clear()
             self.calls.clear()
             self.refused.clear()
             self.prepare_seconds = 0.0
