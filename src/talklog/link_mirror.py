@@ -89,6 +89,11 @@ def owned_fields(contact: MirroredContact, *, shown: bool) -> dict[str, Any]:
     }
 
 
+def record_row(contact: MirroredContact, *, shown: bool, owner_id: str | None) -> dict[str, Any]:
+    """The row the mirror writes for a contact's record: its fields and, when known, owner."""
+    return {**owned_fields(contact, shown=shown), **({"OwnerId": owner_id} if owner_id else {})}
+
+
 def contacts(
     session: Session, where: sa.ColumnElement[bool] | None = None
 ) -> list[MirroredContact]:
@@ -142,9 +147,8 @@ def current_records(query_all: QueryAll, keys: Collection[str]) -> dict[str, Map
 
 
 def rows_to_write(
-    wanted: Iterable[Mapping[str, Any]],
+    wanted: Iterable[dict[str, Any]],
     current: Mapping[str, Mapping[str, Any]],
-    owner_ids: Mapping[str, str | None],
     linked: Mapping[str, bool],
 ) -> list[dict[str, Any]]:
     """The rows whose record is missing or differs in a field the project owns (owner too).
@@ -155,10 +159,8 @@ def rows_to_write(
         now = current.get(row["LinkKey__c"])
         if now is not None and _ticked(now) != linked.get(row["LinkKey__c"], False):
             continue
-        owner = owner_ids.get(row["LineWorksUserId__c"])
-        out = {**row, **({"OwnerId": owner} if owner else {})}
-        if now is None or any(_differs(now.get(name), value) for name, value in out.items()):
-            rows.append(out)
+        if now is None or any(_differs(now.get(name), value) for name, value in row.items()):
+            rows.append(row)
     return rows
 
 
@@ -180,9 +182,14 @@ def write_records(
     owners: Owners,
 ) -> tuple[dict[str, Any], int]:
     """Write the records of `mirrored` that differ from Salesforce: (load summary, rows)."""
-    wanted = [owned_fields(c, shown=linked.get(c.contact_id, True)) for c in mirrored]
+    wanted = [
+        record_row(
+            c, shown=linked.get(c.contact_id, True), owner_id=owners.owner_ids.get(c.lw_user_id)
+        )
+        for c in mirrored
+    ]
     current = current_records(query_all, [c.contact_id for c in mirrored])
-    rows = rows_to_write(wanted, current, owners.owner_ids, linked)
+    rows = rows_to_write(wanted, current, linked)
     if not rows:
         return {}, 0
     outcome = loader.upsert("LineWorks__c", UPSERT_KEYS["LineWorks__c"], rows)

@@ -83,6 +83,16 @@ def exchange_key(link: Link) -> str:
     return f"exchange|{link.link_key}|{link.linked_at:%Y%m%dT%H%M%SZ}"
 
 
+def exchange_obsolete(link: Link | None, task_key: str) -> str | None:
+    """Why the exchange Task `task_key` is no longer due for this link (a reason code), or
+    None when it still is."""
+    if link is None:
+        return "LINK_DELETED"
+    if not link.linked:
+        return "LINK_UNLINKED"
+    return "LINK_RELINKED" if exchange_key(link) != task_key else None
+
+
 @dataclass
 class LinkSyncSummary(JobSummary):
     """What a link sync pushed: links since the watermark, their records and exchange Tasks."""

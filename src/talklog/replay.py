@@ -23,13 +23,25 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from talklog import deadletters
 from talklog.batching import IN_LIST_SIZE, chunked
-from talklog.links import exchange_key, links_by_key, sync_links
-from talklog.loading import BulkLoader
+from talklog.link_mirror import contacts_by_id
+from talklog.links import exchange_obsolete, links_by_key, sync_links
+from talklog.loading import BulkLoader, patient_queries
 from talklog.pipeline import write_talk_logs
+from talklog.salesforce_links import (
+    LinkSource,
+    SalesforceLinkSummary,
+    decisions_of,
+    exchange_states,
+    has_linked_since,
+    link_source,
+    mirror_rows,
+    read_back,
+    write_back,
+)
 from talklog.settings import TalkLogSettings
 from talklog.store.models import TalkLogClaim
 from talklog.summary import JobSummary
-from talklog.targets import QueryAll
+from talklog.targets import Describe, QueryAll
 from talklog.windows import TalkWindow
 
 REPLAY_ORDER = ("LineWorks__c", "TalkLog__c", "Task")  # parents before the rows that use them
@@ -39,6 +51,7 @@ OBSOLETE = {
     "LINK_DELETED": "the link no longer exists in the store",
     "LINK_UNLINKED": "the link is unlinked now: no exchange Task is written for it",
     "LINK_RELINKED": "the link was made again since: its exchange Task has another key",
+    "CONTACT_GONE": "the LINE WORKS contact is no longer in the store: its record is not mirrored",
     "NO_CLAIM": "the delivery ledger holds no TalkLog with this key",
     "NOT_WRITTEN": (
         "a re-run of its window writes no such row now (no message reaches that record any"
@@ -60,6 +73,7 @@ class ReplaySummary(JobSummary):
     by_object: dict[str, dict[str, Any]] = field(default_factory=dict)
     obsolete: dict[str, int] = field(default_factory=dict)
     unresolved_targets: dict[str, int] = field(default_factory=dict)
+    edited_since_read: int = 0  # a person edited the record meanwhile: not written, letter open
 
     def loads(self) -> Iterable[Mapping[str, Any]]:
         return self.by_object.values()
@@ -114,13 +128,15 @@ def replay_dead_letters(
     error_code: str | None = None,
     run_id: str | None = None,
     api_calls: Callable[[], int] | None = None,
+    describe: Describe | None = None,
 ) -> ReplaySummary:
     """Rebuild and load the row of every open letter (optionally one object / one error code).
 
     `settings` are the talk-log DAGs' (time zone, Task copy); `store_url` is the URL
     `sessions` are bound to; `api_calls` counts the run's Salesforce API calls (None: not
-    counted). The letters are taken out of the automatic ride-along first, so a stale payload
-    is never resent; a refused rebuilt row is classified again as it comes back.
+    counted); `describe` tells which fields the org has (None: assumed). The letters are
+    taken out of the automatic ride-along first, so a stale payload is never resent; a
+    refused rebuilt row is classified again as it comes back.
     """
     summary = ReplaySummary()
     letters = _take_letters(sessions, object_name, error_code)
@@ -128,7 +144,7 @@ def replay_dead_letters(
     obsolete: dict[_Letter, str] = {}
     links = [letter for letter in letters if letter.is_link_row]
     if links:
-        _replay_links(sessions, query_all, loader, settings, links, summary, obsolete)
+        _replay_links(sessions, query_all, loader, settings, links, summary, obsolete, describe)
     talklogs = [letter for letter in letters if not letter.is_link_row]
     if talklogs:
         jobs = _Jobs(sessions, store_url, query_all, loader, settings, run_id)
@@ -163,18 +179,24 @@ def _replay_links(
     letters: list[_Letter],
     summary: ReplaySummary,
     obsolete: dict[_Letter, str],
+    describe: Describe | None,
 ) -> None:
-    """Push the letters' links as they are now (`LineWorks__c` and exchange Task)."""
+    """Rebuild the letters' links (`LineWorks__c` and exchange Task) as the link sync of the
+    link source writes them (`TALKLOG_LINK_SOURCE`)."""
+    if link_source() is LinkSource.SALESFORCE:
+        _replay_salesforce_links(
+            sessions, query_all, loader, settings, letters, summary, obsolete, describe
+        )
+        return
     with sessions() as session:
         links = {state.link.link_key: state.link for state in links_by_key(session, _keys(letters))}
-        for letter in letters:
-            link = links.get(letter.link_key)
-            if link is None:
-                obsolete[letter] = "LINK_DELETED"
-            elif letter.object_name == "Task" and not link.linked:
-                obsolete[letter] = "LINK_UNLINKED"
-            elif letter.object_name == "Task" and exchange_key(link) != letter.record_key:
-                obsolete[letter] = "LINK_RELINKED"
+    for letter in letters:
+        link = links.get(letter.link_key)
+        reason = "LINK_DELETED" if link is None else None
+        if letter.object_name == "Task":
+            reason = exchange_obsolete(link, letter.record_key)
+        if reason:
+            obsolete[letter] = reason
     live = {letter.link_key for letter in letters if letter not in obsolete}
     if not live:
         return
@@ -184,10 +206,56 @@ def _replay_links(
         loader=loader,
         link_keys=live,
         timezone=settings.timezone,
+        describe=describe,
     )
     summary.add_load("LineWorks__c", synced.linkworks)
     summary.add_load("Task", synced.exchange_tasks)
     summary.add_unresolved(synced.unresolved_targets)
+
+
+def _replay_salesforce_links(
+    sessions: sessionmaker[Session],
+    query_all: QueryAll,
+    loader: BulkLoader,
+    settings: TalkLogSettings,
+    letters: list[_Letter],
+    summary: ReplaySummary,
+    obsolete: dict[_Letter, str],
+    describe: Describe | None,
+) -> None:
+    """Links made in Salesforce: read the letters' records now and record the reps' decisions
+    (as the link sync does), then write only the project's fields, each where nobody edited
+    the record since that read, and the exchange Tasks still due (same keys)."""
+    query_all = patient_queries(query_all, sleep=loader.sleep)
+    found = SalesforceLinkSummary()
+    keys = _keys(letters)
+    linked_since = has_linked_since(describe, sleep=loader.sleep)
+    read = read_back(sessions, decisions_of(query_all, keys, linked_since=linked_since), found)
+    with sessions() as session:
+        links = {state.link.link_key: state.link for state in links_by_key(session, keys)}
+        mirrored = contacts_by_id(session, keys)
+    records, tasks = [], set()
+    for letter in letters:
+        if letter.object_name == "LineWorks__c" and letter.link_key not in mirrored:
+            obsolete[letter] = "CONTACT_GONE"
+        elif letter.object_name == "LineWorks__c":
+            records.append(mirrored[letter.link_key])
+        elif reason := exchange_obsolete(links.get(letter.link_key), letter.record_key):
+            obsolete[letter] = reason
+        else:
+            tasks.add(letter.link_key)
+    rows = mirror_rows(sessions, query_all, read, records) if records else {}
+    exchanges = exchange_states(sessions, tasks) if tasks else []
+    write_back(
+        sessions, query_all, loader, read, found,
+        timezone=settings.timezone, describe=describe, rows=rows, exchanges=exchanges,
+    )  # fmt: skip
+    summary.add_load("LineWorks__c", found.linkworks)
+    summary.add_load("Task", found.exchange_tasks)
+    for object_name, load in found.parent_uuids.get("loads", {}).items():
+        summary.add_load(object_name, load)
+    summary.add_unresolved(found.unresolved_targets)
+    summary.edited_since_read += found.edited_during_sync
 
 
 def _keys(letters: Iterable[_Letter]) -> set[str]:

@@ -25,8 +25,9 @@ ticking `Linked__c`; unticking is "do not link". Each run:
 from __future__ import annotations
 
 import datetime as dt
+import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -39,13 +40,16 @@ from talklog.link_mirror import (
     OWNED_FIELDS,
     MirroredContact,
     contacts_by_id,
+    link_states,
     mirror_contacts,
     owned_fields,
+    record_row,
 )
 from talklog.link_parents import fill_parent_uuids
 from talklog.links import EXCHANGE_SUBJECT, LinkState, exchange_task_row
 from talklog.loading import BulkLoader, patient_queries
 from talklog.owners import staff_emails, staff_owners
+from talklog.salesforce.failures import call_with_policy
 from talklog.salesforce.fields import UPSERT_KEYS
 from talklog.salesforce.soql import quote
 from talklog.settings import env_choice
@@ -73,16 +77,12 @@ PARENTS = (
 )
 """The parent lookups in the order that names the link's target (an account link keeps its
 external contact; a converted lead's records name its contact)."""
-_DECISIONS_SOQL = (
-    "SELECT Id, LinkKey__c, Linked__c, "
-    + ", ".join(name for name, _ in PARENTS)
-    + ", "
-    + ", ".join(OWNED_FIELDS)
-    + f", {LINKED_SINCE}, LastModifiedDate, LastModifiedById, SystemModstamp FROM LineWorks__c"
-    " WHERE SystemModstamp > {since} ORDER BY SystemModstamp, Id"
-)
 _STAMPS_SOQL = "SELECT LinkKey__c, SystemModstamp FROM LineWorks__c WHERE LinkKey__c IN ({keys})"
 __all__ = ["EXCHANGE_SUBJECT", "LinkSource", "link_source", "sync_salesforce_links"]
+NO_LINKED_SINCE = (
+    f"this org's LineWorks__c has no {LINKED_SINCE} field: a migrated link's start cannot be"
+    " set; deploy the shipped metadata (salesforce/, README 'Set up the Salesforce side')"
+)
 
 
 class LinkSource(StrEnum):
@@ -149,16 +149,52 @@ def soql_stamp(value: dt.datetime) -> str:
     )
 
 
-def read_decisions(query_all: QueryAll, since: dt.datetime) -> list[Decision]:
+def has_linked_since(
+    describe: Describe | None, *, sleep: Callable[[float], None] = time.sleep
+) -> bool:
+    """Whether the org's `LineWorks__c` has `LinkedSince__c` (an org upgraded before its
+    metadata was deployed lacks it): one describe call under the failure policy; ask once per
+    run. Without a describe callable it is assumed there."""
+    if describe is None:
+        return True
+    answer = call_with_policy(lambda: describe("LineWorks__c"), sleep=sleep)
+    return any(item.get("name") == LINKED_SINCE for item in answer.get("fields") or ())
+
+
+def decisions_soql(where: str, *, linked_since: bool = True) -> str:
+    """The query of `LineWorks__c` decisions (`LinkedSince__c` only where the org has it)."""
+    names = ["Id", "LinkKey__c", "Linked__c", *(name for name, _ in PARENTS), *OWNED_FIELDS]
+    names += [LINKED_SINCE] if linked_since else []
+    names += ["LastModifiedDate", "LastModifiedById", "SystemModstamp"]
+    return f"SELECT {', '.join(names)} FROM LineWorks__c WHERE {where} ORDER BY SystemModstamp, Id"
+
+
+def read_decisions(
+    query_all: QueryAll, since: dt.datetime, *, linked_since: bool = True
+) -> list[Decision]:
     """Every `LineWorks__c` changed after `since`, oldest change first."""
-    return [decision(row) for row in query_all(_DECISIONS_SOQL.format(since=soql_stamp(since)))]
+    soql = decisions_soql(f"SystemModstamp > {soql_stamp(since)}", linked_since=linked_since)
+    return [decision(row) for row in query_all(soql)]
+
+
+def decisions_of(
+    query_all: QueryAll, link_keys: Collection[str], *, linked_since: bool = True
+) -> list[Decision]:
+    """The `LineWorks__c` records of these contacts as they are now (one SOQL per 300)."""
+    found: list[Decision] = []
+    for chunk in chunked(sorted(link_keys), IN_CLAUSE_SIZE):
+        where = f"LinkKey__c IN ({','.join(map(quote, chunk))})"
+        found += [
+            decision(row) for row in query_all(decisions_soql(where, linked_since=linked_since))
+        ]
+    return found
 
 
 @dataclass
 class SalesforceLinkSummary(JobSummary):
-    """What a read-back run found, recorded and wrote."""
+    """What a read-back run found, recorded and wrote (`since`: None for a replay's)."""
 
-    since: str
+    since: str | None = None
     until: str | None = None
     records_read: int = 0
     linked: int = 0
@@ -278,6 +314,20 @@ def record_decisions(
     return known, new_links, hidden
 
 
+def exchange_states(sessions: sessionmaker[Session], link_keys: Collection[str]) -> list[LinkState]:
+    """The links of these contacts as the sync sends their exchange Task (keys whose contact
+    or link the store lacks are left out)."""
+    with sessions() as session:
+        known = contacts_by_id(session, link_keys)
+        found = [
+            _state(session, key, contact)
+            for key, contact in sorted(known.items())
+            if session.scalar(sa.select(Link.id).where(Link.link_key == key)) is not None
+        ]
+        session.expunge_all()
+    return found
+
+
 def _state(session: Session, link_key: str, contact: MirroredContact) -> LinkState:
     link = session.scalars(sa.select(Link).where(Link.link_key == link_key)).one()
     name = session.scalar(sa.select(LineUser.display_name).where(LineUser.id == link.line_user_id))
@@ -286,9 +336,9 @@ def _state(session: Session, link_key: str, contact: MirroredContact) -> LinkSta
 
 def field_updates(
     decisions: Iterable[Decision], known: Mapping[str, MirroredContact], hidden: set[str]
-) -> dict[str, tuple[str, dict[str, Any]]]:
+) -> dict[str, tuple[str | None, dict[str, Any]]]:
     """LinkKey__c -> (stamp read, row) for records whose nickname or App Link must change."""
-    updates = {}
+    updates: dict[str, tuple[str | None, dict[str, Any]]] = {}
     for found in decisions:
         contact = known.get(found.link_key)
         if contact is None:
@@ -301,15 +351,61 @@ def field_updates(
 
 
 def unedited(
-    query_all: QueryAll, updates: Mapping[str, tuple[str, dict[str, Any]]]
+    query_all: QueryAll, updates: Mapping[str, tuple[str | None, dict[str, Any]]]
 ) -> tuple[list[dict[str, Any]], int]:
-    """The rows of records nobody changed since they were read, and how many were."""
+    """The rows of records nobody changed since they were read (stamp None: read as missing,
+    still missing), and how many were."""
     stamps: dict[str, str] = {}
     for chunk in chunked(sorted(updates), IN_CLAUSE_SIZE):
         rows = query_all(_STAMPS_SOQL.format(keys=",".join(map(quote, chunk))))
         stamps.update((str(row["LinkKey__c"]), str(row["SystemModstamp"])) for row in rows)
     rows = [row for key, (stamp, row) in updates.items() if stamps.get(key) == stamp]
     return rows, len(updates) - len(rows)
+
+
+@dataclass(frozen=True)
+class ReadBack:
+    """Records read and their decisions recorded in the store (`record_decisions`)."""
+
+    decisions: list[Decision]
+    known: dict[str, MirroredContact]  # LinkKey__c -> the contact, for records the store knows
+    new_links: list[LinkState]  # linked by these decisions: an exchange Task is due
+    hidden: set[str]  # keys whose link is not in force: no nickname, no App Link
+
+
+def read_back(
+    sessions: sessionmaker[Session], decisions: list[Decision], summary: SalesforceLinkSummary
+) -> ReadBack:
+    summary.records_read = len(decisions)
+    return ReadBack(decisions, *record_decisions(sessions, decisions, summary))
+
+
+def write_back(
+    sessions: sessionmaker[Session],
+    query_all: QueryAll,
+    loader: BulkLoader,
+    read: ReadBack,
+    summary: SalesforceLinkSummary,
+    *,
+    timezone: str,
+    describe: Describe | None,
+    rows: Mapping[str, tuple[str | None, dict[str, Any]]] | None = None,
+    exchanges: Sequence[LinkState] = (),
+) -> None:
+    """What the project writes after a read: the changed nickname and App Link of the records
+    read (and `rows`: LinkKey__c -> (stamp read, row), a replay's), each only where nobody
+    edited the record since the read; the exchange Tasks of the new links (and `exchanges`);
+    the linked parents' empty `LineWorksUuid__c`."""
+    updates = {**field_updates(read.decisions, read.known, read.hidden), **(rows or {})}
+    written, summary.edited_during_sync = unedited(query_all, updates)
+    if written:
+        outcome = loader.upsert("LineWorks__c", UPSERT_KEYS["LineWorks__c"], written)
+        summary.linkworks = outcome.summary()
+    due = {state.link.link_key: state for state in [*exchanges, *read.new_links]}
+    _exchange_tasks(sessions, query_all, loader, list(due.values()), timezone, describe, summary)
+    linked = {d.link_key: d.target for d in read.decisions if d.target and d.link_key in read.known}
+    if linked:
+        summary.parent_uuids = fill_parent_uuids(query_all, loader, linked).as_dict()
 
 
 def sync_salesforce_links(
@@ -322,32 +418,50 @@ def sync_salesforce_links(
     describe: Describe | None = None,
 ) -> SalesforceLinkSummary:
     """Read the reps' decisions since the last run, record them, write the project's fields
-    and exchange Tasks, mirror new contacts; the watermark moves to the last record read."""
+    and exchange Tasks, mirror new contacts; the watermark moves to the last record read.
+    `describe` tells whether the org has `LinkedSince__c` and Person Accounts (one call each;
+    None: assumed)."""
     query_all = patient_queries(query_all, sleep=loader.sleep)
     with sessions() as session:
         mark = read_watermark(session, WATERMARK)
     since = mark - OVERLAP if mark else EPOCH
     summary = SalesforceLinkSummary(since=since.isoformat())
-    decisions = read_decisions(query_all, since)
-    summary.records_read = len(decisions)
-    known, new_links, hidden = record_decisions(sessions, decisions, summary)
-    rows, summary.edited_during_sync = unedited(query_all, field_updates(decisions, known, hidden))
-    if rows:
-        outcome = loader.upsert("LineWorks__c", UPSERT_KEYS["LineWorks__c"], rows)
-        summary.linkworks = outcome.summary()
-    _exchange_tasks(sessions, query_all, loader, new_links, timezone, describe, summary)
-    linked = {d.link_key: d.target for d in decisions if d.target and d.link_key in known}
-    if linked:
-        summary.parent_uuids = fill_parent_uuids(query_all, loader, linked).as_dict()
+    linked_since = has_linked_since(describe, sleep=loader.sleep)
+    read = read_back(sessions, read_decisions(query_all, since, linked_since=linked_since), summary)
+    write_back(sessions, query_all, loader, read, summary, timezone=timezone, describe=describe)
     summary.mirror = mirror_contacts(
         sessions=sessions, query_all=query_all, loader=loader
     ).as_dict()
-    if decisions:
-        until = max(parse_stamp(d.stamp) for d in decisions)
+    if read.decisions:
+        until = max(parse_stamp(d.stamp) for d in read.decisions)
         summary.until = until.isoformat()
         advance_watermark(sessions, WATERMARK, until)
     summary.api_calls = api_calls() if api_calls else None
     return summary
+
+
+def mirror_rows(
+    sessions: sessionmaker[Session],
+    query_all: QueryAll,
+    read: ReadBack,
+    contacts: Collection[MirroredContact],
+) -> dict[str, tuple[str | None, dict[str, Any]]]:
+    """LinkKey__c -> (stamp read, row) of these contacts' records as the mirror writes them
+    (the project's fields, owner included; nickname and App Link as the store's link says),
+    for a replay: written only where nobody edited the record since `read`."""
+    with sessions() as session:
+        shown = link_states(session, [c.contact_id for c in contacts])
+        emails = staff_emails(session, {c.lw_user_id for c in contacts})
+    staff = {c.lw_user_id: c.salesforce_user_id for c in contacts}
+    owners = staff_owners(query_all, staff, emails=emails).owner_ids
+    stamps = {d.link_key: d.stamp for d in read.decisions}
+    return {
+        c.contact_id: (
+            stamps.get(c.contact_id),
+            record_row(c, shown=shown.get(c.contact_id, True), owner_id=owners.get(c.lw_user_id)),
+        )
+        for c in contacts
+    }
 
 
 def _exchange_tasks(

@@ -55,9 +55,11 @@ CUSTOM_VALIDATION = "FIELD_CUSTOM_VALIDATION_EXCEPTION"
 
 @contextlib.contextmanager
 def pointed_at(emulator: EmulatorHandle, store_url: str) -> Generator[None]:
-    """`salesforce_default` and `talklog_store` point at this emulator and store."""
+    """`salesforce_default` and `talklog_store` point at this emulator and store; the world's
+    links are the store's (`TALKLOG_LINK_SOURCE=store`: replay pushes them as they are now)."""
     store = {"conn_type": "talklog_store", "extra": {"sqlalchemy_url": store_url}}
     with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("TALKLOG_LINK_SOURCE", "store")
         for name, value in emulator.airflow_conn_env().items():
             patch.setenv(name, value)
         patch.setenv(f"AIRFLOW_CONN_{STORE_CONN.upper()}", json.dumps(store))

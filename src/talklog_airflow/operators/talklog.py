@@ -215,6 +215,7 @@ class ReplayDeadLettersOperator(_SalesforceJobOperator):
             error_code=self.error_code or None,
             run_id=context["run_id"],
             api_calls=clients.api_calls,
+            describe=clients.salesforce.describe_object,
         )
 
 
