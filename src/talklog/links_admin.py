@@ -10,7 +10,8 @@ member's LINE WORKS user id or account email with `line_user_id`) and `target_id
 (15 or 18 characters) whose key prefix tells the object: an external contact (its prefix from
 describe), a lead (`00Q`), a contact (`003`) or a person account (`001`). `linked_since` (ISO
 time, optional) is when a link migrated from another system started: the first period of a
-new link starts then instead of at the import. Each row is checked before anything is
+new link starts then instead of at the import (refused, row by row, in an org whose
+`LineWorks__c` lacks `LinkedSince__c`: one describe tells). Each row is checked before anything is
 written (the contact is mirrored, the id well formed, the record there, not a converted lead,
 of an object a link can point at); a bad row is reported with its line number and reason and
 never stops the good ones. A row whose record already says the same is "unchanged": a second
@@ -35,7 +36,14 @@ from talklog.batching import IN_LIST_SIZE, chunked
 from talklog.loading import BulkLoader, patient_queries
 from talklog.salesforce.fields import UPSERT_KEYS
 from talklog.salesforce.soql import is_salesforce_id, quote
-from talklog.salesforce_links import LINKED_SINCE, PARENTS, parse_stamp, soql_stamp
+from talklog.salesforce_links import (
+    LINKED_SINCE,
+    NO_LINKED_SINCE,
+    PARENTS,
+    has_linked_since,
+    parse_stamp,
+    soql_stamp,
+)
 from talklog.store.models import LineContact, LineWorksUser, Link, TargetType
 from talklog.targets import (
     IN_CLAUSE_SIZE,
@@ -379,6 +387,11 @@ def import_links(
     query_all = patient_queries(query_all, sleep=loader.sleep)
     rows, unreadable = read_rows(path)
     report = ImportReport(rows=len(rows) + len(unreadable), errors=list(unreadable))
+    if any(row.linked_since for row in rows) and not has_linked_since(describe):
+        for row in rows:
+            if row.linked_since:
+                report.fail(row.line, f"{SINCE} refused: {NO_LINKED_SINCE}")
+        rows = [row for row in rows if not row.linked_since]
     checks = _Checks(report, sessions, query_all, describe)
     wanted = checks.records(checks.targets(checks.contacts(rows)))
     wanted, records = checks.mirrored(wanted)

@@ -8,8 +8,9 @@ ticking `Linked__c`; unticking is "do not link". Each run:
 2. records each decision in the store: a new link or a link again opens a `LinkPeriod` from the
    record's `LastModifiedDate` (the rep's click; for a link the store has never seen, from
    `LinkedSince__c` when an admin's import set it earlier: a link migrated from another
-   system), "do not link" closes it; a moved lookup
-   (the rep's or the re-link's) changes the link's target without a new period;
+   system; read only where the org has that field, one describe per run), "do not link"
+   closes it; a moved lookup (the rep's or the re-link's) changes the link's target without
+   a new period;
 3. writes only what the project owns: nickname and App Link (cleared on "do not link",
    restored on a new link) and one `LINE WORKS交換` Task per new link. A record whose
    `SystemModstamp` moved after the read (a person edited it meanwhile) is not written: the
