@@ -29,6 +29,7 @@ PARENT_OBJECTS = {
     TargetType.CONTACT: "Contact",
     TargetType.PERSON_ACCOUNT: "Account",
 }
+FILLED = "filled"
 _SOQL = "SELECT Id, {fields} FROM {object} WHERE Id IN {ids} OR {uuid} IN ({contacts})"
 
 
@@ -42,6 +43,9 @@ class ParentUuidSummary:
     converted_leads: int = 0  # never written; the link follows the converted contact
     missing: int = 0  # deleted, or not a record of the object its prefix names
     loads: dict[str, dict[str, Any]] = field(default_factory=dict)  # object -> load summary
+    by_record: dict[str, str] = field(default_factory=dict)
+    """Record id (15) -> what its first contact found: `filled` (sent), or the count's name
+    that kept it (a replay closes its letter with it); not in `as_dict`."""
 
     def as_dict(self) -> dict[str, Any]:
         counts = {
@@ -88,17 +92,30 @@ def _rows_to_fill(
         holders = {str(r[UUID_FIELD]): str(r["Id"]) for r in found.values() if r.get(UUID_FIELD)}
         for contact in chunk:
             record = found.get(wanted[contact][:15])
-            if record is None:
-                summary.missing += 1
-            elif record.get("IsConverted"):
-                summary.converted_leads += 1
-            elif record.get(UUID_FIELD) or record["Id"][:15] in rows:
-                summary.already_set += 1
-            elif contact in holders:
-                summary.held_elsewhere += 1
-            else:
+            outcome = _outcome(record, contact, holders, rows)
+            if outcome == FILLED:
+                assert record is not None
                 rows[record["Id"][:15]] = {"Id": record["Id"], UUID_FIELD: contact}
+            else:
+                setattr(summary, outcome, getattr(summary, outcome) + 1)
+            summary.by_record.setdefault(wanted[contact][:15], outcome)
     return list(rows.values())
+
+
+def _outcome(
+    record: Mapping[str, Any] | None,
+    contact: str,
+    holders: Mapping[str, str],
+    rows: Mapping[str, Any],
+) -> str:
+    """What filling this contact id into this record does (a `ParentUuidSummary` count)."""
+    if record is None:
+        return "missing"
+    if record.get("IsConverted"):
+        return "converted_leads"
+    if record.get(UUID_FIELD) or record["Id"][:15] in rows:
+        return "already_set"
+    return "held_elsewhere" if contact in holders else FILLED
 
 
 def _current(

@@ -4,8 +4,12 @@ A letter's row is rebuilt from the store and Salesforce as they are now, never r
 was stored: the fix may be in the store (a staff member's Salesforce user, a link's target)
 and the data may have changed since. `TalkLog__c` and `LINE WORKSログ` Task letters re-run
 their TalkLog's window (the ledger's claim: room and window) for their rooms only, exactly as
-the talk-log DAG writes it (same settings); `LineWorks__c` and `LINE WORKS交換` Task letters
-push their links as they are now, as the link sync does. Rebuilt rows go through the same
+the talk-log DAG writes it (same settings). `LineWorks__c` and `LINE WORKS交換` Task letters
+are rebuilt as the link sync of `TALKLOG_LINK_SOURCE` writes them: links made in Salesforce
+are read back first (the reps' decisions recorded, never written over; only the project's
+fields are written), store-authored links are pushed as they are now. A linked parent's
+`LineWorksUuid__c` letter (external contact, lead, contact, person account) is filled again
+from the links in force now by `link_parents`' rules. Rebuilt rows go through the same
 loader: accepted letters close, refused ones are updated, the ledger is marked delivered. A
 letter whose row no longer exists is closed as obsolete with the reason, and not resent.
 """
@@ -24,6 +28,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from talklog import deadletters
 from talklog.batching import IN_LIST_SIZE, chunked
 from talklog.link_mirror import contacts_by_id
+from talklog.link_parents import PARENT_OBJECTS, fill_parent_uuids
 from talklog.links import exchange_obsolete, links_by_key, sync_links
 from talklog.loading import BulkLoader, patient_queries
 from talklog.pipeline import write_talk_logs
@@ -39,12 +44,14 @@ from talklog.salesforce_links import (
     write_back,
 )
 from talklog.settings import TalkLogSettings
-from talklog.store.models import TalkLogClaim
+from talklog.store.models import Link, TalkLogClaim, TargetType
 from talklog.summary import JobSummary
 from talklog.targets import Describe, QueryAll
 from talklog.windows import TalkWindow
 
-REPLAY_ORDER = ("LineWorks__c", "TalkLog__c", "Task")  # parents before the rows that use them
+UUID_OBJECTS = tuple(PARENT_OBJECTS.values())  # their LineWorksUuid__c (`link_parents`)
+REPLAY_ORDER = ("LineWorks__c", *UUID_OBJECTS, "TalkLog__c", "Task")
+"""Parents before the rows that use them; a link's records before its parent's contact id."""
 EXCHANGE_PREFIX, TALKLOG_TASK_PREFIX = "exchange|", "log|"
 
 OBSOLETE = {
@@ -52,6 +59,11 @@ OBSOLETE = {
     "LINK_UNLINKED": "the link is unlinked now: no exchange Task is written for it",
     "LINK_RELINKED": "the link was made again since: its exchange Task has another key",
     "CONTACT_GONE": "the LINE WORKS contact is no longer in the store: its record is not mirrored",
+    "NO_LINK": "no link in force points at the record now: no LINE WORKS UUID is filled in",
+    "UUID_SET": "the record holds a LINE WORKS contact id already: kept, never overwritten",
+    "UUID_HELD": "another record of the object holds the contact id: kept there",
+    "LEAD_CONVERTED": "the lead was converted: its contact carries the link",
+    "RECORD_MISSING": "the record was deleted (or is not of its object any more)",
     "NO_CLAIM": "the delivery ledger holds no TalkLog with this key",
     "NOT_WRITTEN": (
         "a re-run of its window writes no such row now (no message reaches that record any"
@@ -106,6 +118,11 @@ class _Letter:
         return self.object_name == "LineWorks__c" or self.record_key.startswith(EXCHANGE_PREFIX)
 
     @property
+    def is_uuid_row(self) -> bool:
+        """A linked parent's `LineWorksUuid__c` (keyed by the record's Id)."""
+        return self.object_name in UUID_OBJECTS
+
+    @property
     def link_key(self) -> str:
         if self.object_name == "LineWorks__c":
             return self.record_key
@@ -145,7 +162,10 @@ def replay_dead_letters(
     links = [letter for letter in letters if letter.is_link_row]
     if links:
         _replay_links(sessions, query_all, loader, settings, links, summary, obsolete, describe)
-    talklogs = [letter for letter in letters if not letter.is_link_row]
+    uuids = [letter for letter in letters if letter.is_uuid_row]
+    if uuids:
+        _replay_uuids(sessions, query_all, loader, uuids, summary, obsolete)
+    talklogs = [letter for letter in letters if not (letter.is_link_row or letter.is_uuid_row)]
     if talklogs:
         jobs = _Jobs(sessions, store_url, query_all, loader, settings, run_id)
         _replay_windows(jobs, talklogs, summary, obsolete)
@@ -256,6 +276,63 @@ def _replay_salesforce_links(
         summary.add_load(object_name, load)
     summary.add_unresolved(found.unresolved_targets)
     summary.edited_since_read += found.edited_during_sync
+
+
+_KEPT = {
+    "already_set": "UUID_SET",
+    "held_elsewhere": "UUID_HELD",
+    "converted_leads": "LEAD_CONVERTED",
+    "missing": "RECORD_MISSING",
+}
+
+
+def _replay_uuids(
+    sessions: sessionmaker[Session],
+    query_all: QueryAll,
+    loader: BulkLoader,
+    letters: list[_Letter],
+    summary: ReplaySummary,
+    obsolete: dict[_Letter, str],
+) -> None:
+    """Fill the letters' records' `LineWorksUuid__c` from the links in force now, by the rules
+    of `link_parents` (an empty field only, never a converted lead); a record no link points
+    at, or that the rules keep, is obsolete."""
+    linked = _linked_parents(sessions, letters)
+    pointed_at = {record[:15] for _, record in linked.values()}
+    for letter in letters:
+        if letter.record_key[:15] not in pointed_at:
+            obsolete[letter] = "NO_LINK"
+    if not linked:
+        return
+    filled = fill_parent_uuids(patient_queries(query_all, sleep=loader.sleep), loader, linked)
+    for object_name, load in filled.loads.items():
+        summary.add_load(object_name, load)
+    for letter in letters:
+        kept = _KEPT.get(filled.by_record.get(letter.record_key[:15], ""))
+        if letter not in obsolete and kept:
+            obsolete[letter] = kept
+
+
+def _linked_parents(
+    sessions: sessionmaker[Session], letters: list[_Letter]
+) -> dict[str, tuple[TargetType, str]]:
+    """Contact id -> (kind, the letter's record id) of each link in force that points at a
+    letter's record (15-character ids compared)."""
+    kinds = {name: kind for kind, name in PARENT_OBJECTS.items()}
+    records = {(kinds[x.object_name].value, x.record_key[:15]): x for x in letters}
+    found: dict[str, tuple[TargetType, str]] = {}
+    with sessions() as session:
+        for batch in chunked(sorted({record for _, record in records}), IN_LIST_SIZE):
+            rows = session.execute(
+                sa.select(Link.link_key, Link.target_type, Link.target_id).where(
+                    Link.linked.is_(True), sa.func.substr(Link.target_id, 1, 15).in_(batch)
+                )
+            )
+            for key, kind, target in rows:
+                letter = records.get((kind, target[:15]))
+                if letter is not None:
+                    found[key] = (TargetType(kind), letter.record_key)
+    return found
 
 
 def _keys(letters: Iterable[_Letter]) -> set[str]:

@@ -330,6 +330,12 @@ def build_relink_dag() -> DAG:
     )
 
 
+REPLAY_OBJECTS = (
+    "LineWorks__c", "ExternalContact__c", "Lead", "Contact", "Account", "TalkLog__c", "Task",
+)  # fmt: skip
+"""The objects whose letters a replay rebuilds, in its order (`talklog.replay.REPLAY_ORDER`)."""
+
+
 def build_replay_dag() -> DAG:
     """Manual: resubmit dead letters once their cause is fixed (all, one object or one code)."""
     return project_dag(
@@ -346,7 +352,7 @@ def build_replay_dag() -> DAG:
         cron=None,
         tags=["salesforce", "dead-letters"],
         params={
-            "object_name": Param("", enum=["", "LineWorks__c", "TalkLog__c", "Task"]),
+            "object_name": Param("", enum=["", *REPLAY_OBJECTS]),
             "error_code": Param("", type="string", description="only letters with this code"),
             "task_copy": Param(
                 TASK_COPY,
@@ -358,9 +364,11 @@ def build_replay_dag() -> DAG:
             "Trigger after fixing the cause of rejections (`talklog dead-letters --url ...` lists"
             " them). Each letter's row is rebuilt from today's store and org: TalkLog__c and"
             " LINE WORKS log Tasks re-run their window for their rooms, LineWorks__c and exchange"
-            " Tasks push their link as it is now; a row that no longer exists is closed as"
-            " obsolete with the reason. Empty params replay every open letter: LineWorks__c,"
-            " then TalkLog__c, then Task."
+            " Tasks are rebuilt as the link sync writes them (links made in Salesforce: read back"
+            " first, the reps' decisions never written over), a linked parent's LineWorksUuid__c"
+            " (ExternalContact__c, Lead, Contact, Account) is filled again from the links in"
+            " force; a row that no longer exists is closed as obsolete with the reason. Empty"
+            " params replay every open letter in this order: " + ", ".join(REPLAY_OBJECTS) + "."
         ),
         default_args={"retries": 1},
     )
