@@ -316,15 +316,11 @@ def record_decisions(
 
 
 def exchange_states(sessions: sessionmaker[Session], link_keys: Collection[str]) -> list[LinkState]:
-    """The links of these contacts as the sync sends their exchange Task (keys whose contact
-    or link the store lacks are left out)."""
+    """These links (the store holds them) as the sync sends their exchange Task; a link whose
+    contact left the store is left out."""
     with sessions() as session:
         known = contacts_by_id(session, link_keys)
-        found = [
-            _state(session, key, contact)
-            for key, contact in sorted(known.items())
-            if session.scalar(sa.select(Link.id).where(Link.link_key == key)) is not None
-        ]
+        found = [_state(session, key, contact) for key, contact in sorted(known.items())]
         session.expunge_all()
     return found
 
