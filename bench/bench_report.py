@@ -28,8 +28,6 @@ STAGE_ORDER = (
     "extract: place customers (SOQL)",
     "extract: messages",
     "ledger: claims",
-    "ledger: claims (waiting for the worker)",
-    "ledger: claims (worker thread, beside the rest)",
     "transform: recipients",
     "transform: drafts",
     "transform: transcripts, rows",
@@ -282,10 +280,7 @@ How to read it:
   are one per row.
 - Stage times (instant pace) are exclusive wall time; a stage's peak RSS is the highest resident
   memory of the task process sampled while it ran (every 5 ms). "load: Bulk looks" includes the
-  sleeps between looks. A window read by the reader process has its pairs claimed by a worker
-  thread while the main thread drafts the room before: that work ("ledger: claims (worker
-  thread, beside the rest)") overlaps the other stages and is not part of their sum; the main
-  thread's wait for it is "ledger: claims (waiting for the worker)".
+  sleeps between looks.
 - DAG parse: `DagBag` of `dags/` in a fresh process (median of 3), against a file with one empty
   DAG.
 - The machine is shared: absolute times vary by up to a third between runs, ratios less.

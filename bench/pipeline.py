@@ -225,8 +225,7 @@ def instrument(clock: StageClock, sample: Sample, csv_dir: Path) -> None:
     pipeline.resolve_customers = clock.timed("extract: place customers (SOQL)",
                                              pipeline.resolve_customers)  # fmt: skip
     pipeline.open_window_lines = _timed_rooms(clock, pipeline.open_window_lines)
-    ledger.claim = _claims_timed(clock, ledger.claim)
-    pipeline.claim_done = clock.timed(WORKER_WAIT, pipeline.claim_done)
+    ledger.claim = clock.timed("ledger: claims", ledger.claim, rows=_pairs)
     pipeline.room_claims = clock.timed("transform: recipients", pipeline.room_claims)
     pipeline.room_drafts = clock.timed("transform: drafts", pipeline.room_drafts)
     pipeline.render_draft = clock.timed("transform: transcripts, rows", pipeline.render_draft)
@@ -262,30 +261,6 @@ def instrument(clock: StageClock, sample: Sample, csv_dir: Path) -> None:
     bulk.BulkClient._collect_part = collect_part
 
 
-WORKER_STAGE = "ledger: claims (worker thread, beside the rest)"
-WORKER_WAIT = "ledger: claims (waiting for the worker)"
-
-
-def _claims_timed(clock: StageClock, claim: Callable) -> Callable:
-    """`ledger.claim` as a stage when this thread claims; run by the pipeline's worker
-    thread (a window read by the reader process), its time is counted apart, as work done
-    beside the stages (the wait for it is `WORKER_WAIT`)."""
-    timed = clock.timed("ledger: claims", claim, rows=_pairs)
-    main = threading.main_thread()
-
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        if threading.current_thread() is main:
-            return timed(*args, **kwargs)
-        began = time.perf_counter()
-        owned = claim(*args, **kwargs)
-        stats = clock.stats.setdefault(WORKER_STAGE, StageStats())
-        stats.seconds += time.perf_counter() - began
-        stats.rows += _pairs(owned)
-        return owned
-
-    return wrapper
-
-
 def _pairs(claims: Any) -> int:
     return sum(len(item.message_ids) for item in claims)
 
@@ -296,9 +271,8 @@ def _timed_rooms(clock: StageClock, open_rooms: Callable) -> Callable:
     @contextlib.contextmanager
     def opened(*args: Any, **kwargs: Any) -> Generator[Iterator[Any]]:
         with open_rooms(*args, **kwargs) as rooms:
-            timed = clock.timed_iter("extract: messages", lambda: rooms,
-                                     rows=lambda item: len(item[1]))()  # fmt: skip
-            yield type(rooms)(timed, separate=rooms.separate)
+            yield clock.timed_iter("extract: messages", lambda: rooms,
+                                   rows=lambda item: len(item[1]))()  # fmt: skip
 
     return opened
 

@@ -240,12 +240,13 @@ def completed_talklogs(accepted_parts: Iterable[str], rejected_parts: Iterable[s
 
 Span = tuple[str, int, list[int]]  # (customer key, TalkLog ledger id, message ids)
 
-# The store makes the pairs from the message ids, given as JSON: per span on SQLite (one
-# `executemany` per room), per room on PostgreSQL (one round trip; jsonb, so each span's
-# customer and TalkLog are read from the parsed value, not from its text again per pair).
+# The store makes the pairs from the message ids, given as JSON, one statement per room. On
+# SQLite the spans' customers and TalkLogs are a small array of their own: a pair's columns
+# read from it are not parsed out of the message ids' text again per pair.
 _SQLITE_INSERT = (
     "INSERT INTO deliveries (message_id, customer_key, talklog_id)"
-    " SELECT value, ?, ? FROM json_each(?)"
+    " SELECT message.value, json_extract(span.value, '$[0]'), json_extract(span.value, '$[1]')"
+    " FROM json_each(?) AS span, json_each(?, '$[' || span.key || ']') AS message"
     " WHERE true ON CONFLICT (message_id, customer_key) DO NOTHING"
 )
 _POSTGRES_INSERT = sa.text(
@@ -258,10 +259,11 @@ _POSTGRES_INSERT = sa.text(
 
 
 def _insert_sqlite(connection: sa.Connection, spans: Sequence[Span]) -> int:
-    """SQLite (in process): the driver's `executemany`, one statement per span; the store's
-    C code makes the rows (and leaves Python's lock to other threads while it does)."""
-    params = [(customer, talklog_id, json.dumps(ids)) for customer, talklog_id, ids in spans]
-    return connection.exec_driver_sql(_SQLITE_INSERT, params).rowcount
+    """SQLite (in process): one `execute`; the store's C code makes the rows (and leaves
+    Python's lock to other threads while it does)."""
+    heads = json.dumps([(customer, talklog_id) for customer, talklog_id, _ in spans])
+    ids = json.dumps([ids for *_, ids in spans])
+    return connection.exec_driver_sql(_SQLITE_INSERT, (heads, ids)).rowcount
 
 
 def _insert_postgres(connection: sa.Connection, spans: Sequence[Span]) -> int:

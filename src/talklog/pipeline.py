@@ -13,9 +13,7 @@ from collections.abc import (
     Iterable,
     Iterator,
     Mapping,
-    Sequence,
 )
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -25,7 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from talklog import ledger, stale_parts
 from talklog.extract import RoomContext, count_window_messages, room_contexts, window_lines
-from talklog.ledger import Claim, PartCounts
+from talklog.ledger import PartCounts
 from talklog.loading import BulkLoader, LoadOutcome, patient_queries
 from talklog.owners import Owners, staff_emails, staff_owners
 from talklog.reader import can_read_in_child, window_lines_in_child
@@ -43,7 +41,6 @@ from talklog.talklogs import (
     task_rows,
 )
 from talklog.targets import (
-    CustomerRecord,
     Describe,
     QueryAll,
     person_accounts_enabled,
@@ -197,7 +194,7 @@ def _stage(
     with (
         sessions.begin() as session,
         open_window_lines(
-            session, store_url, window, reader_process_min_messages, staged.rooms
+            session, store_url, window, reader_process_min_messages, staged.rooms, settings.timezone
         ) as rooms,
     ):
         contexts = room_contexts(session, window, staged.rooms)
@@ -212,75 +209,22 @@ def _stage(
         users = _staff_users(session, contexts.values())
         staged.owners = staff_owners(query_all, users, emails=staff_emails(session, users))
         staff = staged.owners.owner_ids
-        screened = _screened_rooms(rooms, contexts, placed, window, unreadable, summary)
-        claimed = _claimed(session, screened, window, run_id, background=rooms.separate)
-        for (room, lines, rendered), owned in claimed:
+        for room_id, lines, rendered in rooms:
+            room = contexts.get(room_id)
+            if room is None:
+                # Imported after this run read the window's rooms (the reader process reads
+                # with its own snapshot): left to the window's next run, as a later import is.
+                continue
+            summary.rooms += 1
+            summary.messages += len(lines)
+            claims = room_claims(room, lines, placed, window)
+            rendered, lines, claims = unreadable.screen(room_id, lines, claims, rendered)
+            owned = ledger.claim(session, claims, window, run_id)
             drafts, foreign = room_drafts(room, lines, owned, placed, staff, window)
             summary.pairs_owned_by_other_windows += foreign
             for draft in drafts:
                 _stage_draft(draft, settings, rendered, staged)
         summary.quarantined, summary.quarantine_resolved = unreadable.settle(session, run_id)
-
-
-Screened = tuple[RoomContext, Sequence[TalkLine], Mapping[int, str]]  # a room, its lines, rendered
-
-
-def _screened_rooms(
-    rooms: Iterable[tuple[str, list[TalkLine]]],
-    contexts: Mapping[str, RoomContext],
-    placed: Mapping[str, CustomerRecord],
-    window: TalkWindow,
-    unreadable: UnreadableRows,
-    summary: RunSummary,
-) -> Iterator[tuple[Screened, list[Claim]]]:
-    """Each room's lines rendered (`UnreadableRows.screen`) and the pairs it would claim."""
-    for room_id, lines in rooms:
-        room = contexts.get(room_id)
-        if room is None:
-            # Imported after this run read the window's rooms (the reader process reads
-            # with its own snapshot): left to the window's next run, as a later import is.
-            continue
-        summary.rooms += 1
-        summary.messages += len(lines)
-        claims = room_claims(room, lines, placed, window)
-        rendered, kept, claims = unreadable.screen(room_id, lines, claims)
-        yield (room, kept, rendered), list(claims)
-
-
-def _claimed(
-    session: Session,
-    rooms: Iterable[tuple[Screened, list[Claim]]],
-    window: TalkWindow,
-    run_id: str | None,
-    *,
-    background: bool,
-) -> Iterator[tuple[Screened, list[Claim]]]:
-    """Each room with its pairs as the ledger holds them once claimed (`ledger.claim`).
-
-    With `background` (the lines come from the reader process, so nothing else uses the
-    session meanwhile), a worker thread claims a room while the caller drafts and renders
-    the room before: the store does the inserts in C, without Python's lock, on another
-    core. A room is handed on only when its claim is done; a failure in the worker is raised
-    here, and the worker has stopped before the session is used again or closed.
-    """
-    if not background:
-        for room, claims in rooms:
-            yield room, ledger.claim(session, claims, window, run_id)
-        return
-    with ThreadPoolExecutor(1, thread_name_prefix="talklog-claims") as worker:
-        pending: tuple[Screened, Future[list[Claim]]] | None = None
-        for room, claims in rooms:
-            claiming = worker.submit(ledger.claim, session, claims, window, run_id)
-            if pending is not None:
-                yield pending[0], claim_done(pending[1])
-            pending = room, claiming
-        if pending is not None:
-            yield pending[0], claim_done(pending[1])
-
-
-def claim_done(claiming: Future[list[Claim]]) -> list[Claim]:
-    """The pairs of a room the worker thread claimed, once it has (waits)."""
-    return claiming.result()
 
 
 def _stage_draft(
@@ -309,16 +253,8 @@ def _staff_users(session: Session, rooms: Iterable[RoomContext]) -> dict[str, st
     return {lw_user_id: user for lw_user_id, user in staff if lw_user_id in linked}
 
 
-class WindowLines(Iterator[tuple[str, list[TalkLine]]]):
-    """A window's rooms and their lines; `separate`: read by the reader process (this
-    process's session is not used for them)."""
-
-    def __init__(self, rooms: Iterator[tuple[str, list[TalkLine]]], *, separate: bool) -> None:
-        self.rooms = rooms
-        self.separate = separate
-
-    def __next__(self) -> tuple[str, list[TalkLine]]:
-        return next(self.rooms)
+RoomLines = tuple[str, list[TalkLine], dict[int, str] | None]
+"""A room, its lines, and the lines rendered already (message id -> line; None: not yet)."""
 
 
 @contextlib.contextmanager
@@ -328,10 +264,12 @@ def open_window_lines(
     window: TalkWindow,
     reader_process_min_messages: int | None,
     rooms: Collection[str] | None = None,
-) -> Generator[WindowLines]:
+    zone: str | None = None,
+) -> Generator[Iterator[RoomLines]]:
     """The window's rooms and their lines (`extract.window_lines`; only `rooms`, when given,
     read here), read by a second process (from the store at `store_url`) when the window is
-    big enough and the store can be opened twice."""
+    big enough and the store can be opened twice; that process also renders them in `zone`
+    (`reader.window_lines_in_child`), on its own core."""
     url = sa.make_url(store_url)
     if (
         rooms is None
@@ -339,10 +277,12 @@ def open_window_lines(
         and can_read_in_child(url)
         and count_window_messages(session, window) >= reader_process_min_messages
     ):
-        with window_lines_in_child(url, window) as lines:
-            yield WindowLines(lines, separate=True)
+        with window_lines_in_child(url, window, zone=zone) as lines:
+            yield lines
     else:
-        yield WindowLines(window_lines(session, window, rooms=rooms), separate=False)
+        yield (
+            (room_id, lines, None) for room_id, lines in window_lines(session, window, rooms=rooms)
+        )
 
 
 def _delete_stale(

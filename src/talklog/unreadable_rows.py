@@ -68,14 +68,21 @@ class UnreadableRows:
                 self.read_again.add(key)
 
     def screen(
-        self, room_id: str, lines: Sequence[TalkLine], claims: Sequence[Claim]
+        self,
+        room_id: str,
+        lines: Sequence[TalkLine],
+        claims: Sequence[Claim],
+        rendered: dict[int, str] | None = None,
     ) -> tuple[dict[int, str], Sequence[TalkLine], Sequence[Claim]]:
-        """A room's lines rendered once (`render_lines`), the lines and claims without the
-        ones that cannot be rendered; those, when claimed, are kept for the quarantine. A
-        room nobody receives is not rendered."""
+        """A room's lines rendered once (`render_lines`; `rendered`: every line rendered by
+        the reader process, none refused), the lines and claims without the ones that cannot
+        be rendered; those, when claimed, are kept for the quarantine. A room nobody
+        receives is not rendered."""
         if not claims:
             return {}, lines, claims
-        rendered, refused = render_lines(lines, self.zone)
+        refused: list[Unreadable] = []
+        if rendered is None:
+            rendered, refused = render_lines(lines, self.zone)
         if self.open_messages:
             self.read_again.update(
                 key for message_id, key in self.open_messages.items() if message_id in rendered

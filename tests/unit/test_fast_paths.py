@@ -29,6 +29,7 @@ from talklog.transcripts import (
     _clean,
     _safe_cut,
     render_line,
+    render_lines,
     split_transcript,
     utf16_len,
 )
@@ -225,7 +226,10 @@ def test_window_lines_read_by_the_reader_process_equal_the_lines_read_here(store
     with make_session_factory(store_url)() as session:
         expected = list(window_lines(session, window))
     with window_lines_in_child(url, window, chunk_rows=7) as rooms:
-        assert list(rooms) == expected
+        assert list(rooms) == [(room_id, lines, None) for room_id, lines in expected]
+    with window_lines_in_child(url, window, zone="Asia/Tokyo", render_when_waiting=0) as rooms:
+        rendered = [(room_id, lines, render_lines(lines, TOKYO)[0]) for room_id, lines in expected]
+        assert list(rooms) == rendered
     assert len(expected) > 1
 
 
@@ -256,3 +260,16 @@ def test_a_reader_process_left_early_is_stopped(sqlite_url):
 def _children() -> set[int]:
     """Process ids of this process's children (other tests' servers among them)."""
     return {child.pid for child in psutil.Process().children()}
+
+
+def test_reader_batches_go_marshalled_when_plain_and_as_they_are_otherwise():
+    from talklog.reader import _packed, _rooms
+
+    plain = [
+        ("room-1", [(1, "2026-01-09 00:00:00.000000", "line", "山田", "text", "a\udc80", None, 3)])
+    ]
+    assert isinstance(_packed(plain), bytes)
+    assert _rooms(_packed(plain)) == plain
+    driver_types = [("room-1", [(1, dt.datetime(2026, 1, 9, tzinfo=dt.UTC), "line")])]
+    assert _packed(driver_types) is driver_types
+    assert _rooms(driver_types) is driver_types
