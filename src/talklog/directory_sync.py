@@ -154,11 +154,14 @@ def _write_contacts(session: Session, contacts: list[Contact]) -> int:
     created = 0
     for contact in contacts:
         user_id, name = str(contact.external_user_id), (contact.display_name or "")[:255]
-        user = users.get(user_id)
-        if user is None:
-            user = users[user_id] = LineUser(id=user_id, display_name=name or user_id)
-            session.add(user)
+        if user_id not in users:
+            users[user_id] = LineUser(id=user_id, display_name=name or user_id)
+            session.add(users[user_id])
             created += 1
+    session.flush()  # new LINE users before the contacts naming them (no relationship orders them)
+    for contact in contacts:
+        user_id, name = str(contact.external_user_id), (contact.display_name or "")[:255]
+        user = users[user_id]
         if user.contact_uuid is None and contact.contact_id not in taken:
             user.contact_uuid = contact.contact_id
             taken.add(contact.contact_id)
