@@ -29,6 +29,7 @@ STAGE_ORDER = (
     "extract: messages",
     "ledger: claims",
     "transform: recipients",
+    "transform: lines rendered, screened",
     "transform: drafts",
     "transform: transcripts, rows",
     "transform: spool",
@@ -280,7 +281,9 @@ How to read it:
   are one per row.
 - Stage times (instant pace) are exclusive wall time; a stage's peak RSS is the highest resident
   memory of the task process sampled while it ran (every 5 ms). "load: Bulk looks" includes the
-  sleeps between looks.
+  sleeps between looks. "transform: lines rendered, screened" is the rendering of the lines
+  the reader process did not render (`UnreadableRows.screen`); what the reader renders is done
+  on its own core and not in these times.
 - DAG parse: `DagBag` of `dags/` in a fresh process (median of 3), against a file with one empty
   DAG.
 - The machine is shared: absolute times vary by up to a third between runs, ratios less.

@@ -220,6 +220,7 @@ def instrument(clock: StageClock, sample: Sample, csv_dir: Path) -> None:
     """Wrap the pipeline's stages (module attributes) with the clock."""
     from talklog import ledger, pipeline
     from talklog.salesforce import bulk
+    from talklog.unreadable_rows import UnreadableRows
 
     pipeline.room_contexts = clock.timed("extract: rooms, members, links", pipeline.room_contexts)
     pipeline.resolve_customers = clock.timed("extract: place customers (SOQL)",
@@ -228,6 +229,8 @@ def instrument(clock: StageClock, sample: Sample, csv_dir: Path) -> None:
     ledger.claim = clock.timed("ledger: claims", ledger.claim, rows=_pairs)
     pipeline.room_claims = clock.timed("transform: recipients", pipeline.room_claims)
     pipeline.room_drafts = clock.timed("transform: drafts", pipeline.room_drafts)
+    screen = clock.timed("transform: lines rendered, screened", UnreadableRows.screen)
+    UnreadableRows.screen = screen
     pipeline.render_draft = clock.timed("transform: transcripts, rows", pipeline.render_draft)
     for name, object_name in (("talklog_rows", "TalkLog__c"), ("task_rows", "Task")):
         func = getattr(pipeline, name)

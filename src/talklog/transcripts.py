@@ -226,13 +226,7 @@ def split_transcript(text: str, limit: int) -> list[str]:
     units = utf16_len(text)
     if units <= limit:
         return [text]
-    lines = text.splitlines(keepends=True)
-    ends = list(accumulate(map(len, lines)))  # where each line ends, in characters
-    if units == len(text):
-        unit_ends = ends  # no surrogate pairs: units are characters
-    else:  # the same lines with every pair as two characters: where they end, in units
-        wide = _ASTRAL.sub("  ", text).splitlines(keepends=True)
-        unit_ends = list(accumulate(map(len, wide)))
+    lines, ends, unit_ends = _layout(text)
     parts: list[str] = []
     start, start_units, i = 0, 0, 0  # the current part starts at `start`, inside line i
     while (j := bisect_right(unit_ends, start_units + limit, i)) < len(lines):
@@ -248,6 +242,18 @@ def split_transcript(text: str, limit: int) -> list[str]:
         start, start_units, i = end, end_units, j
     parts.append(text[start:])
     return parts
+
+
+@functools.lru_cache(maxsize=2)
+def _layout(text: str) -> tuple[list[str], list[int], list[int]]:
+    """`text`'s lines (ends kept) and where each ends, in characters and in UTF-16 units;
+    kept for the last texts: a transcript is split once for TalkLog__c, once for its Tasks."""
+    lines = text.splitlines(keepends=True)
+    ends = list(accumulate(map(len, lines)))
+    if utf16_len(text) == len(text):
+        return lines, ends, ends  # no surrogate pairs: units are characters
+    wide = _ASTRAL.sub("  ", text).splitlines(keepends=True)  # every pair as two characters
+    return lines, ends, list(accumulate(map(len, wide)))
 
 
 def join_parts(parts: Sequence[str]) -> str:
