@@ -137,6 +137,7 @@ def story(airflow_metadata_db, emulator, lineworks, tmp_path_factory) -> Iterato
             patch.setenv(key, value)
         patch.delenv("TALKLOG_LINK_SOURCE", raising=False)  # the default: salesforce
         patch.setattr(dag_factory, "TALK_SOURCE", "lineworks")  # read when the module loads
+        patch.setitem(dag_factory.DEFAULT_ARGS, "retries", 0)  # a failure shows at once
         found = Story(emulator, lineworks, make_session_factory(url))
         _tell(found)
         yield found
