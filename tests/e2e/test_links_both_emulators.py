@@ -28,19 +28,25 @@ import random
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pendulum
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.orm import Session, sessionmaker
 
 from talklog import quarantine
 from talklog.store import make_session_factory, upgrade
 from talklog.store.models import LineContact, Link, LinkPeriod, MemberKind, RoomType
 from talklog.windows import ScheduleChoice
 from talklog_airflow import dag_factory
+from talklog_dev.emulator.process import EmulatorHandle
 from talklog_dev.lineworks_emulator.process import LineWorksEmulatorHandle, run_lineworks_emulator
 from talklog_dev.synth.generator import GeneratorConfig, _make_plan
+
+if TYPE_CHECKING:
+    from airflow.models.dagrun import DagRun
+    from airflow.sdk import DAG
 
 DAY = dt.date(2025, 1, 9)  # the generated world's day: its own talks are long before the clicks
 WORLD = {"messages": 20, "n_staff": 3, "n_customers": 6, "n_rooms": 6}
@@ -64,13 +70,14 @@ class Contact:
 class Story:
     """What the module's DAG runs and clicks did, for the tests to read."""
 
-    sf: Any
+    sf: EmulatorHandle
     lw: LineWorksEmulatorHandle
-    sessions: Any
+    sessions: sessionmaker[Session]
     rep: str = ""  # the rep's Salesforce user
     cast: dict[str, Contact] = field(default_factory=dict)  # a, b, c1, c2, d
     parents: dict[str, str] = field(default_factory=dict)  # a, b, c, d, d moved
     clicks: dict[str, dt.datetime] = field(default_factory=dict)  # LastModifiedDate
+    talk_times: list[dt.datetime] = field(default_factory=list)  # of the talks added
     syncs: list[dict[str, Any]] = field(default_factory=list)  # sync_links return values
     records: list[dict[str, dict[str, Any]]] = field(default_factory=list)  # after each sync
     directory: dict[str, Any] = field(default_factory=dict)
@@ -91,6 +98,7 @@ class Story:
     def talk(self, name: str, text: str, at: dt.datetime) -> None:
         contact = self.cast[name]
         self.lw.add_talk(contact.room, contact.customer, text, at)
+        self.talk_times.append(at)
 
     def talk_logs(self, parent: str) -> list[str]:
         return [
@@ -174,9 +182,8 @@ def _tell(story: Story) -> None:
     story.talk("b", "b: linked again", clicks["b again"] + LATER)
     story.talk("c1", "c: to both staff", max(clicks["c1"], clicks["c2"]) + LATER)
     story.talk("d", "d: after the move", clicks["d moved"] + LATER)
-    talk_times = [clicks["a"] - LATER, clicks["b again"] + LATER, clicks["d moved"] + LATER]
     hourly = dag_factory.build_talklog_dag(ScheduleChoice.HOURLY)
-    for hour in sorted({t.replace(minute=0, second=0, microsecond=0) for t in talk_times}):
+    for hour in sorted({t.replace(minute=0, second=0, microsecond=0) for t in story.talk_times}):
         written = run(hourly, hour + dt.timedelta(hours=25))  # the window of `hour`
         story.ingested.append(returned(written, "ingest_talks"))
         story.talk_runs.append(returned(written, "write_talk_logs"))
@@ -189,7 +196,7 @@ def between(first: dt.datetime, second: dt.datetime) -> dt.datetime:
     return middle
 
 
-def cast(sessions) -> dict[str, Contact]:
+def cast(sessions: sessionmaker[Session]) -> dict[str, Contact]:
     """c1, c2: two staff members' contacts of one customer in a group room; a, b, d: contacts
     of three other customers, each in a 1:1 room with one staff member."""
     plan = _make_plan(CONFIG, random.Random(CONFIG.seed))
@@ -228,14 +235,15 @@ def link_sync(story: Story) -> None:
     story.records.append({r["LinkKey__c"]: r for r in story.sf.records("LineWorks__c")})
 
 
-def run(dag, logical_date: dt.datetime | None = None):
+def run(dag: DAG, logical_date: dt.datetime | None = None) -> DagRun:
+    """A whole `dag.test()` run (now, or at `logical_date`), which must succeed."""
     at = pendulum.instance(logical_date) if logical_date else pendulum.now("UTC")
     done = dag.test(logical_date=at)
     assert done.state == "success", {ti.task_id: ti.state for ti in done.get_task_instances()}
     return done
 
 
-def returned(run, task_id: str) -> dict:
+def returned(run: DagRun, task_id: str) -> dict[str, Any]:
     from airflow.models.xcom import XComModel
     from airflow.utils.session import create_session
 
