@@ -5,7 +5,8 @@ source (`TALKLOG_LINK_SOURCE` unset: salesforce) and the talks from LINE WORKS
 
 One story for the module, so that the DAGs run as few times as the cases need: the
 directory-sync DAG reads staff and LINE contacts from the LINE WORKS emulator; the link-sync DAG
-mirrors them into the Salesforce emulator as `LineWorks__c`; reps click (the emulator's
+mirrors them into the Salesforce emulator as `LineWorks__c` (each owned by its staff member's
+Salesforce user, `TALKLOG_OWNER_MATCH=email`); reps click (the emulator's
 rep-click endpoint: parent and tick, or untick) between link-sync runs; the LINE WORKS emulator
 then gets talks at times relative to those clicks (its `talks` admin endpoint) and the hourly
 talk-log DAG runs the windows holding them. Each test reads its case from the story:
@@ -37,7 +38,14 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from talklog import quarantine
 from talklog.store import make_session_factory, upgrade
-from talklog.store.models import LineContact, Link, LinkPeriod, MemberKind, RoomType
+from talklog.store.models import (
+    LineContact,
+    LineWorksUser,
+    Link,
+    LinkPeriod,
+    MemberKind,
+    RoomType,
+)
 from talklog.windows import ScheduleChoice
 from talklog_airflow import dag_factory
 from talklog_dev.emulator.process import EmulatorHandle
@@ -74,6 +82,7 @@ class Story:
     lw: LineWorksEmulatorHandle
     sessions: sessionmaker[Session]
     rep: str = ""  # the rep's Salesforce user
+    staff_users: dict[str, str] = field(default_factory=dict)  # LW user id -> Salesforce user
     cast: dict[str, Contact] = field(default_factory=dict)  # a, b, c1, c2, d
     parents: dict[str, str] = field(default_factory=dict)  # a, b, c, d, d moved
     clicks: dict[str, dt.datetime] = field(default_factory=dict)  # LastModifiedDate
@@ -144,6 +153,7 @@ def story(airflow_metadata_db, emulator, lineworks, tmp_path_factory) -> Iterato
         for key, value in env.items():
             patch.setenv(key, value)
         patch.delenv("TALKLOG_LINK_SOURCE", raising=False)  # the default: salesforce
+        patch.setenv("TALKLOG_OWNER_MATCH", "email")  # staff -> their Salesforce user
         patch.setattr(dag_factory, "TALK_SOURCE", "lineworks")  # read when the module loads
         patch.setitem(dag_factory.DEFAULT_ARGS, "retries", 0)  # a failure shows at once
         found = Story(emulator, lineworks, make_session_factory(url))
@@ -156,6 +166,12 @@ def _tell(story: Story) -> None:
     story.directory = returned(run(directory), "sync_directory")
     story.cast = cast(story.sessions)
     sf = story.sf
+    with story.sessions() as session:
+        emails = {u.id: u.email for u in session.scalars(sa.select(LineWorksUser))}
+    story.staff_users = {
+        lw: sf.create_record("User", Username=email, Email=email, LastName=lw[:8])
+        for lw, email in emails.items()
+    }
     story.parents = {
         name: sf.create_record("ExternalContact__c", Name=f"外部連絡先 {name}")
         for name in ("a", "b", "c", "d", "d moved")
@@ -277,6 +293,11 @@ def test_the_directory_and_the_mirror_come_from_lineworks(story: Story) -> None:
     assert len(mirrored) == contacts
     assert all(r["Linked__c"] is False and not r["ExternalContact__c"] for r in mirrored)
     assert all(r["Nickname__c"] and r["AppLink__c"].startswith("https://") for r in mirrored)
+    owners = {r["OwnerId"][:15] for r in mirrored}
+    assert owners == {u[:15] for u in story.staff_users.values()}  # each staff member's user
+    assert all(
+        r["OwnerId"][:15] == story.staff_users[r["LineWorksUserId__c"]][:15] for r in mirrored
+    )
 
 
 def test_a_reps_link_gets_its_fields_one_exchange_task_and_the_talks_after_it(
