@@ -18,7 +18,9 @@ talk-log DAG runs the windows holding them. Each test reads its case from the st
   them and resumes;
 - (c) two staff members link the same customer to one record: one transcript;
 - (d) between two runs a rep moves a link to another record while the directory renames the
-  contact: the project writes the new nickname and never the rep's fields, then or later.
+  contact: the project writes the new nickname and never the rep's fields, then or later;
+- section 5 in a group room (two staff members, an unlinked customer): every record linked
+  through a contact of the room's staff and customers gets the whole transcript once.
 """
 
 from __future__ import annotations
@@ -70,8 +72,18 @@ class Contact:
     """A staff member's LINE WORKS contact of a customer, and the room they talk in."""
 
     contact_id: str
+    staff: str  # LW user id of the address book
     customer: str  # LINE user id
     room: str
+
+
+@dataclass(frozen=True)
+class Group:
+    """The group room of c1 and c2: its members now."""
+
+    room: str
+    staff: tuple[str, ...]
+    customers: tuple[str, ...]
 
 
 @dataclass
@@ -84,6 +96,7 @@ class Story:
     rep: str = ""  # the rep's Salesforce user
     staff_users: dict[str, str] = field(default_factory=dict)  # LW user id -> Salesforce user
     cast: dict[str, Contact] = field(default_factory=dict)  # a, b, c1, c2, d
+    group: Group | None = None
     parents: dict[str, str] = field(default_factory=dict)  # a, b, c, d, d moved
     clicks: dict[str, dt.datetime] = field(default_factory=dict)  # LastModifiedDate
     talk_times: list[dt.datetime] = field(default_factory=list)  # of the talks added
@@ -165,6 +178,7 @@ def _tell(story: Story) -> None:
     directory = dag_factory.build_lineworks_dags()["talklog_directory_sync"]
     story.directory = returned(run(directory), "sync_directory")
     story.cast = cast(story.sessions)
+    story.group = group_of(story.cast["c1"])
     sf = story.sf
     with story.sessions() as session:
         emails = {u.id: u.email for u in session.scalars(sa.select(LineWorksUser))}
@@ -198,6 +212,18 @@ def _tell(story: Story) -> None:
     story.talk("b", "b: linked again", clicks["b again"] + LATER)
     story.talk("c1", "c: to both staff", max(clicks["c1"], clicks["c2"]) + LATER)
     story.talk("d", "d: after the move", clicks["d moved"] + LATER)
+    group, at = story.group, clicks["b again"] + LATER + dt.timedelta(seconds=10)
+    unlinked = [c for c in group.customers if c not in {k.customer for k in story.cast.values()}]
+    for n, (sender, role) in enumerate(
+        [
+            (unlinked[0], "an unlinked customer"),
+            (group.staff[0], "staff"),
+            (group.staff[1], "staff"),
+        ]
+    ):
+        sent_at = at + dt.timedelta(seconds=n)
+        story.lw.add_talk(group.room, sender, f"g: {role} {n}", sent_at)
+        story.talk_times.append(sent_at)
     hourly = dag_factory.build_talklog_dag(ScheduleChoice.HOURLY)
     for hour in sorted({t.replace(minute=0, second=0, microsecond=0) for t in story.talk_times}):
         written = run(hourly, hour + dt.timedelta(hours=25))  # the window of `hour`
@@ -212,10 +238,22 @@ def between(first: dt.datetime, second: dt.datetime) -> dt.datetime:
     return middle
 
 
+def group_of(contact: Contact) -> Group:
+    """The members now of `contact`'s room."""
+    (room,) = [r for r in _plan().rooms if r.id == contact.room]
+    members = [m for m in room.members if m.active(int(time.time() * 1000))]
+    staff = tuple(m.user_id for m in members if m.kind == MemberKind.LW)
+    return Group(room.id, staff, tuple(m.user_id for m in members if m.kind == MemberKind.LINE))
+
+
+def _plan() -> Any:
+    return _make_plan(CONFIG, random.Random(CONFIG.seed))
+
+
 def cast(sessions: sessionmaker[Session]) -> dict[str, Contact]:
     """c1, c2: two staff members' contacts of one customer in a group room; a, b, d: contacts
     of three other customers, each in a 1:1 room with one staff member."""
-    plan = _make_plan(CONFIG, random.Random(CONFIG.seed))
+    plan = _plan()
     now = int(time.time() * 1000)
     with sessions() as session:
         contacts = {
@@ -229,8 +267,8 @@ def cast(sessions: sessionmaker[Session]) -> dict[str, Contact]:
         customers = [m.user_id for m in members if m.kind == MemberKind.LINE]
         if room.room_type == RoomType.GROUP.value and len(staff) >= 2 and "c1" not in found:
             line = customers[-1]
-            found["c1"] = Contact(contacts[staff[0], line], line, room.id)
-            found["c2"] = Contact(contacts[staff[1], line], line, room.id)
+            found["c1"] = Contact(contacts[staff[0], line], staff[0], line, room.id)
+            found["c2"] = Contact(contacts[staff[1], line], staff[1], line, room.id)
     taken = {found["c1"].customer}
     pairs = [
         (room.id, *sorted((m.kind.value, m.user_id) for m in room.members if m.active(now)))
@@ -240,7 +278,7 @@ def cast(sessions: sessionmaker[Session]) -> dict[str, Contact]:
     for name in ("a", "b", "d"):
         room, (_, line), (_, lw) = next(p for p in pairs if len(p) == 3 and p[1][1] not in taken)
         taken.add(line)
-        found[name] = Contact(contacts[lw, line], line, room)
+        found[name] = Contact(contacts[lw, line], lw, line, room)
     return found
 
 
@@ -364,6 +402,31 @@ def test_two_staff_linking_one_customer_to_one_record_give_one_transcript(story:
     assert transcript.count("c: to both staff") == 1
 
 
+GROUP_LINES = ("g: an unlinked customer 0", "g: staff 1", "g: staff 2")
+
+
+def test_section_5_in_a_group_every_linked_customer_gets_the_whole_transcript_once(
+    story: Story,
+) -> None:
+    """A group room of two staff members and several customers, one of them unlinked, while
+    every link of the story is in force: each record linked through a contact whose staff
+    member and customer are both in the room gets one transcript of it, with the unlinked
+    customer's and both staff members' lines; records linked elsewhere get none."""
+    group = story.group
+    assert group is not None and len(group.staff) == 2
+    now = {"a": "a", "b": "b", "c1": "c", "c2": "c", "d": "d moved"}  # the records linked now
+    members = set(group.staff) | set(group.customers)
+    inside = {now[n] for n, c in story.cast.items() if {c.staff, c.customer} <= members}
+    assert "c" in inside and inside != set(now.values())  # the story has both kinds
+    for parent in set(now.values()):
+        of_group = [t for t in story.talk_logs(parent) if GROUP_LINES[0] in t]
+        if parent in inside:
+            (transcript,) = of_group
+            assert all(transcript.count(line) == 1 for line in GROUP_LINES), parent
+        else:
+            assert of_group == [], parent
+
+
 def test_a_reps_edit_between_two_runs_is_never_overwritten(story: Story) -> None:
     moved = story.parents["d moved"][:15]
     for after_sync in (2, 3):  # the run after the edit, and the next one
@@ -382,7 +445,7 @@ def test_a_reps_edit_between_two_runs_is_never_overwritten(story: Story) -> None
 
 
 def test_every_talk_came_from_the_lineworks_download_and_was_placed(story: Story) -> None:
-    talks = 7  # the story's talks; the generated world's are a year earlier
+    talks = 10  # the story's talks; the generated world's are a year earlier
     assert sum(r["talks_downloaded"] for r in story.ingested) == talks, story.ingested
     assert sum(r["messages_new"] for r in story.ingested) == talks
     assert sum(r["quarantined"] for r in story.ingested) == 0
