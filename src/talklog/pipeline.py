@@ -222,6 +222,7 @@ def _stage(
             owned = ledger.claim(session, claims, window, run_id)
             drafts, foreign = room_drafts(room, lines, owned, placed, staff, window)
             summary.pairs_owned_by_other_windows += foreign
+            summary.transcripts += len(drafts)
             for draft in drafts:
                 _stage_draft(draft, settings, rendered, staged)
         summary.quarantined, summary.quarantine_resolved = unreadable.settle(session, run_id)
