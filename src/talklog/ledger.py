@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 
 from talklog.batching import IN_LIST_SIZE, chunked
 from talklog.store.engine import store_dialect
-from talklog.store.models import Delivery, TalkLogClaim, UTCDateTime
+from talklog.store.models import Delivery, Message, TalkLogClaim, UTCDateTime
 from talklog.windows import TalkWindow
 
 _CLAIMS = TalkLogClaim.__table__
@@ -96,8 +96,9 @@ def claim(
     spans = [(item.customer_key, ids[item.talklog_key], list(item.message_ids)) for item in claims]
     if insert(connection, spans) == sum(len(item.message_ids) for item in claims):
         return claims
-    found = owners(session, {message_id for item in claims for message_id in item.message_ids})
-    return _grouped_pairs(found)
+    room_id = claims[0].talklog_key.split("|", 1)[0]
+    message_ids = {message_id for item in claims for message_id in item.message_ids}
+    return _grouped_pairs(owners(session, room_id, window, message_ids))
 
 
 def _grouped_pairs(found: Mapping[tuple[int, str], str]) -> list[Claim]:
@@ -141,11 +142,20 @@ _IDS = sa.select(TalkLogClaim.talklog_key, TalkLogClaim.id).where(
 )
 
 
-def owners(session: Session, message_ids: Iterable[int]) -> dict[tuple[int, str], str]:
-    """(message, customer) -> TalkLog key for the given messages."""
+def owners(
+    session: Session, room_id: str, window: TalkWindow, message_ids: Iterable[int]
+) -> dict[tuple[int, str], str]:
+    """(message, customer) -> TalkLog key for the given messages of `room_id` in `window`.
+
+    A pair belongs to a TalkLog of its message's room whose window holds the message, so
+    only the room's TalkLogs of windows that overlap `window` are looked at (by room and
+    window, `ix_talklog_claims_room`; their pairs by TalkLog, `ix_deliveries_talklog`).
+    """
     ids = sorted(message_ids)
-    query = sa.select(Delivery.message_id, Delivery.customer_key, TalkLogClaim.talklog_key).join(
-        TalkLogClaim, TalkLogClaim.id == Delivery.talklog_id
+    query = (
+        sa.select(Delivery.message_id, Delivery.customer_key, TalkLogClaim.talklog_key)
+        .join(TalkLogClaim, TalkLogClaim.id == Delivery.talklog_id)
+        .where(*_room_talklogs(room_id, window.start, window.end))
     )
     connection = session.connection()
     found: dict[tuple[int, str], str] = {}
@@ -153,6 +163,27 @@ def owners(session: Session, message_ids: Iterable[int]) -> dict[tuple[int, str]
         rows = connection.execute(query.where(Delivery.message_id.in_(batch)))
         found.update({(message_id, customer): key for message_id, customer, key in rows})
     return found
+
+
+def message_entries(session: Session, message: Message) -> list[LedgerEntry]:
+    """The ledger pairs of one message: those of its room's TalkLogs whose window holds it."""
+    moment = message.sent_at
+    return entries(
+        session,
+        Delivery.message_id == message.id,
+        *_room_talklogs(message.room_id, moment, moment + dt.timedelta(microseconds=1)),
+    )
+
+
+def _room_talklogs(
+    room_id: str, start: dt.datetime, end: dt.datetime
+) -> tuple[sa.ColumnElement[bool], ...]:
+    """The TalkLogs of `room_id` whose window overlaps [start, end)."""
+    return (
+        TalkLogClaim.room_id == room_id,
+        TalkLogClaim.window_start < end,
+        TalkLogClaim.window_end > start,
+    )
 
 
 def entries(session: Session, *where: sa.ColumnElement[bool]) -> list[LedgerEntry]:
@@ -247,14 +278,14 @@ _SQLITE_INSERT = (
     "INSERT INTO deliveries (message_id, customer_key, talklog_id)"
     " SELECT message.value, json_extract(span.value, '$[0]'), json_extract(span.value, '$[1]')"
     " FROM json_each(?) AS span, json_each(?, '$[' || span.key || ']') AS message"
-    " WHERE true ON CONFLICT (message_id, customer_key) DO NOTHING"
+    " WHERE true ON CONFLICT (customer_key, message_id) DO NOTHING"
 )
 _POSTGRES_INSERT = sa.text(
     "INSERT INTO deliveries (message_id, customer_key, talklog_id)"
     " SELECT message::bigint, span->>0, (span->>1)::integer"
     " FROM jsonb_array_elements(CAST(:spans AS jsonb)) AS span,"
     " jsonb_array_elements_text(span->2) AS message"
-    " ON CONFLICT (message_id, customer_key) DO NOTHING"
+    " ON CONFLICT (customer_key, message_id) DO NOTHING"
 ).bindparams(sa.bindparam("spans", type_=sa.String()))
 
 

@@ -18,7 +18,7 @@ def trace_message(session: Session, message_key: str) -> list[str]:
         f"message {message_key!r}: room {message.room_id}, sent {message.sent_at:%Y-%m-%d %H:%M:%S}"
         f" UTC, type {message.message_type}"
     ]
-    deliveries = ledger.entries(session, Delivery.message_id == message.id)
+    deliveries = ledger.message_entries(session, message)
     if not deliveries:
         lines.append("  not claimed by any window: no linked customer, or its window has not run")
     for delivery in deliveries:

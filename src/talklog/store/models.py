@@ -305,6 +305,7 @@ class TalkLogClaim(Base):
     message pairs for, and whether Salesforce accepted it (`delivered_at`, its first Task)."""
 
     __tablename__ = "talklog_claims"
+    __table_args__ = (sa.Index("ix_talklog_claims_room", "room_id", "window_start"),)
 
     id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=True)
     talklog_key: Mapped[str] = mapped_column(sa.String(255), unique=True)
@@ -324,8 +325,11 @@ class TalkLogClaim(Base):
 class Delivery(Base):
     """Delivery ledger, per message: which message reaches which customer, in which TalkLog.
 
-    The primary key (message, customer) makes "each message reaches each customer once" a
-    database guarantee, whatever schedule, backfill or retry wrote it. `customer_key` is the
+    The primary key (customer, message) makes "each message reaches each customer once" a
+    database guarantee, whatever schedule, backfill or retry wrote it; customer first, so a
+    claim's pairs (a room's messages, customer by customer, in time order) go in side by side
+    (store revision 0007). Pairs are found by TalkLog (`ix_deliveries_talklog`), and a
+    message's through its room's TalkLogs (`talklog.ledger.message_entries`). `customer_key` is the
     stable identity of the receiving customer (it survives lead conversion and re-links).
     A row holds three narrow columns (a window claims about one per message) and, on SQLite,
     lives in its primary key's B-tree only (WITHOUT ROWID); the TalkLog's own columns are in
@@ -336,12 +340,16 @@ class Delivery(Base):
     """
 
     __tablename__ = "deliveries"
-    __table_args__ = ({"sqlite_with_rowid": False},)
+    __table_args__ = (
+        sa.PrimaryKeyConstraint("customer_key", "message_id"),
+        sa.Index("ix_deliveries_talklog", "talklog_id", "message_id"),
+        {"sqlite_with_rowid": False},
+    )
 
     message_id: Mapped[int] = mapped_column(
-        sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=False
+        sa.BigInteger().with_variant(sa.Integer, "sqlite"), autoincrement=False
     )
-    customer_key: Mapped[str] = mapped_column(sa.String(255), primary_key=True)
+    customer_key: Mapped[str] = mapped_column(sa.String(255))
     talklog_id: Mapped[int] = mapped_column(sa.Integer)  # talklog_claims.id
 
 
