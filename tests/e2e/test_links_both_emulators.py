@@ -38,7 +38,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
-from talklog import quarantine
+from talklog import deadletters, quarantine
 from talklog.store import make_session_factory, upgrade
 from talklog.store.models import (
     LineContact,
@@ -65,6 +65,9 @@ ARGS = ("--day", DAY.isoformat(), "--days", "1", "--messages", "20", "--staff", 
 ARGS += ("--customers", "6", "--rooms", "6")
 EXCHANGE = "LINE WORKS交換"
 LATER = dt.timedelta(minutes=2)  # a talk "after" a click, "before" it
+SPACING = dt.timedelta(seconds=2)
+"""Between two clicks on one record: a whole second between them for a talk (the export has
+seconds), and exchange Tasks (keyed by the link's second) that differ."""
 
 
 @dataclass(frozen=True)
@@ -196,11 +199,12 @@ def _tell(story: Story) -> None:
     for name, parent in (("a", "a"), ("b", "b"), ("c1", "c"), ("c2", "c"), ("d", "d")):
         story.clicks[name] = story.click(name, linked=True, parent=story.parents[parent])
     link_sync(story)
+    wait_until(story.clicks["b"] + SPACING)
     story.clicks["b unlinked"] = story.click("b", linked=False)  # between two runs
     story.clicks["d moved"] = story.click("d", linked=True, parent=story.parents["d moved"])
     story.lw.rename_contact(story.cast["d"].contact_id, "改名", "様")
     link_sync(story)
-    time.sleep(1.0)  # exchange Tasks are keyed by the link's second
+    wait_until(story.clicks["b unlinked"] + SPACING)
     story.clicks["b again"] = story.click("b", linked=True)
     link_sync(story)
 
@@ -226,16 +230,22 @@ def _tell(story: Story) -> None:
         story.talk_times.append(sent_at)
     hourly = dag_factory.build_talklog_dag(ScheduleChoice.HOURLY)
     for hour in sorted({t.replace(minute=0, second=0, microsecond=0) for t in story.talk_times}):
-        written = run(hourly, hour + dt.timedelta(hours=25))  # the window of `hour`
+        written = run(hourly, hour + dt.timedelta(hours=25), story.sessions)  # `hour`'s window
         story.ingested.append(returned(written, "ingest_talks"))
         story.talk_runs.append(returned(written, "write_talk_logs"))
 
 
+def wait_until(moment: dt.datetime) -> None:
+    delay = (moment - dt.datetime.now(dt.UTC)).total_seconds()
+    if delay > 0:
+        time.sleep(delay)
+
+
 def between(first: dt.datetime, second: dt.datetime) -> dt.datetime:
-    """A whole second strictly between two clicks (the export has seconds)."""
-    middle = (first + (second - first) / 2).replace(microsecond=0)
-    assert first < middle < second, (first, second)
-    return middle
+    """A whole second strictly between two clicks `SPACING` apart (the export has seconds)."""
+    inside = first.replace(microsecond=0) + dt.timedelta(seconds=1)
+    assert first < inside < second, (first, second)
+    return inside
 
 
 def group_of(contact: Contact) -> Group:
@@ -284,17 +294,37 @@ def cast(sessions: sessionmaker[Session]) -> dict[str, Contact]:
 
 def link_sync(story: Story) -> None:
     """One link-sync run (the directory first); what it returned and the records after it."""
-    done = run(dag_factory.build_link_sync_dag())
+    done = run(dag_factory.build_link_sync_dag(), sessions=story.sessions)
     story.syncs.append(returned(done, "sync_links"))
     story.records.append({r["LinkKey__c"]: r for r in story.sf.records("LineWorks__c")})
 
 
-def run(dag: DAG, logical_date: dt.datetime | None = None) -> DagRun:
-    """A whole `dag.test()` run (now, or at `logical_date`), which must succeed."""
+def run(
+    dag: DAG,
+    logical_date: dt.datetime | None = None,
+    sessions: sessionmaker[Session] | None = None,
+) -> DagRun:
+    """A whole `dag.test()` run (now, or at `logical_date`), which must succeed; a failure
+    names the task states and what waits in the store (codes and keys, never content)."""
     at = pendulum.instance(logical_date) if logical_date else pendulum.now("UTC")
     done = dag.test(logical_date=at)
-    assert done.state == "success", {ti.task_id: ti.state for ti in done.get_task_instances()}
+    if done.state != "success":
+        states = {ti.task_id: ti.state for ti in done.get_task_instances()}
+        raise AssertionError(f"{dag.dag_id}: {states}; {waiting(sessions) if sessions else ''}")
     return done
+
+
+def waiting(sessions: sessionmaker[Session]) -> dict[str, Any]:
+    """Open dead letters (object, code, fields, key) and quarantined rows (reason codes)."""
+    with sessions() as session:
+        letters = deadletters.open_letters(session, retryable_only=False, operation=None)
+        held = quarantine.open_rows(session)
+        return {
+            "dead_letters": [
+                (x.object_name, x.error_code, x.error_fields, x.record_key) for x in letters
+            ],
+            "quarantined": [(row.source, row.reason_code) for row in held],
+        }
 
 
 def returned(run: DagRun, task_id: str) -> dict[str, Any]:
