@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import BinaryIO
 
@@ -76,24 +75,14 @@ def _open(
 
 
 def _write_chunks(reader: ExportReader, writer: StoreWriter, chunk_rows: int) -> None:
-    """Parse chunk n+1 while chunk n is written: one writer thread, one chunk in flight, so
-    chunks are written in file order and the first failure stops the import. The store's
-    driver releases the GIL while it inserts and commits, which is when parsing runs."""
     summary = writer.summary
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="talklog-import") as pool:
-        pending: Future[None] | None = None
-        for chunk in chunked(reader, chunk_rows):
-            rows = [item for item in chunk if isinstance(item, ExportRow)]
-            rejections = [item for item in chunk if isinstance(item, Rejection)]
-            end_line = max(item.end_line or item.line for item in chunk)
-            if pending is not None:
-                pending.result()
-                log.info("read %d rows so far, %d inserted", summary.rows_read, summary.inserted)
-            pending = pool.submit(writer.write, rows, rejections, end_line)
-            summary.rows_read += len(chunk)
-        if pending is not None:
-            pending.result()
-    log.info("read %d rows, %d inserted", summary.rows_read, summary.inserted)
+    for chunk in chunked(reader, chunk_rows):
+        rows = [item for item in chunk if isinstance(item, ExportRow)]
+        rejections = [item for item in chunk if isinstance(item, Rejection)]
+        end_line = max(item.end_line or item.line for item in chunk)
+        writer.write(rows, rejections, end_line)
+        summary.rows_read += len(chunk)
+        log.info("read %d rows so far, %d inserted", summary.rows_read, summary.inserted)
 
 
 def _progress(committed: Committed) -> str:
