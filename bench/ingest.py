@@ -192,30 +192,43 @@ def run_child(messages: int, workdir: Path, profile: bool, world: str) -> dict[s
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def verdict(results: list[dict[str, Any]]) -> list[str]:
-    """PASS, or the gap against the targets."""
-    lines = []
+def targets(results: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
+    """(target, measured, PASS or the gap) for the ingestion targets."""
     largest = max(results, key=lambda r: r["messages"])
     seconds = largest["client_s"] * TARGET_SIZE / largest["messages"]
-    scaled = "" if largest["messages"] == TARGET_SIZE else " (scaled to 1,000,000)"
-    what = f"{seconds:.1f} s of ingestion for 1,000,000 messages{scaled}"
-    if seconds <= TARGET_SECONDS:
-        lines.append(f"time: PASS, {what} (<= 30 s)")
-    else:
-        over = f"{seconds - TARGET_SECONDS:.1f} s over the 30 s target"
-        lines.append(f"time: {what}: {over} ({seconds / TARGET_SECONDS:.1f}x)")
+    scaled = "" if largest["messages"] == TARGET_SIZE else ", scaled to 1,000,000"
+    measured = (
+        f"{seconds:.1f} s (transfer {largest['download_s']:.1f} s + import"
+        f" {largest['import_s']:.1f} s{scaled}; the emulator's {largest['prepare_s']:.1f} s"
+        " of file preparation left out)"
+    )
+    late = f"gap: {seconds - TARGET_SECONDS:.1f} s over ({seconds / TARGET_SECONDS:.2f}x)"
+    rows = [("ingesting 1M messages of one window <= 30 s", measured,
+             "PASS" if seconds <= TARGET_SECONDS else late)]  # fmt: skip
     by_size = sorted(results, key=lambda r: r["messages"])
     if len(by_size) < 2:
-        return [*lines, "memory: needs two sizes"]
+        return [*rows, ("ingestion memory flat", "needs two sizes", "not measured")]
     before, last = by_size[-2], by_size[-1]
     ratio = last["peak_rss_mib"] / before["peak_rss_mib"]
-    flat = "PASS (flat)" if ratio <= FLAT_MEMORY_SLACK else "FAIL (grows with the size)"
-    lines.append(
-        f"memory: {flat}: peak RSS {before['peak_rss_mib']:.0f} MiB at"
-        f" {before['messages']:,} messages, {last['peak_rss_mib']:.0f} MiB at"
-        f" {last['messages']:,} ({ratio:.2f}x; at most {FLAT_MEMORY_SLACK}x)"
+    measured = (
+        f"peak RSS {before['peak_rss_mib']:.0f} MiB at {before['messages']:,} messages,"
+        f" {last['peak_rss_mib']:.0f} MiB at {last['messages']:,} ({ratio:.2f}x)"
     )
-    return lines
+    grows = f"gap: grows {ratio:.2f}x (at most {FLAT_MEMORY_SLACK}x)"
+    rows.append((f"ingestion memory flat (largest size within {FLAT_MEMORY_SLACK}x the next)",
+                 measured, "PASS" if ratio <= FLAT_MEMORY_SLACK else grows))  # fmt: skip
+    return rows
+
+
+def measure(sizes: list[int], workdir: Path, profile: bool = False, world: str = "small"):
+    """Every size in its own child process; the results, also kept as `results.json`."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    results = []
+    for size in sizes:
+        results.append(run_child(size, workdir, profile, world))
+        print(json.dumps(results[-1]), file=sys.stderr, flush=True)
+    (workdir / "results.json").write_text(json.dumps(results, indent=1))
+    return results
 
 
 def print_table(results: list[dict[str, Any]]) -> None:
@@ -243,12 +256,11 @@ def main(argv: list[str] | None = None) -> None:
     if args.child:
         print(json.dumps(run_size(args.child, args.workdir, args.profile, args.world)))
         return
-    results = []
-    for size in (int(s) for s in args.sizes.split(",")):
-        results.append(run_child(size, args.workdir, args.profile, args.world))
-        print(json.dumps(results[-1]), file=sys.stderr)
+    sizes = [int(s) for s in args.sizes.split(",")]
+    results = measure(sizes, args.workdir, args.profile, args.world)
     print_table(results)
-    print("\n".join(verdict(results)))
+    for target, measured, result in targets(results):
+        print(f"{target}: {measured}: {result}")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Benchmark: one talk window, extract -> transform -> load, against the emulator.
 
     .venv/bin/python bench/pipeline.py [--sizes 1000,100000,1000000] [--paces instant,30s,120s]
-        [--time-scale 100] [--workdir var/bench]
+        [--time-scale 100] [--workdir var/bench] [--no-ingest] [--report-only]
 
 For each size a store with that many messages in ONE window is generated (in a child process,
 so that its memory is not counted), its links point at records created in the emulator through
@@ -19,7 +19,9 @@ plain SELECT), the final CSVs' bytes written to a file, and those bytes sent ove
 to a sink process. The peer: simple-salesforce's Bulk 2.0 upsert of the same CSV files in its
 own child process (calls, time less the emulator's work and its sleeps, peak RSS). Plus, at
 the instant pace, per-record REST upserts of the same rows (a sample, extrapolated), and the
-DAG file parse time. Writes `docs/performance.md` and `docs/performance.png`.
+DAG file parse time. Then, unless `--no-ingest`, the LINE WORKS ingestion of a window at the
+same sizes (`bench/ingest.py`: download from the LINE WORKS emulator and store). Writes
+`docs/performance.md` and `docs/performance.png`.
 Not a test: never run by `make test`.
 """
 
@@ -655,6 +657,16 @@ def measure_sizes(
         return [r for size in sizes for r in run_size(emulator, workdir, size, paces, scale)]
 
 
+def ingestion(workdir: Path, sizes: list[int], reuse: bool) -> list[dict[str, Any]] | None:
+    """`bench/ingest.py` at the same sizes (its kept results with `reuse`, when there are)."""
+    import ingest as ingest_bench
+
+    kept = workdir / "results.json"
+    if reuse:
+        return json.loads(kept.read_text()) if kept.exists() else None
+    return ingest_bench.measure(sizes, workdir)
+
+
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] == "generate":
@@ -675,6 +687,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--docs", type=Path, default=REPO_ROOT / "docs")
     parser.add_argument("--no-docs", action="store_true", help="print only")
     parser.add_argument("--report-only", action="store_true", help="reuse result-N.json files")
+    parser.add_argument("--no-ingest", action="store_true", help="leave out bench/ingest.py")
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",")]
     paces = args.paces.split(",")
@@ -687,14 +700,15 @@ def main(argv: list[str] | None = None) -> None:
         ]
     else:
         results = measure_sizes(args.workdir, sizes, paces, args.time_scale)
+    ingest = None if args.no_ingest else ingestion(args.workdir / "ingest", sizes, args.report_only)
     parse = dag_parse_times(args.workdir)
     import bench_report
 
-    report = bench_report.Report(results, parse)
+    report = bench_report.Report(results, parse, ingest)
     print(report.markdown())
     if not args.no_docs:
         (args.docs / "performance.md").write_text(report.document(), encoding="utf-8")
-        bench_report.plot(results, args.docs / "performance.png")
+        bench_report.plot(results, args.docs / "performance.png", ingest)
 
 
 if __name__ == "__main__":
