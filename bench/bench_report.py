@@ -174,7 +174,7 @@ class Report:
             return ""
         lines = [
             "| messages (ingestion) | talks downloaded | stored | quarantined | emulator prepares"
-            " (left out) | transfer | import | ingestion | rows/s | peak RSS (parser) |",
+            " (left out) | transfer | import | ingestion | rows/s | peak RSS |",
             "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
         ]
         for r in self.ingest:
@@ -182,7 +182,7 @@ class Report:
                 f"| {_n(r['messages'])} | {_n(r['talks_downloaded'])} | {_n(r['messages_new'])} |"
                 f" {_n(r['quarantined'])} | {_s(r['prepare_s'])} | {_s(r['download_s'])} |"
                 f" {_s(r['import_s'])} | {_s(r['client_s'])} | {_n(r['rows_per_s'])} |"
-                f" {r['peak_rss_mib']:,.0f} MiB ({r.get('parser_peak_rss_mib', 0):,.0f}) |"
+                f" {r['peak_rss_mib']:,.0f} MiB |"
             )
         return "\n".join(lines)
 
@@ -319,9 +319,7 @@ How to read it:
   `ingest_talks` over the day: the Monitoring API download streamed to a file over loopback TLS
   and checked (transfer), and its import (CSV parse, identity matching, message keys, store
   writes). The emulator's own rendering of the file before its 302 is shown and left out.
-  The import parses a file of 16 MiB or more in a second process (`talklog.export_parser`)
-  while the first writes the store. Peak RSS is the ingesting process's `ru_maxrss` plus its
-  parser process's, as if both peaked at once; flat means the largest size's peak within
+  Peak RSS is the ingesting process's `ru_maxrss`; flat means the largest size's peak within
   1.25x the next size's.
 """
 

@@ -11,9 +11,7 @@ temporary file and checked, and its import into the store (parse, identity match
 keys, store writes). Timed: the emulator's own preparation of the file before its 302 (the
 synthetic world rendered as CSV: the real server's work, shown and left out of the ingestion
 time), the transfer (302, file over loopback TLS, the client's check of the file) and the
-import; peak RSS of the ingesting process plus that of its export parser process (`ru_maxrss`
-of each, as if both peaked at once; from 16 MiB of file the parse runs in a second process,
-`talklog.export_parser`; the emulator runs in its own process and is not counted).
+import; peak RSS of the ingesting process (`ru_maxrss`; the emulator runs in its own process).
 Flat memory: the largest size's peak within 1.25x the next size's (the import's buffers are
 bounded: one chunk of rows, the occurrence counts, SQLite's page cache; the smallest sizes do
 not fill them). `--profile` writes a cProfile of the ingestion (`<workdir>/<size>.prof`) and
@@ -67,8 +65,8 @@ def emulator_args(config: Any) -> list[str]:
     ]  # fmt: skip
 
 
-def peak_rss_mib(who: int = resource.RUSAGE_SELF) -> float:
-    return resource.getrusage(who).ru_maxrss / 1024
+def peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def store_without_messages(url: str, config: Any) -> None:
@@ -143,7 +141,6 @@ def run_size(messages: int, workdir: Path, profile: bool, world: str) -> dict[st
         began = time.perf_counter()
         summary = ingest_talks(sessions, source, start, end, workdir=folder)
         wall = time.perf_counter() - began
-        parser = peak_rss_mib(resource.RUSAGE_CHILDREN)  # the export parser (the emulator runs on)
         _dump(profiler, folder / f"{messages}.prof")
         prepare = handle.stats()["prepare_seconds"]
     return {
@@ -157,8 +154,7 @@ def run_size(messages: int, workdir: Path, profile: bool, world: str) -> dict[st
         "download_s": round(source.download_seconds - prepare, 2),
         "import_s": round(wall - source.download_seconds, 2),
         "rows_per_s": round(summary.talks_downloaded / (wall - prepare)) if wall else 0,
-        "peak_rss_mib": round(peak_rss_mib() + parser, 1),
-        "parser_peak_rss_mib": round(parser, 1),
+        "peak_rss_mib": round(peak_rss_mib(), 1),
         "rss_before_mib": round(rss_before, 1),
     }
 

@@ -6,8 +6,7 @@ command line or in a log: it may hold a store URL with its password), and reads 
 description. At most a few batches wait in the child's queue and the pipe, so memory stays
 bounded whichever side is faster. The child's module calls `serve` from its `__main__`.
 
-Used by the message reader (`talklog.reader`) and the export parser
-(`talklog.export_parser`).
+Used by the message reader (`talklog.reader`).
 """
 
 from __future__ import annotations
@@ -70,8 +69,7 @@ def _widen_pipe(pipe: BinaryIO) -> None:
 def _batches(child: subprocess.Popen[bytes], error: Callable[[str], Exception]) -> Iterator[Any]:
     while True:
         try:
-            with _collector_paused():
-                kind, payload = pickle.load(child.stdout)
+            kind, payload = pickle.load(child.stdout)
         except EOFError:
             child.wait()
             raise error(f"ended early (exit code {child.returncode})") from None
@@ -81,20 +79,6 @@ def _batches(child: subprocess.Popen[bytes], error: Callable[[str], Exception]) 
             return
         else:
             raise error(f"failed: {payload}")
-
-
-@contextlib.contextmanager
-def _collector_paused() -> Generator[None]:
-    """No cyclic garbage collection while a batch is unpickled: its tens of thousands of new
-    tuples would start several collections of a large heap (3x the unpickling time); a
-    batch holds no cycles."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def _stop(child: subprocess.Popen[bytes]) -> None:

@@ -5,18 +5,22 @@ from __future__ import annotations
 import contextlib
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
+from typing import BinaryIO
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from talklog.batching import chunked
 from talklog.imports.confinement import confine, open_confined
-from talklog.imports.export_format import ExportRow, ImportFileError, export_zone, open_export
+from talklog.imports.export_format import (
+    ExportReader,
+    ExportRow,
+    ImportFileError,
+    export_zone,
+    open_export,
+)
 from talklog.imports.store_writes import Committed, ImportStoreError, StoreWriter
 from talklog.imports.summary import ImportSummary, Rejection
 from talklog.windows import DEFAULT_TIMEZONE
-
-if TYPE_CHECKING:
-    from talklog.export_parser import ParsedChunks
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +36,6 @@ def import_export(
     import_folder: str | Path | None = None,
     run_id: str | None = None,
     directory: bool = False,
-    child_from_bytes: int | None = None,
 ) -> ImportSummary:
     """Import a LINE WORKS message export into the store; safe to repeat (see `talklog.imports`).
 
@@ -43,26 +46,22 @@ def import_export(
 
     With `directory`, every party must be in the store's directory (`talklog.directory_sync`):
     an unknown or ambiguous one keeps its row out, quarantined (`identities`).
-
-    A file of at least `child_from_bytes` (default `export_parser.CHILD_PARSE_BYTES`) is
-    parsed in a second process while this one writes (`talklog.export_parser`); the result is the
-    same.
     """
     export_zone(timezone)
     summary = ImportSummary(str(path), timezone)
     with _open(path, import_folder) as stream:
         name = Path(str(path).strip()).name
         writer = StoreWriter(sessions, summary, name, run_id, directory=directory)
+        reader = ExportReader(stream, timezone)
         try:
-            with _parsed(stream, timezone, chunk_rows, child_from_bytes) as parsed:
-                _write_chunks(parsed, writer)
+            _write_chunks(reader, writer, chunk_rows)
         except (ImportFileError, ImportStoreError) as error:
             raise type(error)(f"{error}; {_progress(writer.committed)}") from None
         except OSError as error:
             problem = f"reading the file failed ({error.strerror or type(error).__name__})"
             raise ImportFileError(f"{problem}; {_progress(writer.committed)}") from None
-    summary.download_error = parsed.download_error
-    summary.warnings = [*parsed.warnings, *summary.warnings]  # the writer's: message keys
+    summary.download_error = reader.download_error
+    summary.warnings = [*reader.warnings, *summary.warnings]  # the writer's: message keys
     summary.rejections.sort(key=lambda rejection: rejection.line)
     return summary
 
@@ -75,19 +74,9 @@ def _open(
     return open_confined(confine(import_folder, path))
 
 
-def _parsed(
-    stream: BinaryIO, timezone: str, chunk_rows: int, child_from_bytes: int | None
-) -> contextlib.AbstractContextManager[ParsedChunks]:
-    from talklog.export_parser import parsed_here, parsed_in_child, wants_child  # imports this
-
-    if wants_child(stream, child_from_bytes):
-        return parsed_in_child(stream, timezone, chunk_rows)
-    return contextlib.nullcontext(parsed_here(stream, timezone, chunk_rows))
-
-
-def _write_chunks(parsed: ParsedChunks, writer: StoreWriter) -> None:
+def _write_chunks(reader: ExportReader, writer: StoreWriter, chunk_rows: int) -> None:
     summary = writer.summary
-    for chunk in parsed:
+    for chunk in chunked(reader, chunk_rows):
         rows = [item for item in chunk if isinstance(item, ExportRow)]
         rejections = [item for item in chunk if isinstance(item, Rejection)]
         end_line = max(item.end_line or item.line for item in chunk)
