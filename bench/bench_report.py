@@ -127,7 +127,8 @@ class Report:
             rows += ingest_bench.targets(self.ingest)
         else:
             rows.append(("ingesting 1M messages of one window <= 30 s, flat memory",
-                         "not run (--no-ingest)", "not measured"))  # fmt: skip
+                         "not run (--no-ingest, or --report-only without kept results)",
+                         "not measured"))  # fmt: skip
         return rows
 
     def markdown(self) -> str:
@@ -324,7 +325,7 @@ How to read it:
 """
 
 
-def _plot_ingest(left: Any, right: Any, ingest: list[dict[str, Any]]) -> None:
+def _plot_ingest(left: Any, right: Any, ingest: list[dict[str, Any]] | None) -> None:
     if not ingest:
         return
     sizes = [r["messages"] for r in ingest]
@@ -360,7 +361,7 @@ def plot(
                   label=f"simple-salesforce, {paces[0]}")  # fmt: skip
         right.plot(sizes, [r["peer"]["peak_rss"] / MIB for r in first], "^:",
                    label="simple-salesforce")  # fmt: skip
-    _plot_ingest(left, right, ingest or [])
+    _plot_ingest(left, right, ingest)
     left.set(xscale="log", yscale="log", xlabel="messages in the window", ylabel="seconds",
              title="time (emulator work and sleeps left out)")  # fmt: skip
     right.axhline(GIB / MIB, color="red", linestyle=":", label="1 GiB target")

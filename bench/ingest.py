@@ -220,7 +220,9 @@ def targets(results: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
     return rows
 
 
-def measure(sizes: list[int], workdir: Path, profile: bool = False, world: str = "small"):
+def measure(
+    sizes: list[int], workdir: Path, profile: bool = False, world: str = "small"
+) -> list[dict[str, Any]]:
     """Every size in its own child process; the results, also kept as `results.json`."""
     workdir.mkdir(parents=True, exist_ok=True)
     results = []
