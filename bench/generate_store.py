@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from talklog.store import upgrade
+from talklog.store.migrate import upgrade
 from talklog_dev.synth import GeneratorConfig, generate
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

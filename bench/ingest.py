@@ -73,7 +73,8 @@ def store_without_messages(url: str, config: Any) -> None:
     """The world's people, rooms and links (the plan does not depend on the message count)."""
     import sqlalchemy as sa
 
-    from talklog.store import make_session_factory, upgrade
+    from talklog.store import make_session_factory
+    from talklog.store.migrate import upgrade
     from talklog.store.models import Message
     from talklog_dev.synth.generator import generate
 

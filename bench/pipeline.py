@@ -93,7 +93,7 @@ def create_targets(emulator: Any, customers: int) -> dict[str, list[str]]:
 
 
 def generate_store(messages: int, store: Path, targets_file: Path, user_id: str) -> None:
-    from talklog.store import upgrade
+    from talklog.store.migrate import upgrade
     from talklog_dev.synth import generate
 
     ids = json.loads(targets_file.read_text())

@@ -17,14 +17,9 @@ from collections.abc import Sequence
 
 from talklog import backfill, coverage, deadletters, links_admin
 from talklog.imports import ImportFileError, ImportStoreError, import_export
-from talklog.store import (
-    StoreNotMigratedError,
-    display_url,
-    make_session_factory,
-    require_current,
-    upgrade,
-)
+from talklog.store import display_url, make_session_factory
 from talklog.store.describe import describe_store
+from talklog.store.migrate import StoreNotMigratedError, require_current, upgrade
 from talklog.store.models import CoverageSource
 from talklog.trace import trace_message, trace_record
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import itertools
 from collections import defaultdict
 from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass, field
-from operator import itemgetter
+from operator import add, itemgetter
 from typing import Any
 
 import sqlalchemy as sa
@@ -126,8 +127,14 @@ def window_lines(
 
     Rows are streamed from the database in chunks; one room's messages are held at a time.
     """
-    for room_id, rows in window_rows(db, window, chunk_rows, rooms):
-        yield room_id, talk_lines(rows)
+    for room_id, columns in window_rows(db, window, chunk_rows, rooms):
+        yield room_id, talk_lines(columns)
+
+
+Columns = list[tuple[Any, ...]]
+"""A room's messages as columns of what the driver returned, in `TalkLine`'s field order
+(`talk_lines` makes them lines): a few sequences instead of a tuple per message, cheap to
+send to another process and to turn into lines."""
 
 
 def window_rows(
@@ -135,9 +142,8 @@ def window_rows(
     window: TalkWindow,
     chunk_rows: int = EXTRACT_CHUNK_ROWS,
     rooms: Collection[str] | None = None,
-) -> Iterator[tuple[str, list[tuple[Any, ...]]]]:
-    """`window_lines` as plain tuples of what the driver returned (`talk_lines` makes them
-    lines): cheap to send to another process."""
+) -> Iterator[tuple[str, Columns]]:
+    """`window_lines` as `Columns` of plain values."""
     connection = db.connection() if isinstance(db, Session) else db
     speaker = sa.func.coalesce(LineWorksUser.display_name, LineUser.display_name, "?")
     query = (
@@ -166,7 +172,7 @@ def window_rows(
 
 def _rooms_rows(
     connection: sa.Connection, query: sa.Select, rooms: list[str]
-) -> Iterator[tuple[str, list[tuple[Any, ...]]]]:
+) -> Iterator[tuple[str, Columns]]:
     """The rows of `rooms`, room by room.
 
     A value SQLite cannot decode (not UTF-8) fails the fast, strict read; the rooms not
@@ -186,10 +192,10 @@ def _rooms_rows(
         yield from _grouped(connection.execute(query, {"rooms": rooms[done:]}))
 
 
-def _grouped(result: sa.CursorResult) -> Iterator[tuple[str, list[tuple[Any, ...]]]]:
+def _grouped(result: sa.CursorResult) -> Iterator[tuple[str, Columns]]:
     rows = itertools.chain.from_iterable(result.partitions())  # Core rows, chunk by chunk
     for room_id, group in itertools.groupby(rows, key=itemgetter(0)):
-        yield room_id, [tuple(row)[1:] for row in group]
+        yield room_id, list(zip(*group, strict=True))[1:]  # transposed in C, room id left out
 
 
 def active_room_ids(
@@ -207,13 +213,45 @@ def active_room_ids(
     return active if rooms is None else [room for room in active if room in rooms]
 
 
-def talk_lines(rows: Sequence[tuple[Any, ...]]) -> list[TalkLine]:
-    """Rows of `window_rows` as lines (the timestamp parsed in one C call per row); a time
-    the store holds that is not one becomes `sent_at=None` (`transcripts.unreadable`)."""
-    try:
-        return [TalkLine(row[0], utc_from_db(row[1]), *row[2:]) for row in rows]
-    except (AttributeError, TypeError, ValueError):
-        return [TalkLine(row[0], _time_or_none(row[1]), *row[2:]) for row in rows]
+def talk_lines(columns: Columns) -> list[TalkLine]:
+    """`Columns` of `window_rows` as lines.
+
+    Times as SQLite holds them (UTC text as SQLAlchemy writes it) are parsed and the lines
+    built in C, without a Python step per message (a window has a million); other values
+    (a driver's datetimes, other ISO text) go through `utc_from_db` line by line, and a time
+    that is not one becomes `sent_at=None` (`transcripts.unreadable`).
+    """
+    ids, times, *rest = columns
+    if _as_written(times):
+        try:
+            parsed = list(map(dt.datetime.fromisoformat, map(add, times, _utc_suffixes(times))))
+        except ValueError:
+            pass
+        else:
+            return list(map(_new_line, zip(ids, parsed, *rest, strict=True)))
+    return [
+        TalkLine(line[0], _time_or_none(line[1]), *line[2:]) for line in zip(*columns, strict=True)
+    ]
+
+
+_new_line = functools.partial(tuple.__new__, TalkLine)  # a line from its fields, in C
+
+
+def _utc_suffixes(times: Sequence[Any]) -> Iterator[str]:
+    return itertools.repeat("+00:00", len(times))
+
+
+def _as_written(times: Sequence[Any]) -> bool:
+    """Every time is naive UTC text as SQLAlchemy writes it (`YYYY-MM-DD HH:MM:SS[.ffffff]`,
+    see `store.models.utc_from_db`); checked in C."""
+    return (
+        set(map(type, times)) == {str}
+        and set(map(len, times)) <= {19, 26}
+        and set(map(_SEPARATOR, times)) == {" "}
+    )
+
+
+_SEPARATOR = itemgetter(10)
 
 
 def _time_or_none(value: Any) -> dt.datetime | None:

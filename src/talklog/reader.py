@@ -4,7 +4,7 @@ and builds the transcripts.
 
 The parent starts `python -m talklog.reader` (`talklog.child_stream`), sends it the store URL
 its caller gave (in Airflow, the store hook's), the window and the time zone, and reads
-batches of `(room id, rows, rendered lines)` (`extract.window_rows`, marshalled when plain),
+batches of `(room id, columns, rendered lines)` (`extract.window_rows`, marshalled when plain),
 which it turns into the lines `extract.window_lines` would have given, in the same order,
 with each room's lines as `transcripts.render_lines` renders them (None for a room with a
 line that cannot be rendered: the parent screens it, and quarantines that line).
@@ -19,20 +19,19 @@ import contextlib
 import functools
 import marshal
 from collections.abc import Generator, Iterator
-from typing import Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
 from talklog.child_stream import Sender, child_stream, serve
-from talklog.extract import talk_lines
+from talklog.extract import Columns, talk_lines
 from talklog.transcripts import TalkLine, render_lines
 from talklog.windows import TalkWindow
 
 BATCH_LINES = 5_000  # lines per batch (about 0.7 MB)
 RENDER_WHEN_WAITING = 2  # batches waiting for the parent from which this process renders
-RoomRows = list[tuple[str, list[tuple[Any, ...]], dict[int, str] | None]]
-"""(room id, its rows as `extract.window_rows` reads them, its lines rendered or None)."""
+RoomRows = list[tuple[str, Columns, dict[int, str] | None]]
+"""(room id, its columns as `extract.window_rows` reads them, its lines rendered or None)."""
 
 
 class ReaderProcessError(RuntimeError):
@@ -69,9 +68,9 @@ def window_lines_in_child(
     request = (store, window, chunk_rows, zone, waiting)
     with child_stream("talklog.reader", request, _reader_error) as batches:
         yield (
-            (room_id, talk_lines(rows), rendered)
+            (room_id, talk_lines(columns), rendered)
             for batch in batches
-            for room_id, rows, rendered in _rooms(batch)
+            for room_id, columns, rendered in _rooms(batch)
         )
 
 
@@ -82,7 +81,7 @@ def _rooms(batch: bytes | RoomRows) -> RoomRows:
 
 def _packed(batch: RoomRows) -> bytes | RoomRows:
     """`marshal` bytes of a batch whose values are all plain (SQLite's str, int, float, bytes,
-    None): it writes and reads rows several times faster than pickle (1M messages: about
+    None): it writes and reads them several times faster than pickle (1M messages: about
     1.5 s less in the child, 0.5 s less here). A batch holding a driver's own types
     (PostgreSQL's datetimes) goes as it is (child_stream pickles it)."""
     try:
@@ -91,9 +90,9 @@ def _packed(batch: RoomRows) -> bytes | RoomRows:
         return batch
 
 
-def _rendered(rows: list[tuple[Any, ...]], zone: str) -> dict[int, str] | None:
+def _rendered(columns: Columns, zone: str) -> dict[int, str] | None:
     """A room's lines rendered here (another core than the caller's), when all can be."""
-    rendered, refused = render_lines(talk_lines(rows), _zone(zone))
+    rendered, refused = render_lines(talk_lines(columns), _zone(zone))
     return None if refused else rendered
 
 
@@ -116,11 +115,11 @@ def _serve(request: tuple[str, TalkWindow, int | None, str | None, int], sender:
     engine = make_engine(url)
     try:
         with engine.connect() as connection, connection.begin():
-            batch: list[tuple[str, list[tuple[Any, ...]]]] = []
+            batch: list[tuple[str, Columns]] = []
             size = 0
             for room in window_rows(connection, window, chunk_rows or EXTRACT_CHUNK_ROWS):
                 batch.append(room)
-                size += len(room[1])
+                size += len(room[1][0])
                 if size >= BATCH_LINES:
                     sender.send(_packed(_with_lines_rendered(batch, zone, ahead)))
                     batch, size = [], 0
@@ -142,15 +141,15 @@ class _Ahead:
 
 
 def _with_lines_rendered(
-    batch: list[tuple[str, list[tuple[Any, ...]]]], zone: str | None, ahead: _Ahead
+    batch: list[tuple[str, Columns]], zone: str | None, ahead: _Ahead
 ) -> RoomRows:
     """The batch's rooms with their lines rendered here while this process is ahead of the
     parent (batches wait for it: this process would soon wait too), else left to the parent:
     the rendering goes to whichever core has time. The lines are the same whoever renders
     them."""
     if zone is None or not ahead:
-        return [(room_id, rows, None) for room_id, rows in batch]
-    return [(room_id, rows, _rendered(rows, zone)) for room_id, rows in batch]
+        return [(room_id, columns, None) for room_id, columns in batch]
+    return [(room_id, columns, _rendered(columns, zone)) for room_id, columns in batch]
 
 
 def _describe(exc: Exception) -> str:

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from talklog.store import upgrade
+from talklog.store.migrate import upgrade
 from tests.fixtures.databases import POSTGRES_ADMIN_URL, postgres_answers
 
 EXAMPLES_DAY = dt.date(2026, 1, 9)

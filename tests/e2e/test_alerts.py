@@ -19,7 +19,7 @@ import pendulum
 import pytest
 from airflow.dag_processing.dagbag import DagBag
 
-from talklog.store import upgrade
+from talklog.store.migrate import upgrade
 from talklog_dev.synth.examples import write_examples
 
 DAGS_FOLDER = Path(__file__).resolve().parents[2] / "dags"

@@ -11,7 +11,8 @@ import pytest
 import sqlalchemy as sa
 from airflow.dag_processing.dagbag import DagBag
 
-from talklog.store import make_session_factory, upgrade
+from talklog.store import make_session_factory
+from talklog.store.migrate import upgrade
 from talklog.store.models import Message
 
 DAGS_FOLDER = Path(__file__).resolve().parents[2] / "dags"

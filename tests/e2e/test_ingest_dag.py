@@ -16,7 +16,8 @@ import pytest
 import sqlalchemy as sa
 
 from talklog import coverage, quarantine
-from talklog.store import make_session_factory, upgrade
+from talklog.store import make_session_factory
+from talklog.store.migrate import upgrade
 from talklog.store.models import (
     CoverageSource,
     Delivery,

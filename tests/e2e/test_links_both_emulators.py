@@ -39,7 +39,8 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
 from talklog import deadletters, quarantine
-from talklog.store import make_session_factory, upgrade
+from talklog.store import make_session_factory
+from talklog.store.migrate import upgrade
 from talklog.store.models import (
     LineContact,
     LineWorksUser,

@@ -28,7 +28,8 @@ from talklog.loading import BulkLoader
 from talklog.pipeline import RunSummary, write_talk_logs
 from talklog.salesforce.bulk import BulkClient
 from talklog.salesforce.calls import ApiCallCounter
-from talklog.store import make_session_factory, upgrade
+from talklog.store import make_session_factory
+from talklog.store.migrate import upgrade
 from talklog.store.models import (
     LineUser,
     LineWorksUser,

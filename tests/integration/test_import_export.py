@@ -13,7 +13,8 @@ import sqlalchemy as sa
 from talklog.cli import main
 from talklog.extract import room_contexts, window_lines
 from talklog.imports import ExportRow, ImportFileError, import_export, read_export
-from talklog.store import make_session_factory, upgrade
+from talklog.store import make_session_factory
+from talklog.store.migrate import upgrade
 from talklog.store.models import (
     LineUser,
     LineWorksUser,

@@ -9,7 +9,8 @@ import pytest
 
 from talklog import coverage
 from talklog.cli import main as cli
-from talklog.store import make_session_factory, upgrade
+from talklog.store import make_session_factory
+from talklog.store.migrate import upgrade
 
 FIXTURE = Path(__file__).resolve().parents[1] / "data" / "lineworks_export.csv"
 

@@ -8,7 +8,8 @@ import sqlalchemy as sa
 
 from talklog.links import WATERMARK, sync_links
 from talklog.loading import BulkLoader
-from talklog.store import make_session_factory, upgrade
+from talklog.store import make_session_factory
+from talklog.store.migrate import upgrade
 from talklog.store.models import Link, LinkPeriod, Watermark
 from talklog_dev.synth.examples import one_to_one_linked
 from tests.integration.talklog_world import direct_clients

@@ -17,7 +17,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from talklog.cli import main
 from talklog.loading import BulkLoader
 from talklog.salesforce_links import SalesforceLinkSummary, sync_salesforce_links
-from talklog.store import make_session_factory, upgrade
+from talklog.store import make_session_factory
+from talklog.store.migrate import upgrade
 from talklog.store.models import LineContact, LineUser, LineWorksUser, Link, LinkPeriod
 from tests.integration.talklog_world import direct_clients
 

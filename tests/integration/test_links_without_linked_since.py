@@ -17,7 +17,8 @@ from simple_salesforce.exceptions import SalesforceError
 from talklog.links_admin import import_links
 from talklog.loading import BulkLoader
 from talklog.salesforce_links import NO_LINKED_SINCE, SalesforceLinkSummary, sync_salesforce_links
-from talklog.store import make_session_factory, upgrade
+from talklog.store import make_session_factory
+from talklog.store.migrate import upgrade
 from talklog.store.models import LineContact, LineUser, LineWorksUser, Link
 from talklog_dev.emulator.process import EmulatorHandle, run_emulator
 from tests.integration.talklog_world import Clients, direct_clients

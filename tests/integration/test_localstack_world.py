@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from talklog.store import make_session_factory, upgrade
+from talklog.store import make_session_factory
+from talklog.store.migrate import upgrade
 from talklog.store.models import LineWorksUser, Link, Message
 from talklog_dev.demo_store import DEMO_CONFIG
 from talklog_dev.emulator.process import EmulatorHandle

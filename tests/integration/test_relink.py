@@ -12,7 +12,8 @@ from talklog.loading import BulkLoader
 from talklog.pipeline import write_talk_logs
 from talklog.relink import relink
 from talklog.salesforce.calls import ApiCallCounter
-from talklog.store import make_session_factory, upgrade
+from talklog.store import make_session_factory
+from talklog.store.migrate import upgrade
 from talklog.store.models import Link, TargetType
 from talklog.talklogs import TalkLogSettings
 from talklog.windows import TalkWindow

@@ -24,7 +24,8 @@ from talklog.salesforce_links import (
     link_source,
     sync_salesforce_links,
 )
-from talklog.store import make_session_factory, upgrade
+from talklog.store import make_session_factory
+from talklog.store.migrate import upgrade
 from talklog.store.models import LineContact, Link, LinkPeriod, Message
 from talklog.talklogs import TalkLogSettings
 from talklog.windows import TalkWindow

@@ -13,7 +13,8 @@ from talklog.pipeline import write_talk_logs
 from talklog.replay import replay_dead_letters
 from talklog.salesforce.bulk import BulkClient
 from talklog.salesforce.calls import ApiCallCounter
-from talklog.store import make_session_factory, upgrade
+from talklog.store import make_session_factory
+from talklog.store.migrate import upgrade
 from talklog.store.models import TalkLogClaim
 from talklog.talklogs import TalkLogSettings
 from talklog.trace import trace_record

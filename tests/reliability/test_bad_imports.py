@@ -22,7 +22,8 @@ from airflow.dag_processing.dagbag import DagBag
 from talklog import quarantine
 from talklog.cli import main as cli
 from talklog.imports import ImportFileError, ImportStoreError, import_export
-from talklog.store import make_session_factory, upgrade
+from talklog.store import make_session_factory
+from talklog.store.migrate import upgrade
 from talklog.store.models import Message, Room, RoomMember
 from tests.reliability.bad_imports import (
     CASES,

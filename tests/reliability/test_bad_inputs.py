@@ -23,7 +23,7 @@ from talklog.extract import LinkInForce, RoomContext, window_lines
 from talklog.ledger import entries
 from talklog.links import LinkSyncSummary
 from talklog.pipeline import RunSummary
-from talklog.store import upgrade
+from talklog.store.migrate import upgrade
 from talklog.store.models import (
     DeadLetter,
     Delivery,

@@ -17,7 +17,7 @@ import jwt
 import pytest
 from fastapi.routing import APIRoute
 
-from talklog.store import upgrade
+from talklog.store.migrate import upgrade
 
 pytestmark = pytest.mark.reliability
 

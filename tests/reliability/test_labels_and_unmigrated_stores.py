@@ -17,7 +17,7 @@ import sqlalchemy as sa
 
 from talklog import cli
 from talklog.extract import LinkInForce, RoomContext
-from talklog.store import StoreNotMigratedError, upgrade
+from talklog.store.migrate import StoreNotMigratedError, upgrade
 from talklog.talklogs import TalkLogDraft, TalkLogSettings, render_draft
 from talklog.targets import CustomerRecord, Placement
 from talklog.transcripts import TalkLine

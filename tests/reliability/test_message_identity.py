@@ -21,7 +21,8 @@ import pytest
 import sqlalchemy as sa
 
 from talklog.imports import import_export
-from talklog.store import downgrade, make_session_factory, upgrade
+from talklog.store import make_session_factory
+from talklog.store.migrate import downgrade, upgrade
 from talklog.store.models import Delivery, LineUser, Message, TalkLogClaim, utc_from_db
 
 pytestmark = pytest.mark.reliability

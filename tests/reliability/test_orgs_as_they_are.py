@@ -25,7 +25,8 @@ import sqlalchemy as sa
 from talklog import deadletters
 from talklog.loading import BulkLoader
 from talklog.salesforce.calls import ApiCallCounter
-from talklog.store import make_session_factory, upgrade
+from talklog.store import make_session_factory
+from talklog.store.migrate import upgrade
 from talklog.store.models import Link, TargetType
 from talklog_dev.synth import generate
 from tests.integration.talklog_world import (

@@ -20,7 +20,8 @@ import sqlalchemy as sa
 from airflow.dag_processing.dagbag import DagBag
 
 from talklog.salesforce.soql import quote
-from talklog.store import make_session_factory, upgrade
+from talklog.store import make_session_factory
+from talklog.store.migrate import upgrade
 from talklog.store.models import Message
 from talklog_dev.emulator.process import EmulatorHandle, run_emulator
 from talklog_dev.synth.examples import write_examples

@@ -28,7 +28,8 @@ from talklog.ledger import entries
 from talklog.links import sync_links
 from talklog.loading import BulkLoader
 from talklog.pipeline import RunSummary, write_talk_logs
-from talklog.store import make_session_factory, upgrade
+from talklog.store import make_session_factory
+from talklog.store.migrate import upgrade
 from talklog.store.models import (
     Message,
     TalkLogClaim,

@@ -35,7 +35,8 @@ from talklog.salesforce.failures import (
     job_error,
     row_error,
 )
-from talklog.store import make_session_factory, upgrade
+from talklog.store import make_session_factory
+from talklog.store.migrate import upgrade
 
 NOW, NEXT, PERSON, STOP = (
     Failure.RETRY_NOW,

@@ -266,10 +266,43 @@ def test_reader_batches_go_marshalled_when_plain_and_as_they_are_otherwise():
     from talklog.reader import _packed, _rooms
 
     plain = [
-        ("room-1", [(1, "2026-01-09 00:00:00.000000", "line", "山田", "text", "a\udc80", None, 3)])
-    ]
+        ("room-1", [(1,), ("2026-01-09 00:00:00.000000",), ("line",), ("山田",), ("text",),
+                    ("a\udc80",), (None,), (3,)], None)
+    ]  # fmt: skip
     assert isinstance(_packed(plain), bytes)
     assert _rooms(_packed(plain)) == plain
-    driver_types = [("room-1", [(1, dt.datetime(2026, 1, 9, tzinfo=dt.UTC), "line")])]
+    driver_types = [("room-1", [(1,), (dt.datetime(2026, 1, 9, tzinfo=dt.UTC),)], None)]
     assert _packed(driver_types) is driver_types
     assert _rooms(driver_types) is driver_types
+
+
+@pytest.mark.parametrize(
+    "times",
+    [
+        ["2026-01-09 00:00:00.000000", "2026-01-09 23:59:59", "2026-01-10 00:00:00.123456"],
+        ["2026-01-09 00:00:00", "2026-01-09T09:00:00+09:00", "2026-01-09 01:00:00"],  # other ISO
+        ["2026-01-09 00:00:00", dt.datetime(2026, 1, 9, 1, tzinfo=dt.UTC)],  # a driver's value
+        ["2026-01-09 00:00:00", "2026-13-09 00:00:00", "not a time"],  # unreadable: None
+        ["2026-01-09 00:00:00", None],
+    ],
+)
+def test_lines_built_in_c_equal_the_lines_built_row_by_row(times):
+    from talklog.extract import talk_lines
+    from talklog.store.models import utc_from_db
+
+    def row_by_row(value):
+        try:
+            return utc_from_db(value)
+        except (TypeError, ValueError):
+            return None
+
+    ids = list(range(len(times)))
+    columns = [ids, times, ["lw"] * len(times), ["名前"] * len(times), ["text"] * len(times),
+               ["本文"] * len(times), [None] * len(times), [None] * len(times)]  # fmt: skip
+    lines = talk_lines(columns)
+    assert lines == [
+        TalkLine(i, row_by_row(t), "lw", "名前", "text", "本文", None, None)
+        for i, t in zip(ids, times, strict=True)
+    ]
+    assert all(type(line) is TalkLine for line in lines)
+    assert all(line.sent_at is None or line.sent_at.tzinfo is dt.UTC for line in lines)

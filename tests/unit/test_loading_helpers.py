@@ -32,7 +32,8 @@ from talklog.salesforce.bulk import (
     succeeded_keys,
 )
 from talklog.salesforce.failures import ROW_RETRY, Backoff
-from talklog.store import make_session_factory, upgrade
+from talklog.store import make_session_factory
+from talklog.store.migrate import upgrade
 
 URL = "https://127.0.0.1/services/data/v66.0/query"
 

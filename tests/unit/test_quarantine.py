@@ -6,7 +6,8 @@ import datetime as dt
 
 from talklog import quarantine
 from talklog.quarantine import Quarantined, Source
-from talklog.store import make_session_factory, upgrade
+from talklog.store import make_session_factory
+from talklog.store.migrate import upgrade
 
 T0 = dt.datetime(2026, 1, 9, tzinfo=dt.UTC)
 

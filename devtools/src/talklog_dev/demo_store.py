@@ -12,8 +12,8 @@ import argparse
 import datetime as dt
 from pathlib import Path
 
-from talklog.store import upgrade
 from talklog.store.describe import describe_store
+from talklog.store.migrate import upgrade
 from talklog_dev.synth.examples import Example, write_examples
 from talklog_dev.synth.generator import GenerationReport, GeneratorConfig, generate
 

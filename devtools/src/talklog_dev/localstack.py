@@ -423,7 +423,7 @@ def default_connections(home: Path, use_emulator: bool, empty: bool) -> Generato
     env: dict[str, str] = {}
     store_url = None
     if "AIRFLOW_CONN_TALKLOG_STORE" not in os.environ:
-        from talklog.store import upgrade
+        from talklog.store.migrate import upgrade
 
         store_url = f"sqlite:///{home / ('store-empty.db' if empty else 'store.db')}"
         upgrade(store_url)

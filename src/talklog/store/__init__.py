@@ -1,14 +1,7 @@
-"""The message store: models, engine/session factory and migrations."""
+"""The message store: models, engine and session factory (`talklog.store.migrate`: its
+migrations, kept apart because they load Alembic, about half a second a process that only
+reads or writes the store does not spend)."""
 
 from talklog.store.engine import display_url, make_engine, make_session_factory
-from talklog.store.migrate import StoreNotMigratedError, downgrade, require_current, upgrade
 
-__all__ = [
-    "StoreNotMigratedError",
-    "display_url",
-    "downgrade",
-    "make_engine",
-    "make_session_factory",
-    "require_current",
-    "upgrade",
-]
+__all__ = ["display_url", "make_engine", "make_session_factory"]

@@ -55,14 +55,15 @@ class MessageStoreHook(BaseHook):
     def get_conn(self) -> sessionmaker[Session]:
         """A session factory bound to the store; `StoreNotMigratedError` (saying to run
         `talklog store upgrade`) when its tables are missing or older than the package."""
-        from talklog.store import make_session_factory, require_current
+        from talklog.store import make_session_factory
+        from talklog.store.migrate import require_current
 
         sessions = make_session_factory(self.url)
         require_current(sessions.kw["bind"])
         return sessions
 
     def test_connection(self) -> tuple[bool, str]:
-        from talklog.store import StoreNotMigratedError
+        from talklog.store.migrate import StoreNotMigratedError
 
         try:
             with self.get_conn()() as session:

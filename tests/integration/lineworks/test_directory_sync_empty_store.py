@@ -8,7 +8,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from talklog.directory_sync import sync_directory
-from talklog.store import make_session_factory, upgrade
+from talklog.store import make_session_factory
+from talklog.store.migrate import upgrade
 from talklog.store.models import LineContact, LineUser, LineWorksUser
 from talklog_airflow.hooks.lineworks import LineWorksHook
 

@@ -6,7 +6,8 @@ import datetime as dt
 
 from talklog import deadletters
 from talklog.deadletters import MAX_AUTOMATIC_ATTEMPTS, Rejection
-from talklog.store import make_session_factory, upgrade
+from talklog.store import make_session_factory
+from talklog.store.migrate import upgrade
 
 NOW = dt.datetime(2026, 1, 10, 1, 0, tzinfo=dt.UTC)
 NOT_SYNCED = Rejection(

@@ -8,7 +8,8 @@ import datetime as dt
 import sqlalchemy as sa
 
 from talklog import ledger
-from talklog.store import downgrade, make_engine, make_session_factory, upgrade
+from talklog.store import make_engine, make_session_factory
+from talklog.store.migrate import downgrade, upgrade
 from talklog.windows import TalkWindow
 
 WINDOW = TalkWindow(dt.datetime(2026, 1, 9, tzinfo=dt.UTC), dt.datetime(2026, 1, 10, tzinfo=dt.UTC))

@@ -6,7 +6,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from talklog import ledger
-from talklog.store import downgrade, make_engine, make_session_factory, upgrade
+from talklog.store import make_engine, make_session_factory
+from talklog.store.migrate import downgrade, upgrade
 
 from .test_migration_0006 import WINDOW, _claim_two_talklogs, _pairs, _without_rowid
 

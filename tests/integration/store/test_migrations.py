@@ -9,7 +9,8 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from talklog.store import downgrade, make_engine, upgrade
+from talklog.store import make_engine
+from talklog.store.migrate import downgrade, upgrade
 from talklog.store.models import Base, LineUser, Message, Room, Watermark
 
 EXPECTED_TABLES = {

@@ -5,8 +5,8 @@ from __future__ import annotations
 import datetime as dt
 
 from talklog import cli
-from talklog.store import upgrade
 from talklog.store.describe import describe_store
+from talklog.store.migrate import upgrade
 from talklog_dev import cli as dev_cli
 from talklog_dev import demo_store as demo
 from talklog_dev.synth import GeneratorConfig, generate

@@ -7,7 +7,8 @@ import datetime as dt
 import pytest
 import sqlalchemy as sa
 
-from talklog.store import make_engine, upgrade
+from talklog.store import make_engine
+from talklog.store.migrate import upgrade
 from talklog.store.models import (
     LineUser,
     LineWorksUser,

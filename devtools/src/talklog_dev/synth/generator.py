@@ -24,7 +24,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 
 from talklog.store import make_engine
-from talklog.store import upgrade as upgrade_store
+from talklog.store.migrate import upgrade as upgrade_store
 from talklog.store.models import (
     LineUser,
     LineWorksUser,
