@@ -228,7 +228,7 @@ def instrument(clock: StageClock, sample: Sample, csv_dir: Path) -> None:
     pipeline.resolve_customers = clock.timed("extract: place customers (SOQL)",
                                              pipeline.resolve_customers)  # fmt: skip
     pipeline.open_window_lines = _timed_rooms(clock, pipeline.open_window_lines)
-    ledger.claim = clock.timed("ledger: claims", ledger.claim, rows=_pairs)
+    ledger.claim_rooms = clock.timed("ledger: claims", ledger.claim_rooms, rows=_pairs)
     pipeline.room_claims = clock.timed("transform: recipients", pipeline.room_claims)
     pipeline.room_drafts = clock.timed("transform: drafts", pipeline.room_drafts)
     screen = clock.timed("transform: lines rendered, screened", UnreadableRows.screen)
@@ -266,8 +266,8 @@ def instrument(clock: StageClock, sample: Sample, csv_dir: Path) -> None:
     bulk.BulkClient._collect_part = collect_part
 
 
-def _pairs(claims: Any) -> int:
-    return sum(len(item.message_ids) for item in claims)
+def _pairs(rooms: Any) -> int:
+    return sum(len(item.message_ids) for claims in rooms for item in claims)
 
 
 def _timed_rooms(clock: StageClock, open_rooms: Callable) -> Callable:
@@ -338,6 +338,7 @@ def measure(size: int, pace: str, scale: float, store: Path, ready_file: Path, o
     sample = Sample()
     instrument(clock, sample, csv_dir)
     rss_before = _rss_bytes()
+    cpu_before = _cpu_seconds()
     profiler = _profiler()
     began = time.perf_counter()
     summary = write_talk_logs(
@@ -351,6 +352,7 @@ def measure(size: int, pace: str, scale: float, store: Path, ready_file: Path, o
         api_calls=lambda: counter.total + sf_counter.total,
     )
     wall = time.perf_counter() - began
+    cpu = {who: after - cpu_before[who] for who, after in _cpu_seconds().items()}
     if profiler:
         profiler.disable()
         profiler.dump_stats(out.parent / f"profile-{size}-{pace}.pstats")
@@ -371,6 +373,8 @@ def measure(size: int, pace: str, scale: float, store: Path, ready_file: Path, o
         "peak_rss": _max_rss_bytes(),
         "task_peak_rss": _peak_rss_of("self"),
         "reader_peak_rss": _peak_rss_of("children"),
+        "task_cpu_s": cpu["self"],  # the link sync left out, as in wall_s
+        "reader_cpu_s": cpu["children"],
         "summary": summary.as_dict(),
         "api_calls": summary.api_calls,
         "bulk_calls": counter.total,
@@ -451,6 +455,19 @@ def _peak_rss_of(who: str) -> int:
 
     target = resource.RUSAGE_SELF if who == "self" else resource.RUSAGE_CHILDREN
     return resource.getrusage(target).ru_maxrss * 1024
+
+
+def _cpu_seconds() -> dict[str, float]:
+    """CPU seconds (user + system) of this process and of its ended children."""
+    import resource
+
+    return {
+        who: usage.ru_utime + usage.ru_stime
+        for who, usage in (
+            ("self", resource.getrusage(resource.RUSAGE_SELF)),
+            ("children", resource.getrusage(resource.RUSAGE_CHILDREN)),
+        )
+    }
 
 
 def limit_baseline(store: Path, window: Any, csv_dir: Path, tls_dir: Path) -> dict[str, Any]:

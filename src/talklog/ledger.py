@@ -9,8 +9,8 @@ Per pair the ledger keeps three narrow columns (`deliveries`); what belongs to t
 (key, record, window, run, delivery state) is stored once per TalkLog (`talklog_claims`), so
 claiming a million pairs writes a million small rows and marking a window delivered updates
 one row per TalkLog. A run hands its pairs over as `Claim`s, one per receiver and run of a
-room's messages, and the store makes the pairs itself (one statement per room, the message
-ids as one JSON parameter): no per-pair work in Python.
+room's messages, and the store makes the pairs itself (one statement for a batch of rooms,
+the message ids as one JSON parameter): no per-pair work in Python.
 
 Each TalkLog also records how many `TalkLog__c` parts and Tasks Salesforce may hold for it
 (`PartCounts`): 0 for a new claim, None for one written before store revision 0003 (not
@@ -79,23 +79,40 @@ class LedgerEntry(NamedTuple):
 def claim(
     session: Session, claims: Sequence[Claim], window: TalkWindow, run_id: str | None
 ) -> list[Claim]:
-    """Insert the pairs not claimed yet; return the pairs of the same messages as claimed
-    now, grouped by customer and owning TalkLog.
+    """`claim_rooms` for one room's claims."""
+    return claim_rooms(session, [claims], window, run_id)[0]
+
+
+def claim_rooms(
+    session: Session, rooms: Sequence[Sequence[Claim]], window: TalkWindow, run_id: str | None
+) -> list[list[Claim]]:
+    """Insert the pairs not claimed yet of several rooms' claims (one sequence per room);
+    return, per room, the pairs of the same messages as claimed now, grouped by customer and
+    owning TalkLog.
 
     The TalkLogs are registered first (one row each, see `_talklog_ids`); the pairs then go
-    in as one statement (see `_INSERTERS`). When every pair was inserted, the pairs are this
-    window's and `claims` is returned as is; otherwise (a re-run, another window, a
-    concurrent run) the owners are read from the ledger.
+    in as one statement for all the rooms (see `_INSERTERS`): a window's thousands of rooms
+    cost a few dozen statements, not three per room. When every pair was inserted, the pairs
+    are this window's and the claims are returned as they are; otherwise (a re-run, another
+    window, a concurrent run) each room's owners are read from the ledger.
     """
-    claims = [item for item in claims if item.message_ids]
-    if not claims:
-        return []
+    rooms = [[item for item in claims if item.message_ids] for claims in rooms]
+    every = [item for claims in rooms for item in claims]
+    if not every:
+        return rooms
     connection = session.connection()
     insert = _INSERTERS[store_dialect(connection, "the delivery ledger")]
-    ids = _talklog_ids(connection, claims, window, run_id)
-    spans = [(item.customer_key, ids[item.talklog_key], list(item.message_ids)) for item in claims]
-    if insert(connection, spans) == sum(len(item.message_ids) for item in claims):
-        return claims
+    ids = _talklog_ids(connection, every, window, run_id)
+    spans = [(item.customer_key, ids[item.talklog_key], list(item.message_ids)) for item in every]
+    if insert(connection, spans) == sum(len(item.message_ids) for item in every):
+        return rooms
+    return [_owned_now(session, claims, window) for claims in rooms]
+
+
+def _owned_now(session: Session, claims: Sequence[Claim], window: TalkWindow) -> list[Claim]:
+    """The owners of one room's claimed messages, as `claim_rooms` returns them."""
+    if not claims:
+        return []
     room_id = claims[0].talklog_key.split("|", 1)[0]
     message_ids = {message_id for item in claims for message_id in item.message_ids}
     return _grouped_pairs(owners(session, room_id, window, message_ids))
@@ -116,7 +133,7 @@ def _talklog_ids(
     """Register the TalkLogs of `claims` (the first run's row stays) and return key -> id.
 
     TalkLog keys start with their room (`room|window|record`, see `talklogs.talklog_key`).
-    Two statements whatever the backend, both compiled once (a window has thousands of rooms).
+    An insert and a select per few hundred TalkLogs, whatever the backend, compiled once.
     """
     records = {item.talklog_key: item.target_record_id for item in claims}
     constants = {"window_start": window.start, "window_end": window.end, "run_id": run_id}
@@ -125,7 +142,10 @@ def _talklog_ids(
         for key, record_id in records.items()
     ]
     connection.execute(_REGISTER, rows)
-    return dict(connection.execute(_IDS, {"keys": list(records)}).tuples().all())
+    ids: dict[str, int] = {}
+    for keys in chunked(list(records), IN_LIST_SIZE):
+        ids.update(connection.execute(_IDS, {"keys": keys}).tuples().all())
+    return ids
 
 
 _REGISTER = sa.text(
@@ -271,13 +291,12 @@ def completed_talklogs(accepted_parts: Iterable[str], rejected_parts: Iterable[s
 
 Span = tuple[str, int, list[int]]  # (customer key, TalkLog ledger id, message ids)
 
-# The store makes the pairs from the message ids, given as JSON, one statement per room. On
-# SQLite the spans' customers and TalkLogs are a small array of their own: a pair's columns
-# read from it are not parsed out of the message ids' text again per pair.
+# The store makes the pairs from the message ids, given as JSON: on SQLite one execution per
+# span (an `executemany`, its loop in C; each span's ids parsed once), on PostgreSQL one
+# statement for the batch.
 _SQLITE_INSERT = (
     "INSERT INTO deliveries (message_id, customer_key, talklog_id)"
-    " SELECT message.value, json_extract(span.value, '$[0]'), json_extract(span.value, '$[1]')"
-    " FROM json_each(?) AS span, json_each(?, '$[' || span.key || ']') AS message"
+    " SELECT value, ?, ? FROM json_each(?)"
     " WHERE true ON CONFLICT (customer_key, message_id) DO NOTHING"
 )
 _POSTGRES_INSERT = sa.text(
@@ -290,11 +309,10 @@ _POSTGRES_INSERT = sa.text(
 
 
 def _insert_sqlite(connection: sa.Connection, spans: Sequence[Span]) -> int:
-    """SQLite (in process): one `execute`; the store's C code makes the rows (and leaves
-    Python's lock to other threads while it does)."""
-    heads = json.dumps([(customer, talklog_id) for customer, talklog_id, _ in spans])
-    ids = json.dumps([ids for *_, ids in spans])
-    return connection.exec_driver_sql(_SQLITE_INSERT, (heads, ids)).rowcount
+    """SQLite (in process): one `executemany`; the store's C code makes the rows (and leaves
+    Python's lock to other threads while it does). Its row count is the sum of the spans'."""
+    params = [(customer, talklog_id, json.dumps(ids)) for customer, talklog_id, ids in spans]
+    return connection.exec_driver_sql(_SQLITE_INSERT, params).rowcount
 
 
 def _insert_postgres(connection: sa.Connection, spans: Sequence[Span]) -> int:

@@ -13,9 +13,10 @@ from collections.abc import (
     Iterable,
     Iterator,
     Mapping,
+    Sequence,
 )
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
@@ -23,7 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from talklog import ledger, stale_parts
 from talklog.extract import RoomContext, count_window_messages, room_contexts, window_lines
-from talklog.ledger import PartCounts
+from talklog.ledger import Claim, PartCounts
 from talklog.loading import BulkLoader, LoadOutcome, patient_queries
 from talklog.owners import Owners, staff_emails, staff_owners
 from talklog.reader import can_read_in_child, window_lines_in_child
@@ -41,6 +42,7 @@ from talklog.talklogs import (
     task_rows,
 )
 from talklog.targets import (
+    CustomerRecord,
     Describe,
     QueryAll,
     person_accounts_enabled,
@@ -55,6 +57,9 @@ from talklog.windows import TalkWindow
 # messages, 4-6 s saved at 1,000,000).
 READER_PROCESS_MIN_MESSAGES = 250_000
 STALE_ORDER = ("Task", "TalkLog__c")  # stale records are deleted before the upserts
+# Rooms are claimed in batches of about this many lines: one ledger statement per batch
+# instead of three per room (a 1M window has thousands of rooms).
+CLAIM_BATCH_LINES = 20_000
 
 
 @dataclass
@@ -209,23 +214,57 @@ def _stage(
         users = _staff_users(session, contexts.values())
         staged.owners = staff_owners(query_all, users, emails=staff_emails(session, users))
         staff = staged.owners.owner_ids
-        for room_id, lines, rendered in rooms:
-            room = contexts.get(room_id)
-            if room is None:
-                # Imported after this run read the window's rooms (the reader process reads
-                # with its own snapshot): left to the window's next run, as a later import is.
-                continue
-            summary.rooms += 1
-            summary.messages += len(lines)
-            claims = room_claims(room, lines, placed, window)
-            rendered, lines, claims = unreadable.screen(room_id, lines, claims, rendered)
-            owned = ledger.claim(session, claims, window, run_id)
-            drafts, foreign = room_drafts(room, lines, owned, placed, staff, window)
-            summary.pairs_owned_by_other_windows += foreign
-            summary.transcripts += len(drafts)
-            for draft in drafts:
-                _stage_draft(draft, settings, rendered, staged)
+        for batch in _claim_batches(rooms, contexts, unreadable, placed, window, summary):
+            owned = ledger.claim_rooms(session, [item.claims for item in batch], window, run_id)
+            for item, room_owned in zip(batch, owned, strict=True):
+                drafts, foreign = room_drafts(
+                    item.room, item.lines, room_owned, placed, staff, window
+                )
+                summary.pairs_owned_by_other_windows += foreign
+                summary.transcripts += len(drafts)
+                for draft in drafts:
+                    _stage_draft(draft, settings, item.rendered, staged)
         summary.quarantined, summary.quarantine_resolved = unreadable.settle(session, run_id)
+
+
+class _RoomClaims(NamedTuple):
+    """A room's screened lines, their rendering and the pairs it would deliver."""
+
+    room: RoomContext
+    lines: Sequence[TalkLine]
+    claims: Sequence[Claim]
+    rendered: Mapping[int, str]
+
+
+def _claim_batches(
+    rooms: Iterator[RoomLines],
+    contexts: Mapping[str, RoomContext],
+    unreadable: UnreadableRows,
+    placed: Mapping[str, CustomerRecord],
+    window: TalkWindow,
+    summary: RunSummary,
+) -> Iterator[list[_RoomClaims]]:
+    """The window's rooms with their claims, in batches of about `CLAIM_BATCH_LINES` lines
+    (claimed together: `ledger.claim_rooms`)."""
+    batch: list[_RoomClaims] = []
+    size = 0
+    for room_id, lines, rendered in rooms:
+        room = contexts.get(room_id)
+        if room is None:
+            # Imported after this run read the window's rooms (the reader process reads
+            # with its own snapshot): left to the window's next run, as a later import is.
+            continue
+        summary.rooms += 1
+        summary.messages += len(lines)
+        claims = room_claims(room, lines, placed, window)
+        screened, kept, claims = unreadable.screen(room_id, lines, claims, rendered)
+        batch.append(_RoomClaims(room, kept, claims, screened))
+        size += len(kept)
+        if size >= CLAIM_BATCH_LINES:
+            yield batch
+            batch, size = [], 0
+    if batch:
+        yield batch
 
 
 def _stage_draft(

@@ -10,7 +10,7 @@ import psutil
 import pytest
 
 from talklog import ledger as store_ledger
-from talklog import reader
+from talklog import pipeline, reader
 
 from .talklog_world import World, build_world, hourly_windows, ledger, snapshot
 from .test_exactly_once import CONFIG, DAILY, _assert_each_message_once_everywhere, _run_all
@@ -39,7 +39,8 @@ def test_daily_then_hourly_read_by_the_reader_deliver_each_message_once(
 
 def test_a_failing_claim_fails_the_run_with_nothing_claimed_and_no_reader_left(world, monkeypatch):
     calls = []
-    claim = store_ledger.claim
+    claim = store_ledger.claim_rooms
+    monkeypatch.setattr(pipeline, "CLAIM_BATCH_LINES", 1)  # a claim per room: fail midway
 
     def claim_then_fail(*args, **kwargs):
         calls.append(1)
@@ -47,12 +48,12 @@ def test_a_failing_claim_fails_the_run_with_nothing_claimed_and_no_reader_left(w
             raise RuntimeError("the store went away")
         return claim(*args, **kwargs)
 
-    monkeypatch.setattr(store_ledger, "claim", claim_then_fail)
+    monkeypatch.setattr(store_ledger, "claim_rooms", claim_then_fail)
     before = {child.pid for child in psutil.Process().children()}
     with pytest.raises(RuntimeError, match="the store went away"):
         world.run(DAILY, "failing", reader_process_min_messages=0)
     assert ledger(world) == []  # the window's transaction was rolled back
     assert {child.pid for child in psutil.Process().children()} <= before  # reader stopped
-    monkeypatch.setattr(store_ledger, "claim", claim)
+    monkeypatch.setattr(store_ledger, "claim_rooms", claim)
     _run_all(world, [DAILY], "again", reader_process_min_messages=0)
     assert ledger(world)
