@@ -11,6 +11,7 @@ from bisect import bisect_left
 from collections import defaultdict
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -44,6 +45,9 @@ class TalkLogDraft:
     link: LinkInForce
     owner_id: str | None
     lines: list[TalkLine]
+
+
+_MESSAGE_ID, _SENT_AT = itemgetter(0), itemgetter(1)  # a `TalkLine`'s fields, read in C
 
 
 def talklog_key(room_id: str, window: TalkWindow, record_id: str) -> str:
@@ -80,7 +84,7 @@ def room_claims(
     than per message.
     """
     bounds, steps = room.recipient_steps()
-    times = [line.sent_at for line in lines]
+    times = list(map(_SENT_AT, lines))
     claims: list[Claim] = []
     for number, links in enumerate(steps):
         receivers = _receivers(room, links, placed, window)
@@ -121,14 +125,16 @@ def room_drafts(
     window: TalkWindow,
 ) -> tuple[list[TalkLogDraft], int]:
     """The drafts this window owns for one room (`owned`: the room's pairs and their owners,
-    as `ledger.claim` returns them), and how many pairs other windows own."""
+    as `ledger.claim_rooms` returns them), and how many pairs other windows own."""
     prefix = window_prefix(room.room_id, window)
     by_key: dict[str, dict[int, TalkLine]] = defaultdict(dict)
     customers_of: dict[str, set[str]] = defaultdict(set)
     foreign = 0
-    lines_by_id = {line.message_id: line for line in lines}
+    lines_by_id = dict(zip(map(_MESSAGE_ID, lines), lines, strict=True))
     for claim in owned:
-        found = [(i, line) for i in claim.message_ids if (line := lines_by_id.get(i)) is not None]
+        found = dict(zip(claim.message_ids, map(lines_by_id.get, claim.message_ids), strict=True))
+        if None in found.values():  # a claimed message without a line here is left out
+            found = {i: line for i, line in found.items() if line is not None}
         if not claim.talklog_key.startswith(prefix):
             foreign += len(found)
         elif found:
@@ -201,7 +207,7 @@ def talklog_rows(
     transcript when the caller has it (`render_draft`)."""
     parts = transcript_parts(draft, settings, TALKLOG_LIMIT, text)
     zone = ZoneInfo(settings.timezone)
-    first = min(line.sent_at for line in draft.lines).astimezone(zone)
+    first = min(map(_SENT_AT, draft.lines)).astimezone(zone)
     for number, text in enumerate(parts, start=1):
         suffix = f" ({number}/{len(parts)})" if len(parts) > 1 else ""
         yield {

@@ -19,6 +19,7 @@ import unicodedata
 from bisect import bisect_right
 from collections.abc import Iterable, Mapping, Sequence
 from itertools import accumulate
+from operator import itemgetter
 from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
@@ -142,12 +143,15 @@ def render_transcript(
 ) -> str:
     """The whole transcript: header lines (each on one line), then the messages in time
     order; `rendered` holds the lines as `render_lines` rendered them already."""
-    ordered = sorted(lines, key=lambda line: (line.sent_at, line.message_id))
+    ordered = sorted(lines, key=_TIME_ORDER)
     if rendered is None:
         texts = [render_line(line, zone) for line in ordered]
     else:
         texts = [rendered[line.message_id] for line in ordered]
     return "\n".join([*map(one_line, header), *texts])
+
+
+_TIME_ORDER = itemgetter(1, 0)  # (sent_at, message_id) of a `TalkLine`, in C
 
 
 class Unreadable(NamedTuple):
