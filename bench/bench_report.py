@@ -69,6 +69,14 @@ def one_line(result: dict[str, Any]) -> str:
     )
 
 
+def _cpu(result: dict[str, Any]) -> str:
+    """CPU seconds of the task and of its reader process (results from before they were
+    recorded: a dash)."""
+    if "task_cpu_s" not in result:
+        return "–"
+    return f"{result['task_cpu_s']:.1f} + {result['reader_cpu_s']:.1f} s"
+
+
 def _mib(value: float) -> str:
     return f"{value / MIB:,.0f} MiB"
 
@@ -140,8 +148,9 @@ class Report:
     def _summary_table(self) -> str:
         lines = [
             "| messages | jobs | TalkLogs + Tasks | CSV (files) | client time | emulator work |"
-            " sleeps | limit: SELECT + write + TLS | client / limit | peak: task + reader |",
-            "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+            " sleeps | limit: SELECT + write + TLS | client / limit | CPU: task + reader |"
+            " peak: task + reader |",
+            "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
         ]
         for r in self.results:
             s, limit = r["summary"], r["limit"]
@@ -152,7 +161,7 @@ class Report:
                 f" ({r['slept_s'] * r['time_scale']:,.0f} s emulated) |"
                 f" {limit['select_s']:.2f} + {limit['write_s']:.2f} + {limit['send_s']:.2f} ="
                 f" {_s(limit['seconds'])} | {r['client_s'] / limit['seconds']:.2f}x |"
-                f" {_mib(r['task_peak_rss'])} + {_mib(r['reader_peak_rss'])} |"
+                f" {_cpu(r)} | {_mib(r['task_peak_rss'])} + {_mib(r['reader_peak_rss'])} |"
             )
         return "\n".join(lines)
 
@@ -293,6 +302,10 @@ How to read it:
   final CSVs' bytes (those the pipeline uploaded) written to a temporary file, and the same
   bytes sent over loopback TLS (the emulator's certificate) to a process that reads and drops
   them, one after the other.
+- **CPU** is the user + system seconds of the process that ran the window and of its message
+  reader process, during `write_talk_logs`: on two cores the window cannot take less wall time
+  than about half their sum, and they say how much work there was when the machine's speed
+  moves between runs.
 - **peak** memory: the task is `ru_maxrss` of the process that ran the window (the link sync
   included), the reader that of its child processes (the message reader, from 250,000
   messages): added, as if both peaked at once. The emulator's memory is not counted.
