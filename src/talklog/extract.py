@@ -17,6 +17,9 @@ from sqlalchemy.orm import Session
 from talklog.batching import IN_LIST_SIZE, chunked
 from talklog.store.engine import is_undecodable_text, tolerant_text
 from talklog.store.models import (
+    UTC_SUFFIX,
+    WRITTEN_TIME_LENGTHS,
+    WRITTEN_TIME_SEPARATOR,
     LineUser,
     LineWorksUser,
     Link,
@@ -276,20 +279,20 @@ _new_line = functools.partial(tuple.__new__, TalkLine)  # a line from its fields
 
 
 def _utc_suffixes(times: Sequence[Any]) -> Iterator[str]:
-    return itertools.repeat("+00:00", len(times))
+    return itertools.repeat(UTC_SUFFIX, len(times))
 
 
 def _as_written(times: Sequence[Any]) -> bool:
-    """Every time is naive UTC text as SQLAlchemy writes it (`YYYY-MM-DD HH:MM:SS[.ffffff]`,
-    see `store.models.utc_from_db`); checked in C."""
+    """Every time is naive UTC text as SQLAlchemy writes it (`store.models.utc_from_db`'s one
+    C call), checked in C."""
     return (
         set(map(type, times)) == {str}
-        and set(map(len, times)) <= {19, 26}
-        and set(map(_SEPARATOR, times)) == {" "}
+        and set(map(len, times)) <= WRITTEN_TIME_LENGTHS
+        and set(map(_SEPARATOR, times)) == {WRITTEN_TIME_SEPARATOR[1]}
     )
 
 
-_SEPARATOR = itemgetter(10)
+_SEPARATOR = itemgetter(WRITTEN_TIME_SEPARATOR[0])
 
 
 def _time_or_none(value: Any) -> dt.datetime | None:

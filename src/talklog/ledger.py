@@ -9,8 +9,8 @@ Per pair the ledger keeps three narrow columns (`deliveries`); what belongs to t
 (key, record, window, run, delivery state) is stored once per TalkLog (`talklog_claims`), so
 claiming a million pairs writes a million small rows and marking a window delivered updates
 one row per TalkLog. A run hands its pairs over as `Claim`s, one per receiver and run of a
-room's messages, and the store makes the pairs itself (one statement for a batch of rooms,
-the message ids as one JSON parameter): no per-pair work in Python.
+room's messages, and the store makes the pairs itself from each span's message ids, given as
+JSON (one `executemany` or statement for a batch of rooms): no per-pair work in Python.
 
 Each TalkLog also records how many `TalkLog__c` parts and Tasks Salesforce may hold for it
 (`PartCounts`): 0 for a new claim, None for one written before store revision 0003 (not
@@ -74,13 +74,6 @@ class LedgerEntry(NamedTuple):
     task_key: str | None
     delivered_at: dt.datetime | None
     run_id: str | None
-
-
-def claim(
-    session: Session, claims: Sequence[Claim], window: TalkWindow, run_id: str | None
-) -> list[Claim]:
-    """`claim_rooms` for one room's claims."""
-    return claim_rooms(session, [claims], window, run_id)[0]
 
 
 def claim_rooms(

@@ -56,14 +56,23 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
         return utc_from_db(value)
 
 
+# The text SQLAlchemy writes for a timestamp on SQLite (`YYYY-MM-DD HH:MM:SS[.ffffff]`, naive
+# UTC): its lengths, the separator at index 10, and what makes it an aware UTC time for
+# `datetime.fromisoformat`, one C call (`extract.talk_lines` checks whole columns of it).
+WRITTEN_TIME_LENGTHS = frozenset({19, 26})
+WRITTEN_TIME_SEPARATOR = (10, " ")
+UTC_SUFFIX = "+00:00"
+
+
 def utc_from_db(value: str | dt.datetime | None) -> dt.datetime | None:
     """A stored timestamp as an aware UTC datetime: SQLite's naive UTC text or a driver's
-    datetime. The text SQLAlchemy writes (`YYYY-MM-DD HH:MM:SS[.ffffff]`) takes one C call."""
+    datetime. The text SQLAlchemy writes (`WRITTEN_TIME_LENGTHS`) takes one C call."""
     if value is None:
         return None
     if isinstance(value, str):
-        if len(value) in (19, 26) and value[10] == " ":  # naive, as written: UTC
-            return dt.datetime.fromisoformat(value + "+00:00")
+        at, separator = WRITTEN_TIME_SEPARATOR
+        if len(value) in WRITTEN_TIME_LENGTHS and value[at] == separator:  # as written: UTC
+            return dt.datetime.fromisoformat(value + UTC_SUFFIX)
         value = dt.datetime.fromisoformat(value)  # any other ISO text (naive is UTC)
     return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
 

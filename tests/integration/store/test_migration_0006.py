@@ -21,7 +21,7 @@ def _claim_two_talklogs(url: str) -> None:
             ledger.Claim([1, 2, 3], "c1", "room-1|W|003A", "003A"),
             ledger.Claim([2, 3], "c2", "room-1|W|003B", "003B"),
         ]
-        assert ledger.claim(session, claims, WINDOW, "run-1") == claims
+        assert ledger.claim_rooms(session, [claims], WINDOW, "run-1") == [claims]
 
 
 def _pairs(url: str) -> set[tuple]:
@@ -60,8 +60,9 @@ def test_migration_0006_drops_the_talklog_key_of_pairs_and_back(store_url):
     assert _pairs(store_url) == before
     assert _foreign_keys(store_url) == []
     with make_session_factory(store_url).begin() as session:  # claims go on as before
-        again = ledger.claim(session, [ledger.Claim([3, 4], "c1", "room-1|V|003A", "003A")],
-                             WINDOW, "run-2")  # fmt: skip
+        [again] = ledger.claim_rooms(
+            session, [[ledger.Claim([3, 4], "c1", "room-1|V|003A", "003A")]], WINDOW, "run-2"
+        )
     assert sorted((list(c.message_ids), c.customer_key, c.talklog_key) for c in again) == [
         ([3], "c1", "room-1|W|003A"),  # message 3 stays the first window's, for both
         ([3], "c2", "room-1|W|003B"),

@@ -38,8 +38,9 @@ def test_migration_0007_keys_pairs_by_customer_and_back(store_url):
     assert "ix_talklog_claims_room" in talklog_indexes
     assert _pairs(store_url) == before
     with make_session_factory(store_url).begin() as session:  # a re-claim finds the owners
-        again = ledger.claim(session, [ledger.Claim([2, 3], "c2", "room-1|W|003B", "003B")],
-                             WINDOW, "run-2")  # fmt: skip
+        [again] = ledger.claim_rooms(
+            session, [[ledger.Claim([2, 3], "c2", "room-1|W|003B", "003B")]], WINDOW, "run-2"
+        )
         found = ledger.owners(session, "room-1", WINDOW, [1, 2, 3, 4])
         elsewhere = ledger.owners(session, "room-2", WINDOW, [1, 2, 3])
     assert sorted((list(c.message_ids), c.customer_key, c.talklog_key) for c in again) == [
