@@ -1,9 +1,12 @@
-"""Batching for the store and Salesforce: IN lists, executemany batches, streamed chunks."""
+"""Batching for the store and Salesforce: IN lists, executemany batches, streamed chunks,
+the garbage collector paused for bulk work."""
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import itertools
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Generator, Iterable, Iterator, Sequence
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -26,3 +29,21 @@ def chunked(items: Iterable[T], size: int) -> Iterator[Sequence[T]]:
     stream = iter(items)
     while batch := list(itertools.islice(stream, size)):
         yield batch
+
+
+@contextlib.contextmanager
+def collector_paused() -> Generator[None]:
+    """Pause Python's cyclic garbage collector for one bulk job (a window, an import).
+
+    Such a job allocates millions of short-lived, acyclic tuples (message rows, lines,
+    claims); each automatic collection walks every live one again, which cost about a fifth
+    of a million-message window. Reference counting still frees them; cycles wait until the
+    end.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import gc
 from collections import Counter
 from collections.abc import (
     Callable,
@@ -23,6 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
 from talklog import ledger, stale_parts
+from talklog.batching import collector_paused
 from talklog.extract import RoomContext, count_window_messages, room_contexts, window_lines
 from talklog.ledger import Claim, PartCounts
 from talklog.loading import BulkLoader, LoadOutcome, patient_queries
@@ -128,7 +128,7 @@ def write_talk_logs(
     staged = _Staged(rooms=rooms)
     query_all = patient_queries(query_all, sleep=loader.sleep)
     try:
-        with _collector_paused():
+        with collector_paused():
             _stage(sessions, store_url, query_all, window, settings, run_id, summary, staged,
                    reader_process_min_messages, describe, loader.sleep)  # fmt: skip
         if staged_keys is not None:
@@ -163,23 +163,6 @@ def write_talk_logs(
         staged.close()
     summary.api_calls = api_calls() if api_calls else None
     return summary
-
-
-@contextlib.contextmanager
-def _collector_paused() -> Generator[None]:
-    """Pause Python's cyclic garbage collector for one window.
-
-    A window allocates millions of short-lived, acyclic tuples (message rows, lines, claims);
-    each automatic collection walks every live one again, which cost about a fifth of a
-    million-message run. Reference counting still frees them; cycles wait until the end.
-    """
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def _stage(

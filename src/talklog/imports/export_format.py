@@ -28,7 +28,7 @@ import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, TextIO
+from typing import BinaryIO, NamedTuple, TextIO
 from zoneinfo import ZoneInfo
 
 from talklog.imports.summary import Rejection
@@ -115,9 +115,9 @@ class Party:
         return f"{self.name}({self.account_id})" if self.account_id else self.name
 
 
-@dataclass(frozen=True, slots=True)
-class ExportRow:
-    """One message of the export, parsed; `line` is its first physical line in the file."""
+class ExportRow(NamedTuple):
+    """One message of the export, parsed; `line` is its first physical line in the file (a
+    named tuple: a million are made per window, at a fifth of a frozen dataclass's cost)."""
 
     line: int
     channel_id: str

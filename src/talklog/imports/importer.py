@@ -9,7 +9,7 @@ from typing import BinaryIO
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from talklog.batching import chunked
+from talklog.batching import chunked, collector_paused
 from talklog.imports.confinement import confine, open_confined
 from talklog.imports.export_format import (
     ExportReader,
@@ -54,7 +54,8 @@ def import_export(
         writer = StoreWriter(sessions, summary, name, run_id, directory=directory)
         reader = ExportReader(stream, timezone)
         try:
-            _write_chunks(reader, writer, chunk_rows)
+            with collector_paused():
+                _write_chunks(reader, writer, chunk_rows)
         except (ImportFileError, ImportStoreError) as error:
             raise type(error)(f"{error}; {_progress(writer.committed)}") from None
         except OSError as error:
