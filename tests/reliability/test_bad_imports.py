@@ -251,6 +251,34 @@ def test_a_store_failure_after_committed_chunks_says_what_is_stored_and_where_to
         assert MARKER not in output, where
 
 
+def test_a_refused_commit_says_what_is_stored_and_where_to_resume(sqlite_url, places):
+    """The store refuses the third chunk only when it commits (a deferred foreign key, as a
+    server-side check at commit would): the commit runs in the importer's commit thread, and
+    its failure still stops the import with what is stored and where to resume."""
+    folder, _ = places
+    upgrade(sqlite_url)
+    engine = sa.create_engine(sqlite_url)
+    with engine.begin() as connection:
+        for statement in (
+            "CREATE TABLE commit_parent (id TEXT PRIMARY KEY)",
+            "CREATE TABLE commit_child (ref TEXT REFERENCES commit_parent (id)"
+            " DEFERRABLE INITIALLY DEFERRED)",
+            "CREATE TRIGGER refuse_at_commit AFTER INSERT ON messages"
+            " WHEN NEW.text LIKE '%#2200' BEGIN INSERT INTO commit_child VALUES ('none'); END",
+        ):
+            connection.execute(sa.text(statement))
+    engine.dispose()
+    records = [row(i % 600, f"{TEXT} #{i}") for i in range(2_500)]
+    path = write(folder, "commit.csv", export(*records))
+    with pytest.raises(ImportStoreError) as failure:
+        import_export(make_session_factory(sqlite_url), path, chunk_rows=1_000)
+    text = f"{failure.value}"
+    assert "lines 2002-2501 (IntegrityError)" in text, text
+    assert "2,000 rows stored" in text and "resume from line 2002" in text, text
+    assert MARKER not in text
+    assert len(messages(sqlite_url)) == 2_000
+
+
 @pytest.mark.parametrize(
     "case",
     [c for c in CASES if c.name in {"header with content", "undecodable header", "year 0"}],

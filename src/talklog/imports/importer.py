@@ -49,16 +49,21 @@ def import_export(
     """
     export_zone(timezone)
     summary = ImportSummary(str(path), timezone)
-    with _open(path, import_folder) as stream:
-        name = Path(str(path).strip()).name
-        writer = StoreWriter(sessions, summary, name, run_id, directory=directory)
+    name = Path(str(path).strip()).name
+    with (
+        _open(path, import_folder) as stream,
+        StoreWriter(sessions, summary, name, run_id, directory=directory) as writer,
+    ):
         reader = ExportReader(stream, timezone)
         try:
             with collector_paused():
                 _write_chunks(reader, writer, chunk_rows)
+                writer.finish()
         except (ImportFileError, ImportStoreError) as error:
+            writer.close()
             raise type(error)(f"{error}; {_progress(writer.committed)}") from None
         except OSError as error:
+            writer.close()
             problem = f"reading the file failed ({error.strerror or type(error).__name__})"
             raise ImportFileError(f"{problem}; {_progress(writer.committed)}") from None
     summary.download_error = reader.download_error

@@ -17,8 +17,10 @@ later (the cause fixed, the file imported again) resolves its quarantine entry.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Generator, Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -72,6 +74,39 @@ class RoomState:
 
 
 @dataclass(frozen=True, slots=True)
+class _Pending:
+    """A written chunk while it commits: its lines, and what the summary gains once it has."""
+
+    commit: Future[None]
+    lines: tuple[int, int]
+    rejected: list[Rejection]
+    quarantined: int
+
+
+@contextlib.contextmanager
+def _refused(first_line: int, end_line: int) -> Generator[None]:
+    """A database error as `ImportStoreError` naming the chunk's lines (never its text)."""
+    try:
+        yield
+    except sa.exc.StatementError as error:
+        cause = type(error.orig or error).__name__
+        raise ImportStoreError(
+            f"the store refused the rows of lines {first_line}-{end_line} ({cause})"
+        ) from None
+
+
+def _commit(session: Session) -> None:
+    """Commit in the commit thread; the connection goes back to the pool either way."""
+    try:
+        session.commit()
+    except BaseException:
+        session.rollback()  # a refused COMMIT can leave SQLite's transaction open
+        raise
+    finally:
+        session.close()
+
+
+@dataclass(frozen=True, slots=True)
 class Committed:
     """What the committed chunks hold, for an error half way: counts and their last line."""
 
@@ -103,31 +138,70 @@ class StoreWriter:
         self.proposed: dict[Resolved, str] = {}  # new users not created yet -> display name
         self.rooms: dict[str, RoomState] = {}
         self.committed = Committed()
+        self.pending: _Pending | None = None  # the last chunk, while it commits
+        self.committer: ThreadPoolExecutor | None = None
         self.resolvable = self._has_open(quarantine.Source.IMPORT, self.key(0)[:-1])
         self.placeable = directory and self._has_open(quarantine.Source.DIRECTORY)
 
     def write(self, rows: list[ExportRow], rejections: list[Rejection], end_line: int) -> None:
-        """One transaction per chunk; a database error names the lines, never the text."""
+        """One transaction per chunk; a database error names the lines, never the text.
+
+        The chunk's commit runs in a second thread while the next chunk is read (the driver
+        lets go of Python's lock while the database commits); the next `write`, or `finish`,
+        waits for it and raises its failure.
+        """
+        self.finish()
         rejected = list(rejections)
+        lines = (min(item.line for item in (*rows, *rejections)), end_line)
+        session = self.sessions()
         try:
-            with self.sessions.begin() as session:
+            with _refused(*lines):
+                session.begin()
                 kept = self._place(session, self._resolve(session, rows, rejected), rejected)
                 self._create_users(session, kept)
                 moved = self._rooms(session, kept)
                 self._members(session, kept, moved)
                 self._messages(session, kept)
                 quarantined = self._quarantine(session, rejected, kept)
-        except sa.exc.StatementError as error:
-            cause = type(error.orig or error).__name__
-            lines = [item.line for item in (*rows, *rejections)]
-            raise ImportStoreError(
-                f"the store refused the rows of lines {min(lines)}-{end_line} ({cause})"
-            ) from None
-        self.summary.rejections.extend(rejected)
-        self.summary.quarantined += quarantined
+        except BaseException:
+            session.close()  # rolled back
+            raise
+        self.pending = _Pending(self._committer().submit(_commit, session), lines, rejected,
+                                quarantined)  # fmt: skip
+
+    def finish(self) -> None:
+        """Wait for the last chunk's commit; `ImportStoreError` when the store refused it."""
+        pending, self.pending = self.pending, None
+        if pending is None:
+            return
+        with _refused(*pending.lines):
+            pending.commit.result()
+        self.summary.rejections.extend(pending.rejected)
+        self.summary.quarantined += pending.quarantined
+        summary = self.summary
         self.committed = Committed(
-            self.summary.inserted, self.summary.duplicates, self.summary.rejected, end_line
+            summary.inserted, summary.duplicates, summary.rejected, pending.lines[1]
         )
+
+    def close(self) -> None:
+        """Wait for an open commit (`committed` then says what is stored) and stop the
+        commit thread; a refused commit was already rolled back."""
+        with contextlib.suppress(ImportStoreError):
+            self.finish()
+        if self.committer is not None:
+            self.committer.shutdown()
+            self.committer = None
+
+    def __enter__(self) -> StoreWriter:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def _committer(self) -> ThreadPoolExecutor:
+        if self.committer is None:
+            self.committer = ThreadPoolExecutor(1, thread_name_prefix="talklog-import-commit")
+        return self.committer
 
     def key(self, line: int) -> str:
         """The quarantine key of a line of this file."""
