@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import itertools
+import sqlite3
 from collections import defaultdict
 from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -163,20 +164,23 @@ def window_rows(
         )
         .where(_in_window(window), Message.room_id.in_(sa.bindparam("rooms", expanding=True)))
         .order_by(Message.room_id, Message.sent_at, Message.id)
-        .execution_options(yield_per=chunk_rows, stream_results=True)
     )
+    if connection.dialect.name != "sqlite":  # SQLite's driver steps the query as it is read
+        query = query.execution_options(yield_per=chunk_rows, stream_results=True)
     speakers = Speakers(connection)
     # A few hundred rooms per query: each is read along its (room, time) index, so rows come
     # in order without sorting the whole window first (the first rows arrive at once).
     for chunk in chunked(active_room_ids(connection, window, rooms), IN_LIST_SIZE):
-        yield from _rooms_rows(connection, query, chunk, speakers)
+        speakers.read_members(chunk)
+        yield from _rooms_rows(connection, query, chunk, speakers, chunk_rows)
 
 
 class Speakers:
-    """Senders' display names ('?' for none), read as the rooms need them: a room's speaker
-    column is made from its senders in C, instead of the user tables joined per message
-    (1M messages: about 1 s less of the query). Read with `tolerant_text`: a name that is
-    not valid UTF-8 comes with its bad bytes marked, and the pipeline quarantines its lines."""
+    """Senders' display names ('?' for none): a room's speaker column is made from its
+    senders in C, instead of the user tables joined per message (1M messages: about 1 s less
+    of the query). The names of a chunk of rooms' members are read before its rooms, any
+    other sender's as a room needs it. Read with `tolerant_text`: a name that is not valid
+    UTF-8 comes with its bad bytes marked, and the pipeline quarantines its lines."""
 
     def __init__(self, connection: sa.Connection) -> None:
         self.connection = connection
@@ -193,20 +197,39 @@ class Speakers:
             names = tuple(map(self.names.__getitem__, senders))
         return names
 
+    def read_members(self, rooms: Sequence[str]) -> None:
+        """Read the names of the members of `rooms` (at most `IN_LIST_SIZE`): most senders
+        are, so a chunk of rooms costs a query per user table instead of one per room."""
+        for kind, user, member in _USER_TABLES:
+            members = sa.select(member).where(RoomMember.room_id.in_(rooms))
+            self._named(kind, sa.select(user.id, user.display_name).where(user.id.in_(members)))
+
     def _read(self, senders: set[tuple[str, str]]) -> None:
-        for kind, user in ((MemberKind.LW.value, LineWorksUser), (MemberKind.LINE.value, LineUser)):
+        for kind, user, _member in _USER_TABLES:
             ids = sorted(sender_id for sender_kind, sender_id in senders if sender_kind == kind)
             for batch in chunked(ids, IN_LIST_SIZE):
-                query = sa.select(user.id, user.display_name).where(user.id.in_(batch))
-                with tolerant_text(self.connection):
-                    rows = self.connection.execute(query).all()
-                self.names.update(((kind, i), "?" if name is None else name) for i, name in rows)
+                self._named(kind, sa.select(user.id, user.display_name).where(user.id.in_(batch)))
         for sender in senders:
             self.names.setdefault(sender, "?")  # no such user (or no kind the store knows)
 
+    def _named(self, kind: str, query: sa.Select) -> None:
+        with tolerant_text(self.connection):
+            rows = self.connection.execute(query).all()
+        self.names.update(((kind, i), "?" if name is None else name) for i, name in rows)
+
+
+_USER_TABLES = (
+    (MemberKind.LW.value, LineWorksUser, RoomMember.lw_user_id),
+    (MemberKind.LINE.value, LineUser, RoomMember.line_user_id),
+)
+
 
 def _rooms_rows(
-    connection: sa.Connection, query: sa.Select, rooms: list[str], speakers: Speakers
+    connection: sa.Connection,
+    query: sa.Select,
+    rooms: list[str],
+    speakers: Speakers,
+    chunk_rows: int,
 ) -> Iterator[tuple[str, Columns]]:
     """The rows of `rooms`, room by room.
 
@@ -216,19 +239,34 @@ def _rooms_rows(
     """
     done = 0
     try:
-        for room in _grouped(connection.execute(query, {"rooms": rooms}), speakers):
+        found = connection.execute(query, {"rooms": rooms})
+        for room in _grouped(_plain_rows(found, chunk_rows), speakers):
             yield room
             done = rooms.index(room[0], done) + 1
         return
-    except sa.exc.OperationalError as error:
+    except (sa.exc.OperationalError, sqlite3.OperationalError) as error:
         if not is_undecodable_text(error):
             raise
     with tolerant_text(connection):  # outside the handler: nothing chains the dropped error
-        yield from _grouped(connection.execute(query, {"rooms": rooms[done:]}), speakers)
+        found = connection.execute(query, {"rooms": rooms[done:]})
+        yield from _grouped(_plain_rows(found, chunk_rows), speakers)
 
 
-def _grouped(result: sa.CursorResult, speakers: Speakers) -> Iterator[tuple[str, Columns]]:
-    rows = itertools.chain.from_iterable(result.partitions())  # Core rows, chunk by chunk
+def _plain_rows(result: sa.CursorResult, chunk_rows: int) -> Iterator[Sequence[Any]]:
+    """The result's rows, `chunk_rows` at a time: from SQLite the driver's own tuples (its
+    values need no conversion, and a Core row made of each of a million cost about 1.5 s of
+    the window's read), from any other database Core rows."""
+    try:
+        if result.dialect.name == "sqlite":
+            fetch = functools.partial(result.cursor.fetchmany, chunk_rows)
+            yield from itertools.chain.from_iterable(iter(fetch, []))
+        else:
+            yield from itertools.chain.from_iterable(result.partitions())
+    finally:
+        result.close()
+
+
+def _grouped(rows: Iterator[Sequence[Any]], speakers: Speakers) -> Iterator[tuple[str, Columns]]:
     for room_id, group in itertools.groupby(rows, key=itemgetter(0)):
         columns = list(zip(*group, strict=True))[1:]  # transposed in C, room id left out
         columns[_SPEAKER] = speakers.of(columns[_KIND], columns[_SPEAKER])
