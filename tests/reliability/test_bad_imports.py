@@ -223,60 +223,49 @@ def test_reimport_after_the_cause_is_fixed_resolves_the_quarantine(sqlite_url, p
     assert quarantined(sqlite_url) == []
 
 
+REFUSALS = {
+    # at the insert: a trigger, as a full disk or a constraint would
+    "at insert": (
+        "CREATE TRIGGER refuse BEFORE INSERT ON messages WHEN NEW.text LIKE '%#2200'"
+        " BEGIN SELECT RAISE(ABORT, 'refused'); END",
+    ),
+    # only at COMMIT, which runs in the importer's commit thread: a deferred foreign key, as
+    # a server-side check at commit would
+    "at commit": (
+        "CREATE TABLE commit_parent (id TEXT PRIMARY KEY)",
+        "CREATE TABLE commit_child (ref TEXT REFERENCES commit_parent (id)"
+        " DEFERRABLE INITIALLY DEFERRED)",
+        "CREATE TRIGGER refuse_at_commit AFTER INSERT ON messages"
+        " WHEN NEW.text LIKE '%#2200' BEGIN INSERT INTO commit_child VALUES ('none'); END",
+    ),
+}
+
+
+@pytest.mark.parametrize("refusal", list(REFUSALS))
 def test_a_store_failure_after_committed_chunks_says_what_is_stored_and_where_to_resume(
-    sqlite_url, places, capfd, caplog
+    refusal, sqlite_url, places, capfd, caplog
 ):
-    """The store refuses the third chunk (a trigger, as a full disk or a constraint would):
-    the error counts the rows stored and names the line to resume from, without content."""
+    """The store refuses the third chunk, at its insert or only at its commit: the error
+    names the chunk's lines, counts the rows stored and names the line to resume from,
+    without content; nothing of the refused chunk is stored."""
     folder, _ = places
     upgrade(sqlite_url)
     engine = sa.create_engine(sqlite_url)
     with engine.begin() as connection:
-        connection.execute(
-            sa.text(
-                "CREATE TRIGGER refuse BEFORE INSERT ON messages WHEN NEW.text LIKE '%#2200'"
-                " BEGIN SELECT RAISE(ABORT, 'refused'); END"
-            )
-        )
+        for statement in REFUSALS[refusal]:
+            connection.execute(sa.text(statement))
     engine.dispose()
     records = [row(i % 600, f"{TEXT} #{i}") for i in range(2_500)]
     path = write(folder, "big.csv", export(*records))
     with pytest.raises(ImportStoreError) as failure:
         import_export(make_session_factory(sqlite_url), path, chunk_rows=1_000)
     text = f"{failure.value}"
+    assert "the rows of lines 2002-2501" in text, text
     assert "2,000 rows stored" in text and "resume from line 2002" in text, text
     assert len(messages(sqlite_url)) == 2_000
     out, err = capfd.readouterr()
     for where, output in {"error": text, "out": out + err, "logs": caplog.text}.items():
         assert MARKER not in output, where
-
-
-def test_a_refused_commit_says_what_is_stored_and_where_to_resume(sqlite_url, places):
-    """The store refuses the third chunk only when it commits (a deferred foreign key, as a
-    server-side check at commit would): the commit runs in the importer's commit thread, and
-    its failure still stops the import with what is stored and where to resume."""
-    folder, _ = places
-    upgrade(sqlite_url)
-    engine = sa.create_engine(sqlite_url)
-    with engine.begin() as connection:
-        for statement in (
-            "CREATE TABLE commit_parent (id TEXT PRIMARY KEY)",
-            "CREATE TABLE commit_child (ref TEXT REFERENCES commit_parent (id)"
-            " DEFERRABLE INITIALLY DEFERRED)",
-            "CREATE TRIGGER refuse_at_commit AFTER INSERT ON messages"
-            " WHEN NEW.text LIKE '%#2200' BEGIN INSERT INTO commit_child VALUES ('none'); END",
-        ):
-            connection.execute(sa.text(statement))
-    engine.dispose()
-    records = [row(i % 600, f"{TEXT} #{i}") for i in range(2_500)]
-    path = write(folder, "commit.csv", export(*records))
-    with pytest.raises(ImportStoreError) as failure:
-        import_export(make_session_factory(sqlite_url), path, chunk_rows=1_000)
-    text = f"{failure.value}"
-    assert "lines 2002-2501 (IntegrityError)" in text, text
-    assert "2,000 rows stored" in text and "resume from line 2002" in text, text
-    assert MARKER not in text
-    assert len(messages(sqlite_url)) == 2_000
 
 
 @pytest.mark.parametrize(
