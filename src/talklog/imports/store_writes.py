@@ -176,9 +176,9 @@ class StoreWriter:
             return
         with _refused(*pending.lines):
             pending.commit.result()
-        self.summary.rejections.extend(pending.rejected)
-        self.summary.quarantined += pending.quarantined
         summary = self.summary
+        summary.rejections.extend(pending.rejected)
+        summary.quarantined += pending.quarantined
         self.committed = Committed(
             summary.inserted, summary.duplicates, summary.rejected, pending.lines[1]
         )
