@@ -21,8 +21,14 @@ $(UV):
 	$(PYTHON) -m venv $(TOOLS)
 	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 
+# Bytecode is compiled at install (as pip and the production image do): where Python may not
+# write it (PYTHONDONTWRITEBYTECODE), every process would otherwise compile its imports again
+# (Airflow's and SQLAlchemy's take seconds; the message reader process starts in about 0.3 s
+# instead of 1 s). The project's own sources (editable) are compiled too; an edited file is
+# compiled again in memory, as Python always does for a stale .pyc.
 $(STAMP): pyproject.toml devtools/pyproject.toml uv.lock | $(UV)
-	$(UV) sync --locked --python $(PYTHON)
+	$(UV) sync --locked --compile-bytecode --python $(PYTHON)
+	$(VENV)/bin/python -m compileall -q -j0 src devtools/src >/dev/null
 	@touch $@
 
 ## setup: install uv (pinned) and the locked environment into .venv
@@ -62,7 +68,7 @@ demo: setup
 ## bench: the performance benchmark (1k to 1M messages, ~10 min), e.g. ARGS='--sizes 1000,100000';
 ##   writes docs/performance.md and docs/performance.png (the plot needs the `bench` group)
 bench: setup
-	$(UV) sync --locked --inexact --group bench
+	$(UV) sync --locked --inexact --compile-bytecode --group bench
 	$(VENV)/bin/python bench/pipeline.py $(ARGS)
 
 ## emulator: run the local Salesforce API emulator in the foreground

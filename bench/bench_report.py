@@ -66,7 +66,22 @@ def one_line(result: dict[str, Any]) -> str:
         f" {total_bulk(result)} Bulk calls, task {_mib(result['task_peak_rss'])} + reader"
         f" {_mib(result['reader_peak_rss'])}; simple-salesforce {peer.get('api_calls', 0)} calls,"
         f" {peer.get('client_s', 0):.1f} s, {_mib(peer.get('peak_rss', 0))}"
+        + (f"; {_ratios(result)}" if _ratios(result) else "")
     )
+
+
+def ratio(result: dict[str, Any]) -> float:
+    """Client time / the limit of the run reported."""
+    return result["client_s"] / result["limit"]["seconds"]
+
+
+def _ratios(result: dict[str, Any]) -> str:
+    """Every run's client / limit, when the size and pace ran more than once."""
+    runs = result.get("runs", [])
+    if len(runs) < 2:
+        return ""
+    each = ", ".join(f"{run['client_s'] / run['limit_s']:.2f}x" for run in runs)
+    return f"median of {len(runs)} runs: {each}"
 
 
 def _cpu(result: dict[str, Any]) -> str:
@@ -114,10 +129,12 @@ class Report:
                              f" <= {most}", str(calls), verdict))  # fmt: skip
         largest = max(r["size"] for r in self.results)
         for result in self._at(largest):
-            ratio = result["client_s"] / result["limit"]["seconds"]
-            verdict = "PASS" if ratio <= MAX_LIMIT_RATIO else f"gap: {ratio / 3:.2f}x too slow"
+            times = ratio(result)
+            verdict = "PASS" if times <= MAX_LIMIT_RATIO else f"gap: {times / 3:.2f}x too slow"
             limit = result["limit"]["seconds"]
-            measured = f"{ratio:.2f}x ({result['client_s']:.1f} s / {limit:.1f} s)"
+            measured = f"{times:.2f}x ({result['client_s']:.1f} s / {limit:.1f} s)"
+            if _ratios(result):
+                measured += f"; {_ratios(result)}"
             rows.append((f"client time <= 3x the limit, {largest:,} messages, {result['pace']}"
                          " jobs", measured, verdict))  # fmt: skip
         peak = max(_peak(r) for r in self._at(largest))
@@ -160,7 +177,7 @@ class Report:
                 f" {_s(r['client_s'])} | {_s(r['emulator_work_s'])} | {_s(r['slept_s'])}"
                 f" ({r['slept_s'] * r['time_scale']:,.0f} s emulated) |"
                 f" {limit['select_s']:.2f} + {limit['write_s']:.2f} + {limit['send_s']:.2f} ="
-                f" {_s(limit['seconds'])} | {r['client_s'] / limit['seconds']:.2f}x |"
+                f" {_s(limit['seconds'])} | {ratio(r):.2f}x |"
                 f" {_cpu(r)} | {_mib(r['task_peak_rss'])} + {_mib(r['reader_peak_rss'])} |"
             )
         return "\n".join(lines)
@@ -325,7 +342,11 @@ How to read it:
   on its own core and not in these times.
 - DAG parse: `DagBag` of `dags/` in a fresh process (median of 3), against a file with one empty
   DAG.
-- The machine is shared: absolute times vary by up to a third between runs, ratios less.
+- The machine is shared: absolute times vary by up to a third between runs, ratios less. So
+  each size and pace runs three times (`--repeats`), each on a fresh copy of the store, and
+  the tables show the run with the median client / limit ratio; the target line lists every
+  run's ratio. (Runs after the first update the records the first created; the emulator's
+  work on them is left out as always.)
 - Ingestion (`bench/ingest.py`, run by the benchmark after the windows): for each size, in a
   fresh process, a world of that many messages in one day served by the LINE WORKS emulator
   (4 staff, 12 customers, 8 rooms at every size: nothing quarantined, the import's whole path),
