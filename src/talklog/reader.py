@@ -7,7 +7,9 @@ its caller gave (in Airflow, the store hook's), the window and the time zone, an
 batches of `(room id, columns, rendered lines)` (`extract.window_rows`, marshalled when plain),
 which it turns into the lines `extract.window_lines` would have given, in the same order,
 with each room's lines as `transcripts.render_lines` renders them (None for a room with a
-line that cannot be rendered: the parent screens it, and quarantines that line).
+line that cannot be rendered: the parent screens it, and quarantines that line). A room the
+child rendered comes with its lines' ids and times only: its rendering holds the rest, and
+its lines' other fields are None (`_content_left_out`).
 
 The child reads committed messages through its own connection; the parent claims from
 what it receives, so both sides agree on the lines even while an import adds messages.
@@ -32,7 +34,8 @@ from talklog.windows import TalkWindow
 BATCH_LINES = 5_000  # lines per batch (about 0.7 MB)
 RENDER_WHEN_WAITING = 2  # batches waiting for the parent from which this process renders
 RoomRows = list[tuple[str, Columns, dict[int, str] | None]]
-"""(room id, its columns as `extract.window_rows` reads them, its lines rendered or None)."""
+"""(room id, its columns as `extract.window_rows` reads them, its lines rendered or None);
+a rendered room's columns are its ids and times only."""
 
 
 class ReaderProcessError(RuntimeError):
@@ -69,10 +72,19 @@ def window_lines_in_child(
     request = (store, window, chunk_rows, zone, waiting)
     with child_stream("talklog.reader", request, _reader_error) as batches:
         yield (
-            (room_id, talk_lines(columns), rendered)
+            (room_id, talk_lines(_content_left_out(columns)), rendered)
             for batch in batches
             for room_id, columns, rendered in _rooms(batch)
         )
+
+
+def _content_left_out(columns: Columns) -> Columns:
+    """A rendered room's ids and times (`_with_lines_rendered`) with None for every other
+    field; any other room's columns as they are."""
+    if len(columns) == _TIMED:
+        absent = len(TalkLine._fields) - _TIMED
+        columns = [*columns, *([(None,) * len(columns[0])] * absent)]
+    return columns
 
 
 def _rooms(batch: bytes | RoomRows) -> RoomRows:
@@ -163,10 +175,18 @@ def _with_lines_rendered(
     """The batch's rooms with their lines rendered here while this process is ahead of the
     parent (batches wait for it: this process would soon wait too), else left to the parent:
     the rendering goes to whichever core has time. The lines are the same whoever renders
-    them."""
+    them. A rendered room goes with its ids and times only (the parent needs no more of it:
+    1M messages, about 100 MB less marshalled and 0.7 s less to read there)."""
     if zone is None or not ahead:
         return [(room_id, columns, None) for room_id, columns in batch]
-    return [(room_id, columns, _rendered(columns, zone)) for room_id, columns in batch]
+    rooms: RoomRows = []
+    for room_id, columns in batch:
+        rendered = _rendered(columns, zone)
+        rooms.append((room_id, columns if rendered is None else columns[:_TIMED], rendered))
+    return rooms
+
+
+_TIMED = TalkLine._fields.index("sent_at") + 1  # a line's first fields: message id, time
 
 
 def _describe(exc: Exception) -> str:
