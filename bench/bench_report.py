@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import platform
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ MIB = 2**20
 GIB = 2**30
 MAX_CALLS = {(1_000, "30s"): 12, (1_000_000, "120s"): 24}  # issue 20's targets
 MAX_LIMIT_RATIO = 3.0
+REPEATS = 3  # runs of each size (and pace): the machine's speed moves between runs
 MAX_PARSE_S = 0.5
 JOBS = "/services/data/v{version}/jobs/ingest"
 ENDPOINTS = {  # the emulator's counter names -> columns
@@ -68,6 +70,19 @@ def one_line(result: dict[str, Any]) -> str:
         f" {peer.get('client_s', 0):.1f} s, {_mib(peer.get('peak_rss', 0))}"
         + (f"; {_ratios(result)}" if _ratios(result) else "")
     )
+
+
+def median_run(
+    runs: list[dict[str, Any]],
+    key: Callable[[dict[str, Any]], float],
+    brief: Callable[[dict[str, Any]], dict[str, float]],
+) -> dict[str, Any]:
+    """The run with the median `key` (the lower middle of an even count), holding every
+    run's `brief` in `runs`: one run alone can be a third off on a shared machine."""
+    ranked = sorted(runs, key=key)
+    kept = dict(ranked[(len(ranked) - 1) // 2])
+    kept["runs"] = [brief(run) for run in runs]
+    return kept
 
 
 def ratio(result: dict[str, Any]) -> float:
@@ -355,7 +370,8 @@ How to read it:
   and checked (transfer), and its import (CSV parse, identity matching, message keys, store
   writes). The emulator's own rendering of the file before its 302 is shown and left out.
   Peak RSS is the ingesting process's `ru_maxrss`; flat means the largest size's peak within
-  1.25x the next size's.
+  1.25x the next size's. Each size runs three times; the run of median ingestion time is
+  shown, and the target line lists every run's time.
 """
 
 

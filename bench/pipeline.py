@@ -49,7 +49,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/ is not a pack
 SIZES = (1_000, 100_000, 1_000_000)
 PACES = ("instant", "30s", "120s")
 TIME_SCALE = 100.0  # emulated seconds per wall second of paced jobs
-REPEATS = 3  # runs of each size and pace; the median one is reported
 REST_SAMPLE = 300  # rows per object upserted one by one; more rows are extrapolated
 PAGE = os.sysconf("SC_PAGE_SIZE")
 KEYS = {"TalkLog__c": "TalkLogKey__c", "Task": "LineWorksKey__c"}
@@ -656,8 +655,9 @@ def run_size(
     results = []
     for pace in paces:
         out = workdir / f"result-{size}-{pace}.json"
-        result = median_run([measure_once(workdir, store, size, pace, scale, ready, out)
-                             for _ in range(repeats)])  # fmt: skip
+        runs = [measure_once(workdir, store, size, pace, scale, ready, out)
+                for _ in range(repeats)]  # fmt: skip
+        result = bench_report.median_run(runs, bench_report.ratio, _brief)
         peer_out = workdir / f"peer-{size}-{pace}.json"
         csv_dir = workdir / f"csv-{size}-{pace}"
         _child("peer", str(size), pace, str(scale), ready, str(csv_dir), str(peer_out))
@@ -682,19 +682,9 @@ def measure_once(
     return json.loads(out.read_text())
 
 
-def median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    """The run with the median client / limit ratio, holding every run's times in `runs`
-    (the machine's speed moves between runs: one run alone can be a third off)."""
-    import bench_report
-
-    ranked = sorted(runs, key=bench_report.ratio)
-    kept = dict(ranked[(len(ranked) - 1) // 2])
-    kept["runs"] = [
-        {"client_s": r["client_s"], "limit_s": r["limit"]["seconds"],
-         "task_cpu_s": r["task_cpu_s"], "reader_cpu_s": r["reader_cpu_s"]}
-        for r in runs
-    ]  # fmt: skip
-    return kept
+def _brief(run: dict[str, Any]) -> dict[str, float]:
+    return {"client_s": run["client_s"], "limit_s": run["limit"]["seconds"],
+            "task_cpu_s": run["task_cpu_s"], "reader_cpu_s": run["reader_cpu_s"]}  # fmt: skip
 
 
 def measure_sizes(
@@ -710,14 +700,16 @@ def measure_sizes(
         ]
 
 
-def ingestion(workdir: Path, sizes: list[int], reuse: bool) -> list[dict[str, Any]] | None:
+def ingestion(
+    workdir: Path, sizes: list[int], reuse: bool, repeats: int
+) -> list[dict[str, Any]] | None:
     """`bench/ingest.py` at the same sizes (its kept results with `reuse`, when there are)."""
     import ingest as ingest_bench
 
     kept = workdir / "results.json"
     if reuse:
         return json.loads(kept.read_text()) if kept.exists() else None
-    return ingest_bench.measure(sizes, workdir)
+    return ingest_bench.measure(sizes, workdir, repeats=repeats)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -732,11 +724,18 @@ def main(argv: list[str] | None = None) -> None:
     if argv and argv[0] == "peer":
         peer(int(argv[1]), argv[2], float(argv[3]), Path(argv[4]), Path(argv[5]), Path(argv[6]))
         return
+    import bench_report
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default=",".join(map(str, SIZES)))
     parser.add_argument("--paces", default=",".join(PACES))
     parser.add_argument("--time-scale", type=float, default=TIME_SCALE)
-    parser.add_argument("--repeats", type=int, default=REPEATS, help="runs per size and pace")
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=bench_report.REPEATS,
+        help="runs per size and pace (and ingestion size)",
+    )
     parser.add_argument("--workdir", type=Path, default=REPO_ROOT / "var" / "bench")
     parser.add_argument("--docs", type=Path, default=REPO_ROOT / "docs")
     parser.add_argument("--no-docs", action="store_true", help="print only")
@@ -754,9 +753,12 @@ def main(argv: list[str] | None = None) -> None:
         ]
     else:
         results = measure_sizes(args.workdir, sizes, paces, args.time_scale, args.repeats)
-    ingest = None if args.no_ingest else ingestion(args.workdir / "ingest", sizes, args.report_only)
+    ingest = (
+        None
+        if args.no_ingest
+        else ingestion(args.workdir / "ingest", sizes, args.report_only, args.repeats)
+    )
     parse = dag_parse_times(args.workdir)
-    import bench_report
 
     report = bench_report.Report(results, parse, ingest)
     print(report.markdown())
