@@ -299,9 +299,10 @@ Measured by `bench/pipeline.py` on {date} ({machine}, Python {python}, 2 cores),
 local Salesforce emulator (`talklog_dev.emulator`, HTTPS on 127.0.0.1, one process). Each size is
 one talk window of generated talk (`talklog_dev.synth`: ~250 messages per room and day, 30% group
 rooms, 0.2% long messages of 2,000-10,000 characters, 10,000 being LINE's limit per message)
-whose links point at records created in the emulator, run once per pace of the emulator's Bulk
-jobs. Regenerate with `.venv/bin/python bench/pipeline.py` (`--sizes`, `--paces`,
-`--time-scale`; `--report-only` rewrites this page from the last results).
+whose links point at records created in the emulator, run three times (`--repeats`) at each
+pace of the emulator's Bulk jobs; the tables show each size and pace's median run. Regenerate
+with `.venv/bin/python bench/pipeline.py` (`--sizes`, `--paces`, `--time-scale`, `--repeats`;
+`--report-only` rewrites this page from the last results).
 
 ![time and memory against message count](performance.png)
 
