@@ -28,7 +28,7 @@ $(UV):
 # compiled again in memory, as Python always does for a stale .pyc.
 $(STAMP): pyproject.toml devtools/pyproject.toml uv.lock | $(UV)
 	$(UV) sync --locked --compile-bytecode --python $(PYTHON)
-	$(VENV)/bin/python -m compileall -q -j0 src devtools/src >/dev/null
+	$(VENV)/bin/python -m compileall -q -j0 src devtools/src
 	@touch $@
 
 ## setup: install uv (pinned) and the locked environment into .venv

@@ -67,8 +67,7 @@ def one_line(result: dict[str, Any]) -> str:
         f" {result['slept_s']:.1f} s), limit {limit['seconds']:.1f} s,"
         f" {total_bulk(result)} Bulk calls, task {_mib(result['task_peak_rss'])} + reader"
         f" {_mib(result['reader_peak_rss'])}; simple-salesforce {peer.get('api_calls', 0)} calls,"
-        f" {peer.get('client_s', 0):.1f} s, {_mib(peer.get('peak_rss', 0))}"
-        + (f"; {_ratios(result)}" if _ratios(result) else "")
+        f" {peer.get('client_s', 0):.1f} s, {_mib(peer.get('peak_rss', 0))}" + _ratios(result)
     )
 
 
@@ -90,13 +89,16 @@ def ratio(result: dict[str, Any]) -> float:
     return result["client_s"] / result["limit"]["seconds"]
 
 
-def _ratios(result: dict[str, Any]) -> str:
-    """Every run's client / limit, when the size and pace ran more than once."""
+def every_run(result: dict[str, Any], shown: Callable[[dict[str, Any]], str]) -> str:
+    """`; median of N runs: ...` (each run's `brief` as `shown`), when it ran more than once."""
     runs = result.get("runs", [])
     if len(runs) < 2:
         return ""
-    each = ", ".join(f"{run['client_s'] / run['limit_s']:.2f}x" for run in runs)
-    return f"median of {len(runs)} runs: {each}"
+    return f"; median of {len(runs)} runs: {', '.join(map(shown, runs))}"
+
+
+def _ratios(result: dict[str, Any]) -> str:
+    return every_run(result, lambda run: f"{run['client_s'] / run['limit_s']:.2f}x")
 
 
 def _cpu(result: dict[str, Any]) -> str:
@@ -148,8 +150,7 @@ class Report:
             verdict = "PASS" if times <= MAX_LIMIT_RATIO else f"gap: {times / 3:.2f}x too slow"
             limit = result["limit"]["seconds"]
             measured = f"{times:.2f}x ({result['client_s']:.1f} s / {limit:.1f} s)"
-            if _ratios(result):
-                measured += f"; {_ratios(result)}"
+            measured += _ratios(result)
             rows.append((f"client time <= 3x the limit, {largest:,} messages, {result['pace']}"
                          " jobs", measured, verdict))  # fmt: skip
         peak = max(_peak(r) for r in self._at(largest))
@@ -287,10 +288,11 @@ class Report:
         return "\n".join(lines)
 
     def document(self) -> str:
+        repeats = max(len(result.get("runs", [None])) for result in self.results)
         return HEADER.format(
             date=dt.date.today().isoformat(), machine=platform.platform(),
-            python=platform.python_version(),
-        ) + self.markdown() + "\n" + FOOTER  # fmt: skip
+            python=platform.python_version(), repeats=repeats,
+        ) + self.markdown() + "\n" + FOOTER.format(repeats=repeats)  # fmt: skip
 
 
 HEADER = """# Performance
@@ -299,7 +301,7 @@ Measured by `bench/pipeline.py` on {date} ({machine}, Python {python}, 2 cores),
 local Salesforce emulator (`talklog_dev.emulator`, HTTPS on 127.0.0.1, one process). Each size is
 one talk window of generated talk (`talklog_dev.synth`: ~250 messages per room and day, 30% group
 rooms, 0.2% long messages of 2,000-10,000 characters, 10,000 being LINE's limit per message)
-whose links point at records created in the emulator, run three times (`--repeats`) at each
+whose links point at records created in the emulator, run {repeats} times (`--repeats`) at each
 pace of the emulator's Bulk jobs; the tables show each size and pace's median run. Regenerate
 with `.venv/bin/python bench/pipeline.py` (`--sizes`, `--paces`, `--time-scale`, `--repeats`;
 `--report-only` rewrites this page from the last results).
@@ -359,7 +361,7 @@ How to read it:
 - DAG parse: `DagBag` of `dags/` in a fresh process (median of 3), against a file with one empty
   DAG.
 - The machine is shared: absolute times vary by up to a third between runs, ratios less. So
-  each size and pace runs three times (`--repeats`), each on a fresh copy of the store, and
+  each size and pace runs {repeats} times (`--repeats`), each on a fresh copy of the store, and
   the tables show the run with the median client / limit ratio; the target line lists every
   run's ratio. (Runs after the first update the records the first created; the emulator's
   work on them is left out as always.)
@@ -371,7 +373,7 @@ How to read it:
   and checked (transfer), and its import (CSV parse, identity matching, message keys, store
   writes). The emulator's own rendering of the file before its 302 is shown and left out.
   Peak RSS is the ingesting process's `ru_maxrss`; flat means the largest size's peak within
-  1.25x the next size's. Each size runs three times; the run of median ingestion time is
+  1.25x the next size's. Each size runs {repeats} times; the run of median ingestion time is
   shown, and the target line lists every run's time.
 """
 

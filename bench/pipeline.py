@@ -480,7 +480,9 @@ def limit_baseline(store: Path, window: Any, csv_dir: Path, tls_dir: Path) -> di
     with contextlib.closing(sqlite3.connect(store)) as db:
         # Whatever of the run's ledger writes is still in the write-ahead log is checkpointed
         # first (so far always none), so the SELECT reads the store's file alone.
-        wal_pages = db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[1]
+        busy, _, wal_pages = db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        if busy:
+            raise RuntimeError("the store's write-ahead log could not be checkpointed")
         began = time.perf_counter()
         cursor = db.execute(
             "SELECT * FROM messages WHERE sent_at >= ? AND sent_at < ?",
@@ -678,7 +680,8 @@ def measure_once(
     try:
         _child("measure", str(size), pace, str(scale), str(copy), ready, str(out))
     finally:
-        copy.unlink()
+        for suffix in ("", "-wal", "-shm"):  # no run's log applies to the next one's copy
+            Path(f"{copy}{suffix}").unlink(missing_ok=True)
     return json.loads(out.read_text())
 
 
@@ -742,6 +745,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--report-only", action="store_true", help="reuse result-N.json files")
     parser.add_argument("--no-ingest", action="store_true", help="leave out bench/ingest.py")
     args = parser.parse_args(argv)
+    if args.repeats < 1:
+        parser.error("--repeats must be at least 1")
     sizes = [int(s) for s in args.sizes.split(",")]
     paces = args.paces.split(",")
     args.workdir.mkdir(parents=True, exist_ok=True)

@@ -277,7 +277,8 @@ def _staff_users(session: Session, rooms: Iterable[RoomContext]) -> dict[str, st
 
 
 RoomLines = tuple[str, list[TalkLine], dict[int, str] | None]
-"""A room, its lines, and the lines rendered already (message id -> line; None: not yet)."""
+"""A room, its lines, and the lines rendered already (message id -> line; None: not yet). The
+lines of a room rendered already may hold their ids and times only (`talklog.reader`)."""
 
 
 @contextlib.contextmanager

@@ -5,11 +5,12 @@ and builds the transcripts.
 The parent starts `python -m talklog.reader` (`talklog.child_stream`), sends it the store URL
 its caller gave (in Airflow, the store hook's), the window and the time zone, and reads
 batches of `(room id, columns, rendered lines)` (`extract.window_rows`, marshalled when plain),
-which it turns into the lines `extract.window_lines` would have given, in the same order,
+which it turns into the rooms `extract.window_lines` would have given, in the same order,
 with each room's lines as `transcripts.render_lines` renders them (None for a room with a
 line that cannot be rendered: the parent screens it, and quarantines that line). A room the
 child rendered comes with its lines' ids and times only: its rendering holds the rest, and
-its lines' other fields are None (`_content_left_out`).
+its lines' other fields are None (`_content_left_out`), so its lines must not be rendered
+again (the pipeline never does: it renders a room only when no rendering came with it).
 
 The child reads committed messages through its own connection; the parent claims from
 what it receives, so both sides agree on the lines even while an import adds messages.
@@ -62,7 +63,8 @@ def window_lines_in_child(
     each room with its lines rendered in `zone` by the child (`transcripts.render_lines`:
     message id -> line) when at least `render_when_waiting` (default `RENDER_WHEN_WAITING`)
     batches wait for this process, else None (no `zone`, the child was not ahead, or a line
-    of the room cannot be rendered: the caller renders and screens that room itself).
+    of the room cannot be rendered: the caller renders and screens that room itself). The
+    lines of a rendered room hold their ids and times only (the rest None).
 
     The child starts at once (its query runs while the caller does other work) and is
     stopped when the block ends, whether or not every room was read.
@@ -72,19 +74,22 @@ def window_lines_in_child(
     request = (store, window, chunk_rows, zone, waiting)
     with child_stream("talklog.reader", request, _reader_error) as batches:
         yield (
-            (room_id, talk_lines(_content_left_out(columns)), rendered)
+            (room_id, talk_lines(_content_left_out(columns, rendered)), rendered)
             for batch in batches
             for room_id, columns, rendered in _rooms(batch)
         )
 
 
-def _content_left_out(columns: Columns) -> Columns:
+_TIMED = TalkLine._fields.index("sent_at") + 1  # a line's first fields: message id, time
+
+
+def _content_left_out(columns: Columns, rendered: dict[int, str] | None) -> Columns:
     """A rendered room's ids and times (`_with_lines_rendered`) with None for every other
     field; any other room's columns as they are."""
-    if len(columns) == _TIMED:
-        absent = len(TalkLine._fields) - _TIMED
-        columns = [*columns, *([(None,) * len(columns[0])] * absent)]
-    return columns
+    if rendered is None:
+        return columns
+    absent = len(TalkLine._fields) - _TIMED
+    return [*columns[:_TIMED], *([(None,) * len(columns[0])] * absent)]
 
 
 def _rooms(batch: bytes | RoomRows) -> RoomRows:
@@ -149,8 +154,9 @@ _FEW_VALUED = tuple(TalkLine._fields.index(name) for name in ("speaker_kind", "m
 def _shared(columns: Columns, values: dict[Any, Any]) -> Columns:
     """The columns with every repeated value of the few-valued ones (speaker kind, message
     type; speakers' names are shared already, see `extract.Speakers`) as one object (`values`:
-    the ones seen so far): marshal then writes it once and the parent makes it once (1M
-    messages: about 0.4 s less there, 15 MB less sent)."""
+    the ones seen so far): marshal then writes it once and the parent makes it once, for the
+    rooms sent whole (before rendered rooms went as ids and times, 1M messages: about 0.4 s
+    less there, 15 MB less sent)."""
     shared = list(columns)
     for index in _FEW_VALUED:
         shared[index] = tuple(map(values.setdefault, shared[index], shared[index]))
@@ -184,9 +190,6 @@ def _with_lines_rendered(
         rendered = _rendered(columns, zone)
         rooms.append((room_id, columns if rendered is None else columns[:_TIMED], rendered))
     return rooms
-
-
-_TIMED = TalkLine._fields.index("sent_at") + 1  # a line's first fields: message id, time
 
 
 def _describe(exc: Exception) -> str:

@@ -23,7 +23,7 @@ import pytest
 import sqlalchemy as sa
 from airflow.sdk.exceptions import AirflowFailException
 
-from talklog import quarantine
+from talklog import quarantine, reader
 from talklog.ledger import entries
 from talklog.links import sync_links
 from talklog.loading import BulkLoader
@@ -262,11 +262,18 @@ def check_is_red() -> str | None:
 ALL_KEYS = {f"m{n}-{j}" for n in range(ROOMS) for j in range(3)}
 
 
-@pytest.mark.parametrize("reader_process_min_messages", [None, 0], ids=["in-process", "reader"])
+# (reader process from this many messages, reader renders when this many batches wait)
+READS = {"in-process": (None, None), "reader": (0, None), "reader renders": (0, 0)}
+
+
+@pytest.mark.parametrize("read", READS.values(), ids=READS)
 @pytest.mark.parametrize("corruption", CORRUPTIONS, ids=lambda c: c.name)
 def test_an_unreadable_row_is_quarantined_and_the_rest_delivered(
-    job: Job, corruption: Corruption, reader_process_min_messages, caplog, capfd
+    job: Job, corruption: Corruption, read, monkeypatch, caplog, capfd
 ):
+    reader_process_min_messages, render_when_waiting = read
+    if render_when_waiting is not None:  # the good rooms come rendered, ids and times only
+        monkeypatch.setattr(reader, "RENDER_WHEN_WAITING", render_when_waiting)
     execute(job.url, corruption.sql)
     caplog.set_level(logging.DEBUG)
 

@@ -218,7 +218,7 @@ def test_window_lines_equal_the_lines_read_row_by_row(store_url, chunk_rows):
             assert len(expected) > 1
 
 
-def test_window_lines_read_by_the_reader_process_equal_the_lines_read_here(store_url):
+def test_window_lines_read_by_the_reader_process_match_the_lines_read_here(store_url):
     config = GeneratorConfig(seed=4, n_rooms=8, messages=400)
     generate(store_url, config, migrate=True)
     window = TalkWindow(*config.window())

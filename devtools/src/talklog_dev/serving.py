@@ -93,21 +93,13 @@ def serve_https(
         **options,
     )
     try:
-        with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+        # uvicorn's own choice of event loop (`asyncio.run` alone would bypass it): uvloop
+        # where it is installed, whose TLS protocol is compiled where asyncio's record
+        # handling is Python (a 100 MB Bulk upload, a talk file download)
+        with asyncio.Runner(loop_factory=config.get_loop_factory()) as runner:
             runner.run(_Server(config, on_ready).serve(sockets=[sock]))
     finally:
         sock.close()
-
-
-def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
-    """uvloop's event loop where it is installed (uvicorn's own choice, which asyncio.run
-    would bypass): its TLS is compiled, where asyncio's is Python, so a 100 MB Bulk upload
-    or a talk file download costs the server a fraction of the time. None: asyncio's."""
-    try:
-        import uvloop
-    except ImportError:  # not on Windows
-        return None
-    return uvloop.new_event_loop
 
 
 def trusting_session(ca_bundle: str) -> requests.Session:
