@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 from talklog.store.migrate import upgrade
+from talklog_dev.demo_store import remove_store_files
 from talklog_dev.synth import GeneratorConfig, generate
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -33,8 +34,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     args.path.parent.mkdir(parents=True, exist_ok=True)
-    for suffix in ("", "-wal", "-shm"):
-        Path(f"{args.path}{suffix}").unlink(missing_ok=True)
+    remove_store_files(args.path)
     url = f"sqlite:///{args.path}"
     upgrade(url)
     rss_before = _peak_rss_mib()

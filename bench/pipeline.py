@@ -95,6 +95,7 @@ def create_targets(emulator: Any, customers: int) -> dict[str, list[str]]:
 
 def generate_store(messages: int, store: Path, targets_file: Path, user_id: str) -> None:
     from talklog.store.migrate import upgrade
+    from talklog_dev.demo_store import remove_store_files
     from talklog_dev.synth import generate
 
     ids = json.loads(targets_file.read_text())
@@ -102,8 +103,7 @@ def generate_store(messages: int, store: Path, targets_file: Path, user_id: str)
         target_ids=lambda kind, n: ids[str(kind)][n % len(ids[str(kind)])],
         salesforce_user_ids=lambda n: user_id if n % 4 else None,
     )
-    for suffix in ("", "-wal", "-shm"):
-        Path(f"{store}{suffix}").unlink(missing_ok=True)
+    remove_store_files(store)
     upgrade(f"sqlite:///{store}")
     generate(f"sqlite:///{store}", config)
 
@@ -675,13 +675,14 @@ def measure_once(
     workdir: Path, store: Path, size: int, pace: str, scale: float, ready: str, out: Path
 ) -> dict[str, Any]:
     """One run of the window in a fresh child, on a fresh copy of the store."""
+    from talklog_dev.demo_store import remove_store_files
+
     copy = workdir / f"store-{size}-{pace}.db"
     shutil.copyfile(store, copy)
     try:
         _child("measure", str(size), pace, str(scale), str(copy), ready, str(out))
     finally:
-        for suffix in ("", "-wal", "-shm"):  # no run's log applies to the next one's copy
-            Path(f"{copy}{suffix}").unlink(missing_ok=True)
+        remove_store_files(copy)  # with its log: none applies to the next run's copy
     return json.loads(out.read_text())
 
 

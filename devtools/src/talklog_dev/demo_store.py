@@ -34,12 +34,18 @@ DEMO_CONFIG = GeneratorConfig(
 )
 
 
+def remove_store_files(path: Path) -> None:
+    """Remove the SQLite store at `path` with its write-ahead log and shared-memory file (a
+    log left behind would be applied to the next store of that name)."""
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+
+
 def fresh_store(directory: Path) -> str:
     """A new, migrated SQLite store at `directory/store.db` (any previous one is removed)."""
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / "store.db"
-    for suffix in ("", "-wal", "-shm"):
-        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    remove_store_files(path)
     url = f"sqlite:///{path}"
     upgrade(url)
     return url
